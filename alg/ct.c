@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "ct.h"
+
+#include <netinet/in.h>
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <time.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+struct ct {
+	struct nfct_handle *h;
+	struct mnl_socket *nl; /* lookups by reply tuple, which the library cannot send */
+	uint32_t portid;
+	uint32_t seq;
+	struct ct_info *result;
+	bool found;
+};
+
+int ct_open(struct ct **out)
+{
+	struct ct *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->h = nfct_open(CONNTRACK, 0);
+	if (!c->h) {
+		int e = errno;
+		free(c);
+		return -(e ? e : EPROTONOSUPPORT);
+	}
+	c->nl = mnl_socket_open(NETLINK_NETFILTER);
+	if (!c->nl || mnl_socket_bind(c->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int e = errno;
+		ct_close(c);
+		return -(e ? e : EPROTONOSUPPORT);
+	}
+	struct timeval tv = {.tv_sec = 1};
+	setsockopt(mnl_socket_get_fd(c->nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	c->portid = mnl_socket_get_portid(c->nl);
+	c->seq = (uint32_t)time(NULL);
+	*out = c;
+	return 0;
+}
+
+void ct_close(struct ct *c)
+{
+	if (!c)
+		return;
+	if (c->h)
+		nfct_close(c->h);
+	if (c->nl)
+		mnl_socket_close(c->nl);
+	free(c);
+}
+
+static void get_flow(const struct nf_conntrack *ct, bool reply, struct flow *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->family = nfct_get_attr_u8(ct, ATTR_L3PROTO);
+	if (f->family == AF_INET) {
+		uint32_t s = nfct_get_attr_u32(ct, reply ? ATTR_REPL_IPV4_SRC : ATTR_ORIG_IPV4_SRC);
+		uint32_t d = nfct_get_attr_u32(ct, reply ? ATTR_REPL_IPV4_DST : ATTR_ORIG_IPV4_DST);
+		memcpy(f->saddr, &s, 4);
+		memcpy(f->daddr, &d, 4);
+	} else {
+		memcpy(f->saddr, nfct_get_attr(ct, reply ? ATTR_REPL_IPV6_SRC : ATTR_ORIG_IPV6_SRC), 16);
+		memcpy(f->daddr, nfct_get_attr(ct, reply ? ATTR_REPL_IPV6_DST : ATTR_ORIG_IPV6_DST), 16);
+	}
+	f->sport = ntohs(nfct_get_attr_u16(ct, reply ? ATTR_REPL_PORT_SRC : ATTR_ORIG_PORT_SRC));
+	f->dport = ntohs(nfct_get_attr_u16(ct, reply ? ATTR_REPL_PORT_DST : ATTR_ORIG_PORT_DST));
+}
+
+static int get_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void *data)
+{
+	struct ct *c = data;
+	struct ct_info *o = c->result;
+	(void)type;
+
+	memset(o, 0, sizeof(*o));
+	get_flow(ct, false, &o->orig);
+	get_flow(ct, true, &o->reply);
+	static const int attrs[2][3] = {
+		{ATTR_ORIG_NAT_SEQ_CORRECTION_POS, ATTR_ORIG_NAT_SEQ_OFFSET_BEFORE, ATTR_ORIG_NAT_SEQ_OFFSET_AFTER},
+		{ATTR_REPL_NAT_SEQ_CORRECTION_POS, ATTR_REPL_NAT_SEQ_OFFSET_BEFORE, ATTR_REPL_NAT_SEQ_OFFSET_AFTER},
+	};
+	for (int d = 0; d < 2; d++)
+		if (nfct_attr_is_set(ct, attrs[d][0]) > 0) {
+			o->seqadj_present[d] = true;
+			o->corr_pos[d] = nfct_get_attr_u32(ct, attrs[d][0]);
+			o->off_before[d] = (int32_t)nfct_get_attr_u32(ct, attrs[d][1]);
+			o->off_after[d] = (int32_t)nfct_get_attr_u32(ct, attrs[d][2]);
+		}
+	c->found = true;
+	return NFCT_CB_STOP;
+}
+
+static void set_tuple(struct nf_conntrack *ct, const struct flow *f, bool reply)
+{
+	/* Only the tuple we know: any original-tuple attribute makes the library send that tuple. */
+	nfct_set_attr_u8(ct, ATTR_ORIG_L3PROTO, (uint8_t)f->family); /* the message's family */
+	if (reply)
+		nfct_set_attr_u8(ct, ATTR_REPL_L3PROTO, (uint8_t)f->family);
+	nfct_set_attr_u8(ct, reply ? ATTR_REPL_L4PROTO : ATTR_ORIG_L4PROTO, IPPROTO_TCP);
+	if (f->family == AF_INET) {
+		uint32_t s, d;
+		memcpy(&s, f->saddr, 4);
+		memcpy(&d, f->daddr, 4);
+		nfct_set_attr_u32(ct, reply ? ATTR_REPL_IPV4_SRC : ATTR_ORIG_IPV4_SRC, s);
+		nfct_set_attr_u32(ct, reply ? ATTR_REPL_IPV4_DST : ATTR_ORIG_IPV4_DST, d);
+	} else {
+		nfct_set_attr(ct, reply ? ATTR_REPL_IPV6_SRC : ATTR_ORIG_IPV6_SRC, f->saddr);
+		nfct_set_attr(ct, reply ? ATTR_REPL_IPV6_DST : ATTR_ORIG_IPV6_DST, f->daddr);
+	}
+	nfct_set_attr_u16(ct, reply ? ATTR_REPL_PORT_SRC : ATTR_ORIG_PORT_SRC, htons(f->sport));
+	nfct_set_attr_u16(ct, reply ? ATTR_REPL_PORT_DST : ATTR_ORIG_PORT_DST, htons(f->dport));
+}
+
+static void put_tuple(struct nlmsghdr *nlh, uint16_t type, const struct flow *f)
+{
+	struct nlattr *t = mnl_attr_nest_start(nlh, type);
+	struct nlattr *ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
+	if (f->family == AF_INET) {
+		mnl_attr_put(nlh, CTA_IP_V4_SRC, 4, f->saddr);
+		mnl_attr_put(nlh, CTA_IP_V4_DST, 4, f->daddr);
+	} else {
+		mnl_attr_put(nlh, CTA_IP_V6_SRC, 16, f->saddr);
+		mnl_attr_put(nlh, CTA_IP_V6_DST, 16, f->daddr);
+	}
+	mnl_attr_nest_end(nlh, ip);
+	struct nlattr *proto = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
+	mnl_attr_put_u8(nlh, CTA_PROTO_NUM, IPPROTO_TCP);
+	mnl_attr_put_u16(nlh, CTA_PROTO_SRC_PORT, htons(f->sport));
+	mnl_attr_put_u16(nlh, CTA_PROTO_DST_PORT, htons(f->dport));
+	mnl_attr_nest_end(nlh, proto);
+	mnl_attr_nest_end(nlh, t);
+}
+
+static int get_mnl_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct ct *c = data;
+	struct nf_conntrack *ct = nfct_new();
+	if (!ct)
+		return MNL_CB_ERROR;
+	if (nfct_nlmsg_parse(nlh, ct) == 0)
+		get_cb(NFCT_T_UNKNOWN, ct, c);
+	nfct_destroy(ct);
+	return MNL_CB_OK;
+}
+
+/*
+ * GET by CTA_TUPLE_ORIG or CTA_TUPLE_REPLY. A reply packet seen before NAT
+ * carries exactly the conntrack's reply tuple, and ctnetlink looks either up.
+ */
+int ct_get(struct ct *c, const struct flow *seen, int dir, struct ct_info *out)
+{
+	char buf[8192];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = ++c->seq;
+	struct nfgenmsg *nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = (uint8_t)seen->family;
+	nfg->version = NFNETLINK_V0;
+	nfg->res_id = 0;
+	put_tuple(nlh, dir == DIR_REPLY ? CTA_TUPLE_REPLY : CTA_TUPLE_ORIG, seen);
+
+	c->result = out;
+	c->found = false;
+	if (mnl_socket_sendto(c->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	for (;;) {
+		ssize_t r = mnl_socket_recvfrom(c->nl, buf, sizeof(buf));
+		if (r < 0)
+			return -errno;
+		int rc = mnl_cb_run(buf, (size_t)r, c->seq, c->portid, get_mnl_cb, c);
+		if (rc < 0)
+			return -errno;
+		if (rc == MNL_CB_STOP)
+			break;
+	}
+	return c->found ? 0 : -ENOENT;
+}
+
+int ct_seqadj_set(struct ct *c, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after)
+{
+	struct nf_conntrack *ct = nfct_new();
+	if (!ct)
+		return -ENOMEM;
+	set_tuple(ct, orig, false);
+	bool r = dir == DIR_REPLY;
+	nfct_set_attr_u32(ct, r ? ATTR_REPL_NAT_SEQ_CORRECTION_POS : ATTR_ORIG_NAT_SEQ_CORRECTION_POS, pos);
+	nfct_set_attr_u32(ct, r ? ATTR_REPL_NAT_SEQ_OFFSET_BEFORE : ATTR_ORIG_NAT_SEQ_OFFSET_BEFORE, (uint32_t)before);
+	nfct_set_attr_u32(ct, r ? ATTR_REPL_NAT_SEQ_OFFSET_AFTER : ATTR_ORIG_NAT_SEQ_OFFSET_AFTER, (uint32_t)after);
+	int rc = nfct_query(c->h, NFCT_Q_UPDATE, ct);
+	int e = errno;
+	nfct_destroy(ct);
+	return rc < 0 ? -(e ? e : EIO) : 0;
+}

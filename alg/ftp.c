@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "ftp.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static const struct {
+	const char *name;
+	enum ftp_verb verb;
+} verbs[] = {
+	{"PASV", FTP_VERB_PASV}, {"EPSV", FTP_VERB_EPSV}, {"PORT", FTP_VERB_PORT}, {"EPRT", FTP_VERB_EPRT},
+	{"LPRT", FTP_VERB_LPRT}, {"LPSV", FTP_VERB_LPSV}, {"AUTH", FTP_VERB_AUTH},
+};
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static char upper(char c)
+{
+	return c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
+}
+
+/* Length without trailing CR and LF. */
+static size_t trim_eol(const char *buf, size_t len)
+{
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	return len;
+}
+
+enum ftp_verb ftp_command_verb(const char *buf, size_t len)
+{
+	len = trim_eol(buf, len);
+	if (len < 4)
+		return FTP_VERB_OTHER;
+	if (len > 4 && buf[4] != ' ')
+		return FTP_VERB_OTHER;
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		const char *n = verbs[i].name;
+		if (upper(buf[0]) == n[0] && upper(buf[1]) == n[1] && upper(buf[2]) == n[2] && upper(buf[3]) == n[3])
+			return verbs[i].verb;
+	}
+	return FTP_VERB_OTHER;
+}
+
+const char *ftp_verb_name(enum ftp_verb v)
+{
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (verbs[i].verb == v)
+			return verbs[i].name;
+	return "other";
+}
+
+int ftp_reply_code(const char *buf, size_t len, char *sep)
+{
+	len = trim_eol(buf, len);
+	if (len < 3 || !is_digit(buf[0]) || !is_digit(buf[1]) || !is_digit(buf[2]))
+		return -EINVAL;
+	if (buf[0] < '1' || buf[0] > '5')
+		return -EINVAL;
+	char s = len > 3 ? buf[3] : ' ';
+	if (s != ' ' && s != '-')
+		return -EINVAL;
+	if (sep)
+		*sep = s;
+	return (buf[0] - '0') * 100 + (buf[1] - '0') * 10 + (buf[2] - '0');
+}
+
+/* Decimal number of 1..maxdigits digits, value <= max. Advances *pos. */
+static int parse_num(const char *buf, size_t len, size_t *pos, unsigned maxdigits, unsigned max, unsigned *out)
+{
+	size_t p = *pos;
+	unsigned v = 0, n = 0;
+
+	while (p < len && is_digit(buf[p])) {
+		if (++n > maxdigits)
+			return -ERANGE;
+		v = v * 10 + (unsigned)(buf[p] - '0');
+		p++;
+	}
+	if (n == 0)
+		return -EINVAL;
+	if (v > max)
+		return -ERANGE;
+	*pos = p;
+	*out = v;
+	return 0;
+}
+
+/* h1,h2,h3,h4,p1,p2 starting at *pos; the span covers exactly those bytes. */
+static int parse_hostport(const char *buf, size_t len, size_t start, struct ftp_endpoint *ep, struct ftp_span *span)
+{
+	size_t p = start;
+	unsigned v[6];
+
+	for (int i = 0; i < 6; i++) {
+		if (i > 0) {
+			if (p >= len || buf[p] != ',')
+				return -EINVAL;
+			p++;
+		}
+		int r = parse_num(buf, len, &p, 3, 255, &v[i]);
+		if (r < 0)
+			return r;
+	}
+	/* A seventh number or a trailing digit means this is not a host-port. */
+	if (p < len && (buf[p] == ',' || is_digit(buf[p])))
+		return -EINVAL;
+	unsigned port = v[4] * 256 + v[5];
+	if (port == 0)
+		return -ERANGE;
+	memset(ep, 0, sizeof(*ep));
+	ep->family = AF_INET;
+	for (int i = 0; i < 4; i++)
+		ep->addr[i] = (uint8_t)v[i];
+	ep->port = (uint16_t)port;
+	span->off = start;
+	span->len = p - start;
+	return 0;
+}
+
+int ftp_parse_227(const char *buf, size_t len, struct ftp_endpoint *ep, struct ftp_span *span)
+{
+	char sep;
+
+	len = trim_eol(buf, len);
+	if (ftp_reply_code(buf, len, &sep) != 227 || sep != ' ')
+		return -EINVAL;
+	/* RFC 1123 4.1.2.6: the numbers may come with or without parentheses. */
+	size_t p = 4;
+	const char *paren = memchr(buf + 4, '(', len - 4);
+	if (paren)
+		p = (size_t)(paren - buf) + 1;
+	else
+		while (p < len && !is_digit(buf[p]))
+			p++;
+	if (p >= len)
+		return -EINVAL;
+	return parse_hostport(buf, len, p, ep, span);
+}
+
+int ftp_parse_229(const char *buf, size_t len, uint16_t *port, struct ftp_span *span)
+{
+	char sep;
+
+	len = trim_eol(buf, len);
+	if (ftp_reply_code(buf, len, &sep) != 229 || sep != ' ')
+		return -EINVAL;
+	const char *paren = memchr(buf + 4, '(', len - 4);
+	if (!paren)
+		return -EINVAL;
+	size_t p = (size_t)(paren - buf) + 1;
+	/* RFC 2428: (<d><d><d>port<d>) with one printable delimiter, not a digit. */
+	if (len - p < 5)
+		return -EINVAL;
+	char d = buf[p];
+	if (d < 33 || d > 126 || is_digit(d) || buf[p + 1] != d || buf[p + 2] != d)
+		return -EINVAL;
+	p += 3;
+	size_t start = p;
+	unsigned v;
+	int r = parse_num(buf, len, &p, 5, 65535, &v);
+	if (r < 0)
+		return r;
+	if (v == 0)
+		return -ERANGE;
+	if (p + 1 >= len || buf[p] != d || buf[p + 1] != ')')
+		return -EINVAL;
+	*port = (uint16_t)v;
+	span->off = start;
+	span->len = p - start;
+	return 0;
+}
+
+int ftp_parse_port(const char *buf, size_t len, struct ftp_endpoint *ep, struct ftp_span *span)
+{
+	len = trim_eol(buf, len);
+	if (ftp_command_verb(buf, len) != FTP_VERB_PORT || len < 6)
+		return -EINVAL;
+	int r = parse_hostport(buf, len, 5, ep, span);
+	if (r < 0)
+		return r;
+	if (span->off + span->len != len)
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_ipv4(const char *s, size_t len, uint8_t out[4])
+{
+	size_t p = 0;
+	unsigned v;
+
+	for (int i = 0; i < 4; i++) {
+		if (i > 0) {
+			if (p >= len || s[p] != '.')
+				return -EINVAL;
+			p++;
+		}
+		int r = parse_num(s, len, &p, 3, 255, &v);
+		if (r < 0)
+			return r;
+		out[i] = (uint8_t)v;
+	}
+	return p == len ? 0 : -EINVAL;
+}
+
+int ftp_parse_eprt(const char *buf, size_t len, struct ftp_endpoint *ep, struct ftp_span *span)
+{
+	len = trim_eol(buf, len);
+	if (ftp_command_verb(buf, len) != FTP_VERB_EPRT || len < 6)
+		return -EINVAL;
+	size_t p = 5;
+	char d = buf[p];
+	if (d < 33 || d > 126 || is_digit(d) || d == '.' || d == ':')
+		return -EINVAL;
+	size_t start = p;
+	p++;
+	unsigned af;
+	int r = parse_num(buf, len, &p, 1, 2, &af);
+	if (r < 0 || af == 0)
+		return -EINVAL;
+	if (p >= len || buf[p] != d)
+		return -EINVAL;
+	p++;
+	const char *addr = buf + p;
+	const char *end = memchr(addr, d, len - p);
+	if (!end)
+		return -EINVAL;
+	size_t alen = (size_t)(end - addr);
+	memset(ep, 0, sizeof(*ep));
+	if (af == 1) {
+		ep->family = AF_INET;
+		if (parse_ipv4(addr, alen, ep->addr) < 0)
+			return -EINVAL;
+	} else {
+		char tmp[INET6_ADDRSTRLEN];
+		if (alen == 0 || alen >= sizeof(tmp))
+			return -EINVAL;
+		memcpy(tmp, addr, alen);
+		tmp[alen] = '\0';
+		ep->family = AF_INET6;
+		if (inet_pton(AF_INET6, tmp, ep->addr) != 1)
+			return -EINVAL;
+	}
+	p += alen + 1;
+	unsigned port;
+	r = parse_num(buf, len, &p, 5, 65535, &port);
+	if (r < 0)
+		return r;
+	if (port == 0)
+		return -ERANGE;
+	if (p >= len || buf[p] != d || p + 1 != len)
+		return -EINVAL;
+	ep->port = (uint16_t)port;
+	span->off = start;
+	span->len = len - start;
+	return 0;
+}
+
+static int put_num(char *out, size_t cap, size_t *pos, unsigned v, unsigned width)
+{
+	char tmp[8];
+	unsigned n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0 && n < sizeof(tmp));
+	while (n < width && n < sizeof(tmp))
+		tmp[n++] = '0';
+	if (*pos + n > cap)
+		return -ENOSPC;
+	while (n > 0)
+		out[(*pos)++] = tmp[--n];
+	return 0;
+}
+
+int ftp_format_hostport(const struct ftp_endpoint *ep, size_t min_len, char *out, size_t cap)
+{
+	unsigned v[6] = {ep->addr[0], ep->addr[1], ep->addr[2], ep->addr[3], ep->port >> 8, ep->port & 0xff};
+	unsigned width[6] = {1, 1, 1, 1, 1, 1};
+	size_t natural = 5;
+
+	if (ep->family != AF_INET)
+		return -EAFNOSUPPORT;
+	for (int i = 0; i < 6; i++)
+		natural += v[i] >= 100 ? 3 : v[i] >= 10 ? 2 : 1;
+	/* Zero-pad numbers when a rewrite must keep the original length. */
+	size_t extra = min_len > natural ? min_len - natural : 0;
+	for (int i = 0; i < 6 && extra > 0; i++) {
+		unsigned digits = v[i] >= 100 ? 3 : v[i] >= 10 ? 2 : 1;
+		while (digits < 3 && extra > 0) {
+			digits++;
+			extra--;
+		}
+		width[i] = digits;
+	}
+	if (extra > 0)
+		return -ERANGE;
+	size_t pos = 0;
+	for (int i = 0; i < 6; i++) {
+		if (i > 0) {
+			if (pos + 1 > cap)
+				return -ENOSPC;
+			out[pos++] = ',';
+		}
+		if (put_num(out, cap, &pos, v[i], width[i]) < 0)
+			return -ENOSPC;
+	}
+	return (int)pos;
+}
+
+int ftp_format_port(uint16_t port, char *out, size_t cap)
+{
+	size_t pos = 0;
+
+	if (put_num(out, cap, &pos, port, 1) < 0)
+		return -ENOSPC;
+	return (int)pos;
+}
+
+int ftp_format_eprt(const struct ftp_endpoint *ep, char d, char *out, size_t cap)
+{
+	char a[INET6_ADDRSTRLEN];
+	size_t pos = 0;
+
+	if (!inet_ntop(ep->family, ep->addr, a, sizeof(a)))
+		return -EAFNOSUPPORT;
+	size_t alen = strlen(a);
+	if (cap < alen + 5)
+		return -ENOSPC;
+	out[pos++] = d;
+	out[pos++] = ep->family == AF_INET ? '1' : '2';
+	out[pos++] = d;
+	memcpy(out + pos, a, alen);
+	pos += alen;
+	out[pos++] = d;
+	if (put_num(out, cap, &pos, ep->port, 1) < 0 || pos + 1 > cap)
+		return -ENOSPC;
+	out[pos++] = d;
+	return (int)pos;
+}
+
+int ftp_splice(const char *buf, size_t len, struct ftp_span span, const char *rep, size_t rep_len, char *out,
+	       size_t cap)
+{
+	if (span.off > len || span.len > len - span.off)
+		return -EINVAL;
+	size_t tail = len - span.off - span.len;
+	if (span.off > cap || rep_len > cap - span.off || tail > cap - span.off - rep_len)
+		return -ENOSPC;
+	memmove(out, buf, span.off);
+	memcpy(out + span.off, rep, rep_len);
+	memmove(out + span.off + rep_len, buf + span.off + span.len, tail);
+	return (int)(span.off + rep_len + tail);
+}

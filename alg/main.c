@@ -1,0 +1,401 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../conf/config.h"
+#include "../nft/nft.h"
+#include "ct.h"
+#include "log.h"
+#include "queue.h"
+#include "session.h"
+
+#ifndef FTP_ALG_VERSION
+#define FTP_ALG_VERSION "0"
+#endif
+
+struct daemon {
+	struct alg_config cfg;
+	const char *config_path;
+	struct ct *ct;
+	struct nft *nft;
+	struct queue *q;
+	struct alg *alg;
+};
+
+static int k_ct_get(void *k, const struct flow *seen, int dir, struct ct_info *out)
+{
+	return ct_get(((struct daemon *)k)->ct, seen, dir, out);
+}
+
+static int k_seqadj(void *k, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after)
+{
+	return ct_seqadj_set(((struct daemon *)k)->ct, orig, dir, pos, before, after);
+}
+
+static int k_hole_add(void *k, const struct pinhole *p)
+{
+	return nft_pinhole_add(((struct daemon *)k)->nft, p);
+}
+
+static int k_hole_del(void *k, const struct pinhole *p)
+{
+	return nft_pinhole_del(((struct daemon *)k)->nft, p);
+}
+
+static const struct alg_kernel_ops kernel_ops = {
+	.ct_get = k_ct_get, .seqadj_set = k_seqadj, .pinhole_add = k_hole_add, .pinhole_del = k_hole_del};
+
+static void sd_notify(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	if (!path || (path[0] != '/' && path[0] != '@'))
+		return;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t len = strlen(path);
+	if (len >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, len);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+	       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+	close(fd);
+}
+
+static void emit(void *ctx, const struct alg_verdicts *v)
+{
+	struct daemon *d = ctx;
+	for (unsigned i = 0; i < v->n; i++) {
+		int r = queue_verdict(d->q, v->dir, v->v[i].id, v->v[i].accept, v->v[i].data, v->v[i].len);
+		if (r < 0)
+			log_msg(LOG_LVL_ERR, "event=verdict-failed id=%u error=\"%s\"", v->v[i].id, strerror(-r));
+	}
+}
+
+static void on_packet(void *ctx, int dir, uint32_t id, const uint8_t *pkt, size_t len)
+{
+	struct daemon *d = ctx;
+	struct alg_verdicts v;
+	alg_packet(d->alg, dir, id, pkt, len, time(NULL), &v);
+	emit(d, &v);
+	alg_verdicts_done(d->alg);
+}
+
+static void report_error(void *ctx, const char *path, int line, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "%s:%d: %s\n", path, line, msg);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: ftp-alg [OPTIONS]\n"
+		   "Transparent FTP application-layer gateway for a Linux NAT gateway.\n\n"
+		   "  -c, --config FILE          read settings from FILE (default " CONFIG_DEFAULT_PATH
+		   " if it exists)\n"
+		   "      --check-config FILE    check FILE and exit (0 good, 2 bad)\n"
+		   "      --public-address ADDR  announce ADDR in 227 replies (MasqueradeAddress)\n"
+		   "      --passive-ports LO-HI  publish data ports from this range (PassivePorts)\n"
+		   "      --control-ports LIST   FTP control ports, comma separated (default 21)\n"
+		   "      --queue N              use NFQUEUE numbers N and N+1 (default 21)\n"
+		   "      --pinhole-timeout S    seconds an announced data port stays open (default 60)\n"
+		   "      --table NAME           name of the nftables table ftp-alg owns (default ftp_alg)\n"
+		   "  -v, --verbose              log debug messages\n"
+		   "  -h, --help                 show this help\n"
+		   "      --version              show the version\n");
+}
+
+enum { OPT_CHECK = 256, OPT_PUBLIC, OPT_PASSIVE, OPT_CONTROL, OPT_QUEUE, OPT_TIMEOUT, OPT_TABLE, OPT_VERSION };
+
+static int apply(struct alg_config *c, const char *key, const char *flag, const char *value)
+{
+	char err[256];
+	if (config_set(c, key, value, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ftp-alg: %s: %s\n", flag, err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_args(struct daemon *d, int argc, char **argv, const char **check)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", required_argument, NULL, OPT_CHECK},
+		{"public-address", required_argument, NULL, OPT_PUBLIC},
+		{"passive-ports", required_argument, NULL, OPT_PASSIVE},
+		{"control-ports", required_argument, NULL, OPT_CONTROL},
+		{"queue", required_argument, NULL, OPT_QUEUE},
+		{"pinhole-timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"table", required_argument, NULL, OPT_TABLE},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, OPT_VERSION},
+		{0},
+	};
+	struct {
+		const char *key, *flag, *value;
+	} later[16];
+	unsigned nlater = 0;
+	bool verbose = false;
+	int o;
+
+	while ((o = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
+		const char *key = NULL, *flag = NULL;
+		switch (o) {
+		case 'c':
+			d->config_path = optarg;
+			break;
+		case OPT_CHECK:
+			*check = optarg;
+			break;
+		case OPT_PUBLIC:
+			key = "MasqueradeAddress";
+			flag = "--public-address";
+			break;
+		case OPT_PASSIVE:
+			key = "PassivePorts";
+			flag = "--passive-ports";
+			break;
+		case OPT_CONTROL:
+			key = "ControlPorts";
+			flag = "--control-ports";
+			break;
+		case OPT_QUEUE:
+			key = "Queue";
+			flag = "--queue";
+			break;
+		case OPT_TIMEOUT:
+			key = "PinholeTimeout";
+			flag = "--pinhole-timeout";
+			break;
+		case OPT_TABLE:
+			if (strlen(optarg) == 0 || strlen(optarg) >= sizeof(d->cfg.table) ||
+			    strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
+				    strlen(optarg)) {
+				fprintf(stderr, "ftp-alg: --table: '%s' is not a table name (letters, digits, _)\n",
+					optarg);
+				return -EINVAL;
+			}
+			key = "table";
+			flag = "--table";
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case OPT_VERSION:
+			printf("ftp-alg %s\n", FTP_ALG_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+		if (key && nlater < 16)
+			later[nlater++] = (typeof(later[0])){key, flag, optarg};
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ftp-alg: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (*check)
+		return 0;
+	const char *path = d->config_path;
+	if (!path && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
+		path = CONFIG_DEFAULT_PATH;
+	if (path) {
+		int r = config_load(&d->cfg, path, report_error, NULL);
+		if (r == -EINVAL)
+			return r;
+		if (r < 0) {
+			fprintf(stderr, "ftp-alg: %s: %s\n", path, strerror(-r));
+			return r;
+		}
+		d->config_path = path;
+	}
+	/* Flags override the file. */
+	for (unsigned i = 0; i < nlater; i++) {
+		if (strcmp(later[i].key, "table") == 0) {
+			snprintf(d->cfg.table, sizeof(d->cfg.table), "%s", later[i].value);
+			continue;
+		}
+		if (apply(&d->cfg, later[i].key, later[i].flag, later[i].value) < 0)
+			return -EINVAL;
+	}
+	if (verbose)
+		d->cfg.log_level = LOG_LVL_DEBUG;
+	return 0;
+}
+
+static void startup_checks(void)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_forward", "re");
+	if (f) {
+		int c = fgetc(f);
+		if (c == '0')
+			log_msg(LOG_LVL_WARN, "IPv4 forwarding is off, so nothing is routed through this gateway; "
+					      "fix: sysctl -w net.ipv4.ip_forward=1");
+		fclose(f);
+	}
+}
+
+static int run(struct daemon *d)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	struct itimerspec its = {.it_interval = {1, 0}, .it_value = {1, 0}};
+	if (sfd < 0 || tfd < 0 || timerfd_settime(tfd, 0, &its, NULL) < 0) {
+		log_msg(LOG_LVL_ERR, "cannot set up signals or timers: %s", strerror(errno));
+		return 1;
+	}
+	struct pollfd pfd[3] = {{queue_fd(d->q), POLLIN, 0}, {sfd, POLLIN, 0}, {tfd, POLLIN, 0}};
+	for (;;) {
+		if (poll(pfd, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_msg(LOG_LVL_ERR, "poll: %s", strerror(errno));
+			return 1;
+		}
+		if (pfd[0].revents & POLLIN) {
+			for (int i = 0; i < 64; i++) {
+				int r = queue_receive(d->q, on_packet, d);
+				if (r <= 0) {
+					if (r < 0 && r != -ENOBUFS)
+						log_msg(LOG_LVL_ERR, "queue: %s", strerror(-r));
+					break;
+				}
+			}
+		}
+		if (pfd[2].revents & POLLIN) {
+			uint64_t n;
+			if (read(tfd, &n, sizeof(n)) > 0)
+				alg_tick(d->alg, time(NULL), emit, d);
+		}
+		if (pfd[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+				continue;
+			if (si.ssi_signo == SIGHUP) {
+				sd_notify("RELOADING=1");
+				struct alg_config c;
+				config_defaults(&c);
+				int r = d->config_path ? config_load(&c, d->config_path, report_error, NULL) : 0;
+				if (r < 0) {
+					log_msg(LOG_LVL_ERR, "reload: %s is bad; keeping the running configuration",
+						d->config_path);
+				} else {
+					c.queue = d->cfg.queue;
+					memcpy(c.table, d->cfg.table, sizeof(c.table));
+					d->cfg = c;
+					alg_set_config(d->alg, &c);
+					log_set_level(c.log_level);
+					log_msg(LOG_LVL_INFO, "reloaded %s", d->config_path ? d->config_path : "defaults");
+				}
+				sd_notify("READY=1");
+				continue;
+			}
+			log_msg(LOG_LVL_INFO, "signal %d: releasing held packets and removing table %s", si.ssi_signo,
+				d->cfg.table);
+			sd_notify("STOPPING=1");
+			return 0;
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d = {0};
+	const char *check = NULL;
+
+	config_defaults(&d.cfg);
+	if (parse_args(&d, argc, argv, &check) < 0)
+		return 2;
+	if (check) {
+		struct alg_config c;
+		config_defaults(&c);
+		int r = config_load(&c, check, report_error, NULL);
+		if (r == -EINVAL)
+			return 2;
+		if (r < 0) {
+			fprintf(stderr, "%s: %s\n", check, strerror(-r));
+			return 2;
+		}
+		printf("%s: OK\n", check);
+		return 0;
+	}
+	log_open("ftp-alg", d.cfg.log_level, !isatty(STDERR_FILENO) && getenv("JOURNAL_STREAM") == NULL &&
+						     getenv("FTP_ALG_STDERR") == NULL);
+
+	int r = ct_open(&d.ct);
+	if (r < 0) {
+		log_msg(LOG_LVL_ERR, "cannot open ctnetlink: %s", strerror(-r));
+		return 1;
+	}
+	r = nft_open(&d.nft, &d.cfg);
+	if (r < 0) {
+		log_msg(LOG_LVL_ERR, "cannot create nftables table inet %s: %s", d.cfg.table, nft_strerror(r));
+		ct_close(d.ct);
+		return 1;
+	}
+	r = queue_open(&d.q, d.cfg.queue);
+	if (r < 0) {
+		if (r == -EPERM || r == -EBUSY)
+			log_msg(LOG_LVL_ERR, "NFQUEUE %u or %u is in use by another process (another ftp-alg?)",
+				d.cfg.queue, d.cfg.queue + 1);
+		else
+			log_msg(LOG_LVL_ERR, "cannot bind NFQUEUE %u: %s", d.cfg.queue, strerror(-r));
+		nft_close(d.nft);
+		ct_close(d.ct);
+		return 1;
+	}
+	d.alg = alg_new(&d.cfg, &kernel_ops, &d);
+	if (!d.alg) {
+		log_msg(LOG_LVL_ERR, "out of memory");
+		return 1;
+	}
+	char pub[INET_ADDRSTRLEN];
+	char ports[128] = "";
+	for (unsigned i = 0; i < d.cfg.ncontrol_ports; i++)
+		snprintf(ports + strlen(ports), sizeof(ports) - strlen(ports), "%s%u", i ? "," : "",
+			 d.cfg.control_ports[i]);
+	log_msg(LOG_LVL_INFO, "ftp-alg %s started: control ports %s, queues %u-%u (%s), table inet %s", FTP_ALG_VERSION,
+		ports, d.cfg.queue, d.cfg.queue + 1, nft_queue_path_name(nft_queue_path(d.nft)), d.cfg.table);
+	if (d.cfg.has_public4)
+		log_msg(LOG_LVL_INFO, "Masquerading as '%s'", inet_ntop(AF_INET, d.cfg.public4, pub, sizeof(pub)));
+	else
+		log_msg(LOG_LVL_INFO, "Masquerading as the address each client connected to");
+	startup_checks();
+	sd_notify("READY=1");
+
+	int rc = run(&d);
+	alg_shutdown(d.alg, emit, &d);
+	alg_free(d.alg);
+	queue_close(d.q);
+	nft_close(d.nft);
+	ct_close(d.ct);
+	log_msg(LOG_LVL_INFO, "stopped; table inet %s removed", d.cfg.table);
+	return rc;
+}

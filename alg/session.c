@@ -1,0 +1,797 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "session.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "log.h"
+#include "pkt.h"
+
+#define HASH_BUCKETS 4096
+#define PENDING_MAX 32
+#define HOLD_TIMEOUT 2	    /* seconds a partial line may be held */
+#define IDLE_TIMEOUT 7200   /* seconds without a packet before a session is forgotten */
+#define CLOSED_LINGER 10    /* seconds a closed session is kept for stray packets */
+
+struct hole {
+	struct pinhole p;
+	time_t expires;
+};
+
+struct session {
+	uint64_t id;
+	struct flow orig;
+	struct flow reply;
+	bool have_reply;
+	bool dnat; /* the server is behind this gateway's DNAT */
+	bool seqadj_ok;
+	struct stream dir[2];
+	time_t last_seen;
+	time_t held_since[2];
+
+	bool greeted;
+	bool multiline;
+	int multiline_code;
+	enum ftp_verb pending[PENDING_MAX];
+	unsigned npending;
+	unsigned pending_head;
+
+	struct hole *holes;
+	unsigned nholes;
+	uint64_t rewrites;
+	bool closing;
+	time_t closed_at;
+	bool fin[2];
+
+	struct session *next_orig;
+	struct session *next_reply;
+	struct session *next_all;
+	struct session *prev_all;
+	struct alg *alg;
+	int cur_dir;
+};
+
+struct alg {
+	struct alg_config cfg;
+	const struct alg_kernel_ops *ops;
+	void *kernel;
+	struct session *by_orig[HASH_BUCKETS];
+	struct session *by_reply[HASH_BUCKETS];
+	struct session *all;
+	unsigned nsessions;
+	uint64_t next_id;
+	uint16_t next_passive;
+	struct alg_counters ctr;
+	struct session *last; /* session whose stream result is outstanding */
+	uint8_t *pktbuf;
+	size_t pktbuf_cap;
+	size_t pktbuf_used;
+	time_t now;
+};
+
+static size_t addr_len(int family)
+{
+	return family == AF_INET ? 4 : 16;
+}
+
+static uint32_t flow_hash(const struct flow *f)
+{
+	uint32_t h = 2166136261u;
+	const uint8_t *parts[2] = {f->saddr, f->daddr};
+
+	for (int i = 0; i < 2; i++)
+		for (size_t j = 0; j < addr_len(f->family); j++)
+			h = (h ^ parts[i][j]) * 16777619u;
+	h = (h ^ f->sport) * 16777619u;
+	h = (h ^ f->dport) * 16777619u;
+	return h % HASH_BUCKETS;
+}
+
+static bool flow_eq(const struct flow *a, const struct flow *b)
+{
+	size_t l = addr_len(a->family);
+	return a->family == b->family && a->sport == b->sport && a->dport == b->dport &&
+	       memcmp(a->saddr, b->saddr, l) == 0 && memcmp(a->daddr, b->daddr, l) == 0;
+}
+
+static const char *addr_str(int family, const uint8_t *a, char *buf, size_t len)
+{
+	return inet_ntop(family, a, buf, (socklen_t)len) ? buf : "?";
+}
+
+struct alg *alg_new(const struct alg_config *cfg, const struct alg_kernel_ops *ops, void *kernel)
+{
+	struct alg *a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	a->cfg = *cfg;
+	a->ops = ops;
+	a->kernel = kernel;
+	a->next_id = 1;
+	return a;
+}
+
+void alg_set_config(struct alg *a, const struct alg_config *cfg)
+{
+	a->cfg = *cfg;
+}
+
+const struct alg_counters *alg_counters(const struct alg *a)
+{
+	return &a->ctr;
+}
+
+unsigned alg_session_count(const struct alg *a)
+{
+	return a->nsessions;
+}
+
+static struct session *find_orig(struct alg *a, const struct flow *f)
+{
+	for (struct session *s = a->by_orig[flow_hash(f)]; s; s = s->next_orig)
+		if (flow_eq(&s->orig, f))
+			return s;
+	return NULL;
+}
+
+static struct session *find_reply(struct alg *a, const struct flow *f)
+{
+	for (struct session *s = a->by_reply[flow_hash(f)]; s; s = s->next_reply)
+		if (s->have_reply && flow_eq(&s->reply, f))
+			return s;
+	return NULL;
+}
+
+static void link_reply(struct alg *a, struct session *s, const struct flow *reply)
+{
+	s->reply = *reply;
+	s->have_reply = true;
+	size_t l = addr_len(s->orig.family);
+	s->dnat = memcmp(s->orig.daddr, reply->saddr, l) != 0 || s->orig.dport != reply->sport;
+	uint32_t h = flow_hash(reply);
+	s->next_reply = a->by_reply[h];
+	a->by_reply[h] = s;
+}
+
+static struct session *session_new(struct alg *a, const struct flow *orig)
+{
+	if (a->nsessions >= a->cfg.max_sessions) {
+		a->ctr.refused++;
+		return NULL;
+	}
+	struct session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->holes = calloc(a->cfg.max_pinholes_per_session, sizeof(*s->holes));
+	if (!s->holes) {
+		free(s);
+		return NULL;
+	}
+	s->id = a->next_id++;
+	s->orig = *orig;
+	s->alg = a;
+	stream_init(&s->dir[0]);
+	stream_init(&s->dir[1]);
+	uint32_t h = flow_hash(orig);
+	s->next_orig = a->by_orig[h];
+	a->by_orig[h] = s;
+	s->next_all = a->all;
+	if (a->all)
+		a->all->prev_all = s;
+	a->all = s;
+	a->nsessions++;
+	a->ctr.sessions++;
+	return s;
+}
+
+static void unlink_from(struct session **head, struct session *s, bool reply)
+{
+	for (struct session **pp = head; *pp; pp = reply ? &(*pp)->next_reply : &(*pp)->next_orig)
+		if (*pp == s) {
+			*pp = reply ? s->next_reply : s->next_orig;
+			return;
+		}
+}
+
+static void holes_remove_all(struct alg *a, struct session *s)
+{
+	for (unsigned i = 0; i < s->nholes; i++) {
+		if (s->holes[i].expires > a->now) {
+			int r = a->ops->pinhole_del(a->kernel, &s->holes[i].p);
+			if (r < 0 && r != -ENOENT)
+				a->ctr.errors++;
+		}
+	}
+	s->nholes = 0;
+}
+
+static void session_free(struct alg *a, struct session *s)
+{
+	holes_remove_all(a, s);
+	unlink_from(&a->by_orig[flow_hash(&s->orig)], s, false);
+	if (s->have_reply)
+		unlink_from(&a->by_reply[flow_hash(&s->reply)], s, true);
+	if (s->prev_all)
+		s->prev_all->next_all = s->next_all;
+	else
+		a->all = s->next_all;
+	if (s->next_all)
+		s->next_all->prev_all = s->prev_all;
+	if (a->last == s)
+		a->last = NULL;
+	stream_free(&s->dir[0]);
+	stream_free(&s->dir[1]);
+	free(s->holes);
+	free(s);
+	a->nsessions--;
+}
+
+static void log_session_start(struct session *s, const char *how)
+{
+	char c[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN];
+	log_msg(LOG_LVL_DEBUG, "session=%llu event=open how=%s client=%s:%u server=%s:%u", (unsigned long long)s->id, how,
+		addr_str(s->orig.family, s->orig.saddr, c, sizeof(c)), s->orig.sport,
+		addr_str(s->orig.family, s->orig.daddr, d, sizeof(d)), s->orig.dport);
+}
+
+/* Learn the reply tuple and make sure the kernel keeps sequence offsets for us. */
+static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info *ct)
+{
+	if (!s->have_reply)
+		link_reply(a, s, &ct->reply);
+	for (int d = 0; d < 2; d++)
+		if (ct->seqadj_present[d]) {
+			s->seqadj_ok = true;
+			stream_set_adj(&s->dir[d], ct->corr_pos[d], ct->off_before[d], ct->off_after[d]);
+		}
+	if (!s->seqadj_ok) {
+		/* A zero adjustment shows whether the conntrack has a seqadj extension. */
+		struct ct_info back;
+		if (a->ops->seqadj_set(a->kernel, &s->orig, DIR_REPLY, 0, 0, 0) == 0 &&
+		    a->ops->ct_get(a->kernel, &s->orig, DIR_ORIG, &back) == 0 && back.seqadj_present[DIR_REPLY])
+			s->seqadj_ok = true;
+	}
+	if (!s->seqadj_ok)
+		log_msg(LOG_LVL_WARN,
+			"session=%llu event=no-seqadj reason=\"connection predates ftp-alg or has no helper extension\" "
+			"effect=\"only same-length rewrites\"",
+			(unsigned long long)s->id);
+}
+
+static void pending_push(struct session *s, enum ftp_verb v)
+{
+	if (s->npending == PENDING_MAX) {
+		s->pending_head = (s->pending_head + 1) % PENDING_MAX;
+		s->npending--;
+	}
+	s->pending[(s->pending_head + s->npending) % PENDING_MAX] = v;
+	s->npending++;
+}
+
+static enum ftp_verb pending_peek(const struct session *s)
+{
+	return s->npending ? s->pending[s->pending_head] : FTP_VERB_OTHER;
+}
+
+static void pending_pop(struct session *s)
+{
+	if (s->npending) {
+		s->pending_head = (s->pending_head + 1) % PENDING_MAX;
+		s->npending--;
+	}
+}
+
+static bool hole_in_use(struct alg *a, const struct pinhole *p)
+{
+	for (struct session *s = a->all; s; s = s->next_all)
+		for (unsigned i = 0; i < s->nholes; i++) {
+			const struct pinhole *q = &s->holes[i].p;
+			if (s->holes[i].expires > a->now && q->family == p->family && q->port == p->port &&
+			    memcmp(q->client, p->client, addr_len(p->family)) == 0 &&
+			    memcmp(q->local, p->local, addr_len(p->family)) == 0)
+				return true;
+		}
+	return false;
+}
+
+/* Pick the public port for an announced one and open the pinhole. */
+static int open_pinhole(struct alg *a, struct session *s, uint16_t server_port, uint16_t *published)
+{
+	struct pinhole p = {.family = s->orig.family,
+			    .port = server_port,
+			    .target_port = server_port,
+			    .timeout = a->cfg.pinhole_timeout};
+	size_t l = addr_len(p.family);
+	memcpy(p.client, s->orig.saddr, l);
+	memcpy(p.local, s->orig.daddr, l);
+	memcpy(p.target, s->reply.saddr, l);
+
+	if (a->cfg.passive_lo) {
+		unsigned span = (unsigned)a->cfg.passive_hi - a->cfg.passive_lo + 1;
+		unsigned tries = 0;
+		do {
+			if (a->next_passive < a->cfg.passive_lo || a->next_passive > a->cfg.passive_hi)
+				a->next_passive = a->cfg.passive_lo;
+			p.port = a->next_passive++;
+		} while (hole_in_use(a, &p) && ++tries < span);
+		if (tries >= span)
+			return -EADDRINUSE;
+	} else {
+		unsigned tries = 0;
+		while (hole_in_use(a, &p) && ++tries < 64)
+			p.port = (uint16_t)(p.port == 65535 ? 1024 : p.port + 1);
+		if (tries >= 64)
+			return -EADDRINUSE;
+	}
+
+	if (s->nholes == a->cfg.max_pinholes_per_session) {
+		/* Bounded per session: the oldest announcement loses its hole. */
+		if (s->holes[0].expires > a->now)
+			a->ops->pinhole_del(a->kernel, &s->holes[0].p);
+		memmove(&s->holes[0], &s->holes[1], (s->nholes - 1) * sizeof(s->holes[0]));
+		s->nholes--;
+	}
+	int r = a->ops->pinhole_add(a->kernel, &p);
+	if (r < 0)
+		return r;
+	s->holes[s->nholes++] = (struct hole){.p = p, .expires = a->now + (time_t)p.timeout};
+	a->ctr.pinholes++;
+	*published = p.port;
+	return 0;
+}
+
+static void log_rewrite(struct session *s, const char *what, const char *old, size_t oldlen, const char *neu,
+			size_t newlen, uint16_t published)
+{
+	char e1[200], e2[200], pub[INET6_ADDRSTRLEN], srv[INET6_ADDRSTRLEN], cli[INET6_ADDRSTRLEN];
+	const struct alg *a = s->alg;
+	const uint8_t *pa = a->cfg.has_public4 && s->orig.family == AF_INET ? a->cfg.public4 : s->orig.daddr;
+
+	log_msg(LOG_LVL_INFO,
+		"session=%llu event=%s client=%s public=%s:%u server=%s pinhole=%us old=\"%s\" new=\"%s\"",
+		(unsigned long long)s->id, what, addr_str(s->orig.family, s->orig.saddr, cli, sizeof(cli)),
+		addr_str(s->orig.family, pa, pub, sizeof(pub)), published,
+		addr_str(s->reply.family, s->reply.saddr, srv, sizeof(srv)), a->cfg.pinhole_timeout,
+		log_escape(old, oldlen, e1, sizeof(e1)), log_escape(neu, newlen, e2, sizeof(e2)));
+}
+
+static void log_refusal(struct session *s, const char *reason, const char *line, size_t len)
+{
+	char e[200];
+	s->alg->ctr.refused++;
+	log_msg(LOG_LVL_WARN, "session=%llu event=refused reason=%s line=\"%s\"", (unsigned long long)s->id, reason,
+		log_escape(line, len, e, sizeof(e)));
+}
+
+/* Room the stream leaves for shrinking; without seqadj, the length must not change at all. */
+static size_t min_len_for(const struct session *s, size_t span_len, size_t max_shrink)
+{
+	if (!s->seqadj_ok)
+		return span_len;
+	return span_len > max_shrink ? span_len - max_shrink : 0;
+}
+
+static int reply_227(struct session *s, const char *line, size_t len, size_t max_shrink, char *out, size_t cap)
+{
+	struct alg *a = s->alg;
+	struct ftp_endpoint ep;
+	struct ftp_span span;
+
+	if (ftp_parse_227(line, len, &ep, &span) < 0) {
+		log_refusal(s, "malformed-227", line, len);
+		return -1;
+	}
+	if (!s->have_reply || s->orig.family != AF_INET)
+		return -1;
+	if (memcmp(ep.addr, s->reply.saddr, 4) != 0) {
+		log_refusal(s, "227-names-other-host", line, len);
+		return -1;
+	}
+	if (!s->dnat)
+		return -1;
+	uint16_t published;
+	int r = open_pinhole(a, s, ep.port, &published);
+	if (r < 0) {
+		a->ctr.errors++;
+		log_msg(LOG_LVL_ERR, "session=%llu event=pinhole-failed error=\"%s\"", (unsigned long long)s->id,
+			strerror(-r));
+		return -1;
+	}
+	struct ftp_endpoint pub = {.family = AF_INET, .port = published};
+	memcpy(pub.addr, a->cfg.has_public4 ? a->cfg.public4 : s->orig.daddr, 4);
+	char rep[64];
+	int n = ftp_format_hostport(&pub, min_len_for(s, span.len, max_shrink), rep, sizeof(rep));
+	if (n < 0 || (!s->seqadj_ok && (size_t)n != span.len)) {
+		log_refusal(s, "227-cannot-keep-length", line, len);
+		return -1;
+	}
+	n = ftp_splice(line, len, span, rep, (size_t)n, out, cap);
+	if (n < 0)
+		return -1;
+	s->rewrites++;
+	a->ctr.rewrites++;
+	log_rewrite(s, "pasv", line, len, out, (size_t)n, published);
+	return n;
+}
+
+static int reply_229(struct session *s, const char *line, size_t len, size_t max_shrink, char *out, size_t cap)
+{
+	struct alg *a = s->alg;
+	uint16_t port;
+	struct ftp_span span;
+
+	if (ftp_parse_229(line, len, &port, &span) < 0) {
+		log_refusal(s, "malformed-229", line, len);
+		return -1;
+	}
+	if (!s->have_reply || !s->dnat)
+		return -1;
+	uint16_t published;
+	int r = open_pinhole(a, s, port, &published);
+	if (r < 0) {
+		a->ctr.errors++;
+		log_msg(LOG_LVL_ERR, "session=%llu event=pinhole-failed error=\"%s\"", (unsigned long long)s->id,
+			strerror(-r));
+		return -1;
+	}
+	if (published == port) {
+		log_rewrite(s, "epsv", line, len, line, len, published);
+		return -1;
+	}
+	char rep[16];
+	int n = ftp_format_port(published, rep, sizeof(rep));
+	size_t min = min_len_for(s, span.len, max_shrink);
+	if (n > 0 && (size_t)n < min) {
+		/* Keep the length with leading zeros; RFC 2428 ports are decimal. */
+		memmove(rep + (min - (size_t)n), rep, (size_t)n);
+		memset(rep, '0', min - (size_t)n);
+		n = (int)min;
+	}
+	if (n < 0 || (!s->seqadj_ok && (size_t)n != span.len))
+		return -1;
+	n = ftp_splice(line, len, span, rep, (size_t)n, out, cap);
+	if (n < 0)
+		return -1;
+	s->rewrites++;
+	a->ctr.rewrites++;
+	log_rewrite(s, "epsv", line, len, out, (size_t)n, published);
+	return n;
+}
+
+static void go_opaque(struct session *s)
+{
+	s->dir[0].opaque = true;
+	s->dir[1].opaque = true;
+	log_msg(LOG_LVL_INFO, "session=%llu event=opaque reason=\"AUTH accepted (234); the connection is encrypted\"",
+		(unsigned long long)s->id);
+}
+
+/* A line the server sent. */
+static int server_line(struct session *s, const char *line, size_t len, size_t max_shrink, char *out, size_t cap)
+{
+	char sep;
+	int code = ftp_reply_code(line, len, &sep);
+
+	if (s->multiline) {
+		if (code == s->multiline_code && sep == ' ')
+			s->multiline = false;
+		else
+			return -1;
+	} else {
+		if (code < 0)
+			return -1;
+		if (sep == '-') {
+			s->multiline = true;
+			s->multiline_code = code;
+			return -1;
+		}
+	}
+	if (code < 200)
+		return -1;
+	if (!s->greeted) {
+		if (code == 220)
+			s->greeted = true;
+		return -1;
+	}
+	if (s->npending == 0)
+		return -1;
+	enum ftp_verb v = pending_peek(s);
+	pending_pop(s);
+	/* A multi-line 227/229 ends here but was never announced on its own line: not honoured. */
+	if (line[3] != ' ' && len > 3)
+		return -1;
+	if (v == FTP_VERB_PASV && code == 227)
+		return reply_227(s, line, len, max_shrink, out, cap);
+	if (v == FTP_VERB_EPSV && code == 229)
+		return reply_229(s, line, len, max_shrink, out, cap);
+	if (v == FTP_VERB_AUTH && code == 234)
+		go_opaque(s);
+	return -1;
+}
+
+/* A line the client sent. */
+static int client_line(struct session *s, const char *line, size_t len)
+{
+	pending_push(s, ftp_command_verb(line, len));
+	return -1;
+}
+
+static int on_line(void *ctx, const char *line, size_t len, size_t max_shrink, char *out, size_t cap)
+{
+	struct session *s = ctx;
+	if (s->cur_dir == DIR_ORIG)
+		return client_line(s, line, len);
+	return server_line(s, line, len, max_shrink, out, cap);
+}
+
+static bool may_rewrite(void *ctx, const char *line, size_t len)
+{
+	struct session *s = ctx;
+	if (s->cur_dir != DIR_REPLY || s->multiline || !s->greeted || !s->dnat)
+		return false;
+	enum ftp_verb v = pending_peek(s);
+	const char *want = v == FTP_VERB_PASV ? "227 " : v == FTP_VERB_EPSV ? "229 " : NULL;
+	if (!want)
+		return false;
+	size_t n = len < 4 ? len : 4;
+	return memcmp(line, want, n) == 0;
+}
+
+static const struct stream_ops ftp_stream_ops = {.may_rewrite = may_rewrite, .line = on_line};
+
+static int pktbuf_reserve(struct alg *a, size_t need)
+{
+	if (a->pktbuf_used + need <= a->pktbuf_cap)
+		return 0;
+	/* Verdict buffers stay valid until alg_verdicts_done, so only grow between batches. */
+	if (a->pktbuf_used != 0)
+		return -ENOSPC;
+	size_t n = a->pktbuf_cap ? a->pktbuf_cap : 65536;
+	while (n < need)
+		n *= 2;
+	uint8_t *p = realloc(a->pktbuf, n);
+	if (!p)
+		return -ENOMEM;
+	a->pktbuf = p;
+	a->pktbuf_cap = n;
+	return 0;
+}
+
+static void add_verdict(struct alg_verdicts *v, uint32_t id, bool accept, const uint8_t *data, size_t len)
+{
+	if (v->n < ALG_VERDICT_MAX)
+		v->v[v->n++] = (struct alg_verdict){.id = id, .accept = accept, .data = data, .len = len};
+}
+
+/* Turn a stream result into queue verdicts, rebuilding modified packets. */
+static void to_verdicts(struct alg *a, struct session *s, int dir, const struct stream_result *res,
+			const uint8_t *cur_pkt, size_t cur_len, struct alg_verdicts *v)
+{
+	if (res->seqadj_changed) {
+		int r = a->ops->seqadj_set(a->kernel, &s->orig, dir, res->corr_pos, res->off_before, res->off_after);
+		if (r < 0) {
+			a->ctr.errors++;
+			log_msg(LOG_LVL_ERR, "session=%llu event=seqadj-failed error=\"%s\"", (unsigned long long)s->id,
+				strerror(-r));
+		}
+	}
+	size_t need = 0;
+	for (unsigned i = 0; i < res->nout; i++)
+		need += 128 + res->out[i].len + (res->out[i].held ? res->out[i].held->payload_off : cur_len);
+	if (pktbuf_reserve(a, need) < 0)
+		need = 0;
+	for (unsigned i = 0; i < res->nout; i++) {
+		const struct stream_out *o = &res->out[i];
+		if (o->verdict == STREAM_DROP) {
+			a->ctr.dropped++;
+			add_verdict(v, o->id, false, NULL, 0);
+			continue;
+		}
+		const uint8_t *base = o->held ? o->held->pkt : cur_pkt;
+		size_t base_len = o->held ? o->held->pkt_len : cur_len;
+		if (!o->modified) {
+			/* The kernel still has the original packet. */
+			add_verdict(v, o->id, true, NULL, 0);
+			continue;
+		}
+		struct pkt_info pi;
+		int n = -1;
+		if (need && pkt_parse(base, base_len, &pi) == 0) {
+			const uint8_t *payload = o->modified ? o->payload : base + pi.payload_off;
+			size_t plen = o->modified ? o->len : pi.payload_len;
+			n = pkt_rebuild(base, base_len, &pi, payload, plen, a->pktbuf + a->pktbuf_used,
+					a->pktbuf_cap - a->pktbuf_used);
+		}
+		if (n < 0) {
+			/* Cannot build it: drop rather than send a half-rewritten segment; TCP resends. */
+			a->ctr.errors++;
+			add_verdict(v, o->id, false, NULL, 0);
+			continue;
+		}
+		add_verdict(v, o->id, true, a->pktbuf + a->pktbuf_used, (size_t)n);
+		a->pktbuf_used += (size_t)n;
+	}
+}
+
+static void flow_from_pkt(const struct pkt_info *pi, struct flow *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->family = pi->family;
+	memcpy(f->saddr, pi->saddr, addr_len(pi->family));
+	memcpy(f->daddr, pi->daddr, addr_len(pi->family));
+	f->sport = pi->sport;
+	f->dport = pi->dport;
+}
+
+static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt_info *pi)
+{
+	struct flow f;
+	struct ct_info ct;
+	struct session *s;
+
+	flow_from_pkt(pi, &f);
+	if (dir == DIR_ORIG) {
+		s = find_orig(a, &f);
+		if (s)
+			return s;
+		bool syn = (pi->flags & (PKT_TCP_SYN | PKT_TCP_ACK)) == PKT_TCP_SYN;
+		if (!syn && pi->payload_len == 0)
+			return NULL;
+		s = session_new(a, &f);
+		if (!s)
+			return NULL;
+		if (syn) {
+			log_session_start(s, "syn");
+		} else {
+			log_session_start(s, "adopted");
+			if (a->ops->ct_get(a->kernel, &f, DIR_ORIG, &ct) == 0)
+				learn_from_ct(a, s, &ct);
+		}
+		return s;
+	}
+	s = find_reply(a, &f);
+	if (s)
+		return s;
+	if (pi->payload_len == 0 && !(pi->flags & PKT_TCP_SYN))
+		return NULL;
+	int r = a->ops->ct_get(a->kernel, &f, DIR_REPLY, &ct);
+	if (r < 0) {
+		char sa[INET6_ADDRSTRLEN], da[INET6_ADDRSTRLEN];
+		log_msg(LOG_LVL_DEBUG, "event=no-conntrack src=%s:%u dst=%s:%u error=\"%s\"",
+			addr_str(f.family, f.saddr, sa, sizeof(sa)), f.sport, addr_str(f.family, f.daddr, da, sizeof(da)),
+			f.dport, strerror(-r));
+		return NULL;
+	}
+	s = find_orig(a, &ct.orig);
+	if (!s) {
+		s = session_new(a, &ct.orig);
+		if (!s)
+			return NULL;
+		log_session_start(s, "adopted");
+	}
+	learn_from_ct(a, s, &ct);
+	return s;
+}
+
+void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t len, time_t now,
+		struct alg_verdicts *v)
+{
+	struct pkt_info pi;
+	struct stream_result res;
+
+	v->n = 0;
+	v->dir = dir;
+	a->now = now;
+	a->ctr.packets++;
+	if (pkt_parse(pkt, len, &pi) < 0) {
+		add_verdict(v, id, true, NULL, 0);
+		return;
+	}
+	struct session *s = lookup_or_create(a, dir, &pi);
+	if (!s) {
+		add_verdict(v, id, true, NULL, 0);
+		return;
+	}
+	s->last_seen = now;
+	if (pi.flags & PKT_TCP_SYN) {
+		if (!s->dir[dir].started || s->dir[dir].next_seq == pi.seq + 1)
+			stream_syn(&s->dir[dir], pi.seq);
+		add_verdict(v, id, true, NULL, 0);
+		return;
+	}
+	s->cur_dir = dir;
+	stream_segment(&s->dir[dir], &ftp_stream_ops, s, id, pi.seq, pkt, len, pi.payload_off, pi.payload_len, &res);
+	if (res.hold_current && !s->held_since[dir])
+		s->held_since[dir] = now;
+	if (!res.hold_current && s->dir[dir].nheld == 0)
+		s->held_since[dir] = 0;
+	to_verdicts(a, s, dir, &res, pkt, len, v);
+	a->last = s;
+
+	if (pi.flags & (PKT_TCP_RST | PKT_TCP_FIN)) {
+		if (pi.flags & PKT_TCP_FIN)
+			s->fin[dir] = true;
+		if (!s->closing) {
+			s->closing = true;
+			s->closed_at = now;
+			holes_remove_all(a, s);
+			log_msg(LOG_LVL_DEBUG, "session=%llu event=close rewrites=%llu", (unsigned long long)s->id,
+				(unsigned long long)s->rewrites);
+		}
+	}
+}
+
+void alg_verdicts_done(struct alg *a)
+{
+	if (a->last) {
+		stream_result_done(&a->last->dir[0], NULL);
+		stream_result_done(&a->last->dir[1], NULL);
+		a->last = NULL;
+	}
+	a->pktbuf_used = 0;
+}
+
+static void flush_dir(struct alg *a, struct session *s, int dir, void (*emit)(void *, const struct alg_verdicts *),
+		      void *ctx)
+{
+	struct stream_result res;
+	struct alg_verdicts v = {.dir = dir};
+
+	stream_flush(&s->dir[dir], &res);
+	s->held_since[dir] = 0;
+	if (res.nout == 0)
+		return;
+	to_verdicts(a, s, dir, &res, NULL, 0, &v);
+	emit(ctx, &v);
+	stream_result_done(&s->dir[dir], &res);
+	a->pktbuf_used = 0;
+}
+
+void alg_tick(struct alg *a, time_t now, void (*emit)(void *ctx, const struct alg_verdicts *v), void *ctx)
+{
+	a->now = now;
+	struct session *next;
+	for (struct session *s = a->all; s; s = next) {
+		next = s->next_all;
+		for (int d = 0; d < 2; d++)
+			if (s->held_since[d] && now - s->held_since[d] >= HOLD_TIMEOUT) {
+				log_msg(LOG_LVL_INFO, "session=%llu event=hold-timeout effect=\"released unmodified\"",
+					(unsigned long long)s->id);
+				s->dir[d].line_long = true;
+				flush_dir(a, s, d, emit, ctx);
+			}
+		for (unsigned i = 0; i < s->nholes;)
+			if (s->holes[i].expires <= now) {
+				memmove(&s->holes[i], &s->holes[i + 1], (s->nholes - i - 1) * sizeof(s->holes[0]));
+				s->nholes--;
+			} else {
+				i++;
+			}
+		bool idle = now - s->last_seen > IDLE_TIMEOUT;
+		bool closed = s->closing && now - s->closed_at > CLOSED_LINGER;
+		if ((idle || closed) && !s->held_since[0] && !s->held_since[1])
+			session_free(a, s);
+	}
+}
+
+void alg_shutdown(struct alg *a, void (*emit)(void *ctx, const struct alg_verdicts *v), void *ctx)
+{
+	for (struct session *s = a->all; s; s = s->next_all)
+		for (int d = 0; d < 2; d++)
+			flush_dir(a, s, d, emit, ctx);
+	while (a->all)
+		session_free(a, a->all);
+}
+
+void alg_free(struct alg *a)
+{
+	if (!a)
+		return;
+	while (a->all)
+		session_free(a, a->all);
+	free(a->pktbuf);
+	free(a);
+}

@@ -1,0 +1,485 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "stream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int32_t sdiff(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b);
+}
+
+static bool ranges_intersect(uint32_t a, uint32_t alen, uint32_t b, uint32_t blen)
+{
+	return sdiff(a + alen, b) > 0 && sdiff(b + blen, a) > 0;
+}
+
+void stream_init(struct stream *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+static void free_edits(struct stream *s)
+{
+	for (unsigned i = 0; i < s->nedits; i++)
+		free(s->edits[i].bytes);
+	s->nedits = 0;
+}
+
+static void free_released(struct stream *s)
+{
+	for (unsigned i = 0; i < s->nreleased; i++)
+		free(s->released[i].pkt);
+	s->nreleased = 0;
+}
+
+void stream_free(struct stream *s)
+{
+	for (unsigned i = 0; i < s->nheld; i++)
+		free(s->held[i].pkt);
+	for (unsigned i = 0; i < STREAM_EMIT_RING; i++)
+		free(s->emitted[i].out);
+	free_edits(s);
+	free_released(s);
+	free(s->scratch);
+	free(s->outbuf);
+	memset(s, 0, sizeof(*s));
+}
+
+void stream_syn(struct stream *s, uint32_t isn)
+{
+	s->started = true;
+	s->synced = true;
+	s->next_seq = isn + 1;
+	s->line_seq = isn + 1;
+	s->line_len = 0;
+	s->line_total = 0;
+	s->line_long = false;
+	s->line_start_released = false;
+}
+
+void stream_set_adj(struct stream *s, uint32_t pos, int32_t before, int32_t after)
+{
+	s->corr_pos = pos;
+	s->off_before = before;
+	s->off_after = after;
+}
+
+static int reserve(uint8_t **buf, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return 0;
+	size_t n = *cap ? *cap : 2048;
+	while (n < need)
+		n *= 2;
+	uint8_t *p = realloc(*buf, n);
+	if (!p)
+		return -ENOMEM;
+	*buf = p;
+	*cap = n;
+	return 0;
+}
+
+static void out_simple(struct stream_result *res, uint32_t id, enum stream_verdict v, enum stream_reason why)
+{
+	res->out[res->nout++] = (struct stream_out){.id = id, .verdict = v};
+	res->reason = why;
+}
+
+static const uint8_t *held_payload(const struct stream_held *h)
+{
+	return h->pkt + h->payload_off;
+}
+
+static void remember_emitted(struct stream *s, uint32_t seq, uint32_t len, const uint8_t *out, size_t out_len)
+{
+	struct stream_emitted *e = &s->emitted[s->emit_next];
+	uint8_t *copy = malloc(out_len ? out_len : 1);
+
+	/* Losing a record only means a later retransmission of it is dropped. */
+	if (!copy)
+		return;
+	memcpy(copy, out, out_len);
+	free(e->out);
+	*e = (struct stream_emitted){.seq = seq, .len = len, .out_len = (uint32_t)out_len, .out = copy};
+	s->emit_next = (s->emit_next + 1) % STREAM_EMIT_RING;
+}
+
+static bool intersects_emitted(const struct stream *s, uint32_t seq, uint32_t len)
+{
+	for (unsigned i = 0; i < STREAM_EMIT_RING; i++)
+		if (s->emitted[i].out && ranges_intersect(seq, len, s->emitted[i].seq, s->emitted[i].len))
+			return true;
+	return false;
+}
+
+/* A segment that carries only bytes seen before. */
+static void retransmission(struct stream *s, uint32_t id, uint32_t seq, uint32_t len, struct stream_result *res)
+{
+	for (unsigned i = 0; i < s->nheld; i++)
+		if (ranges_intersect(seq, len, s->held[i].seq, s->held[i].len)) {
+			/* The first copy is held and will be released rewritten. */
+			out_simple(res, id, STREAM_DROP, STREAM_RETRANSMIT);
+			return;
+		}
+	for (unsigned i = 0; i < STREAM_EMIT_RING; i++) {
+		const struct stream_emitted *e = &s->emitted[i];
+		if (e->out && e->seq == seq && e->len == len) {
+			res->out[res->nout++] = (struct stream_out){
+				.id = id, .verdict = STREAM_ACCEPT, .modified = true, .payload = e->out, .len = e->out_len};
+			res->reason = STREAM_RETRANSMIT;
+			return;
+		}
+	}
+	if (intersects_emitted(s, seq, len)) {
+		/* Not byte-identical to what we sent: let the sender try again. */
+		out_simple(res, id, STREAM_DROP, STREAM_OVERLAPS_EDIT);
+		return;
+	}
+	out_simple(res, id, STREAM_ACCEPT, STREAM_RETRANSMIT);
+}
+
+static int32_t pending_delta(const struct stream *s)
+{
+	int32_t d = 0;
+	for (unsigned i = 0; i < s->nedits; i++)
+		d += (int32_t)s->edits[i].new_len - (int32_t)s->edits[i].old_len;
+	return d;
+}
+
+static void complete_line(struct stream *s, const struct stream_ops *ops, void *ctx, size_t max_seg)
+{
+	if (s->line_long || s->line_start_released || s->nedits >= STREAM_EDIT_MAX || !ops->line)
+		return;
+	int64_t budget = (int64_t)max_seg - 1 + pending_delta(s);
+	if (budget < 0)
+		budget = 0;
+	char out[STREAM_LINE_MAX + 64];
+	int r = ops->line(ctx, s->line, s->line_len, (size_t)budget, out, sizeof(out));
+	if (r < 0 || (size_t)r > sizeof(out))
+		return;
+	if ((size_t)r == s->line_len && memcmp(out, s->line, s->line_len) == 0)
+		return;
+	if ((int64_t)r < (int64_t)s->line_len - budget)
+		return;
+	char *copy = malloc((size_t)r ? (size_t)r : 1);
+	if (!copy)
+		return;
+	memcpy(copy, out, (size_t)r);
+	s->edits[s->nedits++] = (struct stream_edit){
+		.seq = s->line_seq, .old_len = (uint32_t)s->line_len, .new_len = (uint32_t)r, .bytes = copy};
+}
+
+static void parse_bytes(struct stream *s, const struct stream_ops *ops, void *ctx, uint32_t seq, const uint8_t *p,
+			size_t n, size_t max_seg)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = p[i];
+		if (!s->synced) {
+			if (c == '\n') {
+				s->synced = true;
+				s->line_seq = seq + (uint32_t)i + 1;
+				s->line_len = 0;
+				s->line_total = 0;
+				s->line_long = false;
+				s->line_start_released = false;
+			}
+			continue;
+		}
+		if (s->line_len < STREAM_LINE_MAX)
+			s->line[s->line_len++] = (char)c;
+		else
+			s->line_long = true;
+		s->line_total++;
+		if (c == '\n') {
+			complete_line(s, ops, ctx, max_seg);
+			s->line_seq = seq + (uint32_t)i + 1;
+			s->line_len = 0;
+			s->line_total = 0;
+			s->line_long = false;
+			s->line_start_released = false;
+		}
+	}
+}
+
+static int hold(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *pkt, size_t pkt_len, size_t payload_off,
+		const uint8_t *payload, size_t payload_len)
+{
+	uint8_t *copy = malloc(pkt_len);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, pkt, payload_off);
+	memcpy(copy + payload_off, payload, payload_len);
+	memcpy(copy + payload_off + payload_len, pkt + payload_off + payload_len, pkt_len - payload_off - payload_len);
+	s->held[s->nheld++] = (struct stream_held){.id = id,
+						   .seq = seq,
+						   .len = (uint32_t)payload_len,
+						   .pkt = copy,
+						   .pkt_len = pkt_len,
+						   .payload_off = payload_off};
+	return 0;
+}
+
+/* Release held segments and the current one, applying pending edits. */
+static int release(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *cur, size_t cur_len, bool cur_changed,
+		   struct stream_result *res)
+{
+	unsigned n = s->nheld + 1;
+	uint32_t base = s->nheld ? s->held[0].seq : seq;
+	size_t total = cur_len;
+	for (unsigned i = 0; i < s->nheld; i++)
+		total += s->held[i].len;
+
+	int32_t delta = pending_delta(s);
+	size_t out_total = (size_t)((int64_t)total + delta);
+	if (reserve(&s->outbuf, &s->outbuf_cap, out_total + 1) < 0 || reserve(&s->scratch, &s->scratch_cap, total + 1) < 0)
+		return -ENOMEM;
+
+	/* The original bytes of all segments, contiguous in sequence space. */
+	size_t pos = 0;
+	for (unsigned i = 0; i < s->nheld; i++) {
+		memcpy(s->scratch + pos, held_payload(&s->held[i]), s->held[i].len);
+		pos += s->held[i].len;
+	}
+	memcpy(s->scratch + pos, cur, cur_len);
+
+	/* Choose the one segment that absorbs the length change. */
+	unsigned j = n - 1;
+	if (delta < 0) {
+		size_t best = 0;
+		for (unsigned i = 0; i < n; i++) {
+			size_t l = i < s->nheld ? s->held[i].len : cur_len;
+			if (l >= best) {
+				best = l;
+				j = i;
+			}
+		}
+		if ((int64_t)best + delta < 1) {
+			free_edits(s);
+			delta = 0;
+			out_total = total;
+		}
+	}
+
+	size_t o = 0, from = 0;
+	for (unsigned e = 0; e < s->nedits; e++) {
+		size_t at = (size_t)(uint32_t)(s->edits[e].seq - base);
+		if (at < from || at + s->edits[e].old_len > total)
+			continue;
+		memcpy(s->outbuf + o, s->scratch + from, at - from);
+		o += at - from;
+		memcpy(s->outbuf + o, s->edits[e].bytes, s->edits[e].new_len);
+		o += s->edits[e].new_len;
+		from = at + s->edits[e].old_len;
+	}
+	memcpy(s->outbuf + o, s->scratch + from, total - from);
+	o += total - from;
+	if (o != out_total) {
+		/* An edit was skipped; fall back to the original bytes. */
+		memcpy(s->outbuf, s->scratch, total);
+		out_total = total;
+		delta = 0;
+	}
+	free_edits(s);
+
+	size_t in_off = 0, out_off = 0;
+	free_released(s);
+	for (unsigned i = 0; i < n; i++) {
+		bool is_cur = i == s->nheld;
+		uint32_t sseq = is_cur ? seq : s->held[i].seq;
+		size_t l = is_cur ? cur_len : s->held[i].len;
+		size_t nl = l + (i == j ? (size_t)(int64_t)delta : 0);
+		if (i == j && delta < 0)
+			nl = l - (size_t)(-(int64_t)delta);
+		const uint8_t *orig = is_cur ? cur : held_payload(&s->held[i]);
+		bool modified = nl != l || memcmp(orig, s->outbuf + out_off, l) != 0 || (is_cur && cur_changed);
+		struct stream_out *out = &res->out[res->nout++];
+		*out = (struct stream_out){.id = is_cur ? id : s->held[i].id,
+					   .verdict = STREAM_ACCEPT,
+					   .modified = modified,
+					   .payload = s->outbuf + out_off,
+					   .len = nl};
+		if (!is_cur) {
+			s->released[s->nreleased] = s->held[i];
+			out->held = &s->released[s->nreleased++];
+		}
+		if (modified && (nl != l || memcmp(orig, s->outbuf + out_off, l) != 0))
+			remember_emitted(s, sseq, (uint32_t)l, s->outbuf + out_off, nl);
+		in_off += l;
+		out_off += nl;
+	}
+	if (delta != 0) {
+		uint32_t pos_j = j == s->nheld ? seq : s->held[j].seq;
+		s->off_before = s->off_after;
+		s->off_after += delta;
+		s->corr_pos = pos_j;
+		res->seqadj_changed = true;
+	}
+	res->corr_pos = s->corr_pos;
+	res->off_before = s->off_before;
+	res->off_after = s->off_after;
+	s->nheld = 0;
+	(void)base;
+	return 0;
+}
+
+int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, uint32_t id, uint32_t seq,
+		   const uint8_t *pkt, size_t pkt_len, size_t payload_off, size_t payload_len,
+		   struct stream_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->corr_pos = s->corr_pos;
+	res->off_before = s->off_before;
+	res->off_after = s->off_after;
+
+	if (payload_len == 0 || payload_off > pkt_len || payload_len > pkt_len - payload_off) {
+		out_simple(res, id, STREAM_ACCEPT, STREAM_OK);
+		return 0;
+	}
+	const uint8_t *payload = pkt + payload_off;
+	uint32_t len = (uint32_t)payload_len;
+
+	if (!s->started) {
+		/* Joined mid-stream: wait for a line end before parsing. */
+		s->started = true;
+		s->synced = false;
+		s->next_seq = seq;
+	}
+	if (sdiff(seq + len, s->next_seq) <= 0) {
+		retransmission(s, id, seq, len, res);
+		return 0;
+	}
+	if (sdiff(seq, s->next_seq) > 0) {
+		out_simple(res, id, STREAM_DROP, STREAM_OUT_OF_ORDER);
+		return 0;
+	}
+
+	size_t prefix = (size_t)(uint32_t)(s->next_seq - seq);
+	if (reserve(&s->scratch, &s->scratch_cap, payload_len) < 0) {
+		out_simple(res, id, STREAM_ACCEPT, STREAM_OK);
+		return -ENOMEM;
+	}
+	/* The current segment's bytes; the seen prefix is replaced by the first copy. */
+	uint8_t *cur = malloc(payload_len);
+	if (!cur) {
+		out_simple(res, id, STREAM_ACCEPT, STREAM_OK);
+		return -ENOMEM;
+	}
+	memcpy(cur, payload, payload_len);
+	bool cur_changed = false;
+
+	if (prefix > 0) {
+		unsigned first = s->nheld;
+		if (s->nheld > 0) {
+			if (sdiff(seq, s->held[0].seq) <= 0) {
+				first = 0;
+			} else {
+				for (unsigned i = 0; i < s->nheld; i++)
+					if (s->held[i].seq == seq)
+						first = i;
+				if (first == s->nheld) {
+					free(cur);
+					out_simple(res, id, STREAM_DROP, STREAM_RETRANSMIT);
+					return 0;
+				}
+			}
+		}
+		uint32_t old_end = first < s->nheld ? s->held[first].seq : s->next_seq;
+		uint32_t old_len = (uint32_t)(old_end - seq);
+		if (sdiff(old_end, seq) > 0 && intersects_emitted(s, seq, old_len)) {
+			free(cur);
+			out_simple(res, id, STREAM_DROP, STREAM_OVERLAPS_EDIT);
+			return 0;
+		}
+		for (unsigned i = first; i < s->nheld; i++) {
+			struct stream_held *h = &s->held[i];
+			size_t at = (size_t)(uint32_t)(h->seq - seq);
+			if (memcmp(cur + at, held_payload(h), h->len) != 0)
+				cur_changed = true;
+			memcpy(cur + at, held_payload(h), h->len);
+			res->out[res->nout++] = (struct stream_out){.id = h->id, .verdict = STREAM_DROP};
+			free(h->pkt);
+		}
+		s->nheld = first;
+	}
+
+	if (s->opaque) {
+		s->next_seq = seq + len;
+		res->out[res->nout++] = (struct stream_out){
+			.id = id, .verdict = STREAM_ACCEPT, .modified = cur_changed, .payload = cur, .len = payload_len};
+		if (reserve(&s->outbuf, &s->outbuf_cap, payload_len) == 0) {
+			memcpy(s->outbuf, cur, payload_len);
+			res->out[res->nout - 1].payload = s->outbuf;
+		} else {
+			res->out[res->nout - 1].modified = false;
+		}
+		free(cur);
+		return 0;
+	}
+
+	size_t max_seg = payload_len;
+	for (unsigned i = 0; i < s->nheld; i++)
+		if (s->held[i].len > max_seg)
+			max_seg = s->held[i].len;
+	parse_bytes(s, ops, ctx, s->next_seq, cur + prefix, payload_len - prefix, max_seg);
+	s->next_seq = seq + len;
+
+	bool partial = s->synced && s->line_total > 0 && !s->line_long && !s->line_start_released;
+	if (partial && ops->may_rewrite && ops->may_rewrite(ctx, s->line, s->line_len)) {
+		if (s->nheld < STREAM_HOLD_MAX) {
+			int r = hold(s, id, seq, pkt, pkt_len, payload_off, cur, payload_len);
+			free(cur);
+			if (r < 0) {
+				out_simple(res, id, STREAM_ACCEPT, STREAM_OK);
+				return r;
+			}
+			res->hold_current = true;
+			res->reason = STREAM_HELD;
+			return 0;
+		}
+		res->reason = STREAM_HOLD_FULL;
+	}
+	if (s->synced && s->line_total > 0)
+		s->line_start_released = true;
+	int r = release(s, id, seq, cur, payload_len, cur_changed, res);
+	free(cur);
+	if (r < 0) {
+		/* Out of memory: pass everything unmodified rather than lose it. */
+		for (unsigned i = 0; i < s->nheld; i++) {
+			res->out[res->nout++] = (struct stream_out){.id = s->held[i].id, .verdict = STREAM_ACCEPT};
+			free(s->held[i].pkt);
+		}
+		s->nheld = 0;
+		free_edits(s);
+		out_simple(res, id, STREAM_ACCEPT, STREAM_OK);
+		return r;
+	}
+	return 0;
+}
+
+void stream_flush(struct stream *s, struct stream_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	free_released(s);
+	for (unsigned i = 0; i < s->nheld; i++) {
+		s->released[s->nreleased] = s->held[i];
+		res->out[res->nout++] = (struct stream_out){.id = s->held[i].id,
+							    .verdict = STREAM_ACCEPT,
+							    .held = &s->released[s->nreleased]};
+		s->nreleased++;
+	}
+	s->nheld = 0;
+	free_edits(s);
+	if (s->synced && s->line_total > 0)
+		s->line_start_released = true;
+	res->corr_pos = s->corr_pos;
+	res->off_before = s->off_before;
+	res->off_after = s->off_after;
+}
+
+void stream_result_done(struct stream *s, struct stream_result *res)
+{
+	(void)res;
+	free_released(s);
+}

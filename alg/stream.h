@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * One direction of a TCP control connection, in the sender's sequence space.
+ * Pure bookkeeping: callers pass segments in, get verdicts out; no I/O.
+ *
+ * Lines are parsed only from a known line start. A segment that ends inside
+ * a line that may need a rewrite is held until the line completes, so a line
+ * split at any byte is rewritten as a whole. All length change of one release
+ * goes into a single segment because the kernel's seqadj keeps one
+ * correction point per direction.
+ */
+
+#define STREAM_LINE_MAX 4096
+#define STREAM_HOLD_MAX 32
+#define STREAM_EDIT_MAX 8
+#define STREAM_EMIT_RING 8
+
+struct stream_ops {
+	/* May the incomplete line (so far) be one that gets rewritten? */
+	bool (*may_rewrite)(void *ctx, const char *line, size_t len);
+	/*
+	 * A complete line including its LF. Write a replacement to out and
+	 * return its length, or return -1 to keep it. The replacement must be
+	 * at least len - max_shrink bytes long.
+	 */
+	int (*line)(void *ctx, const char *line, size_t len, size_t max_shrink, char *out, size_t cap);
+};
+
+struct stream_held {
+	uint32_t id;
+	uint32_t seq;
+	uint32_t len; /* payload length */
+	uint8_t *pkt; /* whole packet copy */
+	size_t pkt_len;
+	size_t payload_off;
+};
+
+struct stream_edit {
+	uint32_t seq;
+	uint32_t old_len;
+	uint32_t new_len;
+	char *bytes;
+};
+
+struct stream_emitted {
+	uint32_t seq;
+	uint32_t len;
+	uint32_t out_len;
+	uint8_t *out;
+};
+
+struct stream {
+	bool started;
+	bool synced;
+	bool opaque;
+	uint32_t next_seq;
+	uint32_t line_seq;
+	size_t line_len;
+	bool line_long;
+	char line[STREAM_LINE_MAX];
+
+	struct stream_held held[STREAM_HOLD_MAX];
+	unsigned nheld;
+	struct stream_edit edits[STREAM_EDIT_MAX];
+	unsigned nedits;
+	struct stream_emitted emitted[STREAM_EMIT_RING];
+	unsigned emit_next;
+
+	/* Mirror of the kernel's seqadj for this direction. */
+	uint32_t corr_pos;
+	int32_t off_before;
+	int32_t off_after;
+
+	/* Held entries handed out in the last result, freed by stream_result_done. */
+	struct stream_held released[STREAM_HOLD_MAX];
+	unsigned nreleased;
+	/* The current line began in a segment already released: never rewrite it. */
+	bool line_start_released;
+	size_t line_total;
+
+	uint8_t *scratch;
+	size_t scratch_cap;
+	uint8_t *outbuf;
+	size_t outbuf_cap;
+};
+
+enum stream_verdict {
+	STREAM_ACCEPT = 0, /* release (payload may be replaced) */
+	STREAM_DROP,
+};
+
+struct stream_out {
+	uint32_t id;
+	enum stream_verdict verdict;
+	bool modified;
+	const uint8_t *payload; /* valid until the next stream call */
+	size_t len;
+	const struct stream_held *held; /* packet copy for held segments, else NULL */
+};
+
+enum stream_reason {
+	STREAM_OK = 0,
+	STREAM_HELD,
+	STREAM_RETRANSMIT,
+	STREAM_OUT_OF_ORDER,
+	STREAM_OVERLAPS_EDIT,
+	STREAM_HOLD_FULL,
+};
+
+struct stream_result {
+	bool hold_current; /* keep the current packet; it will come back in out[] */
+	unsigned nout;
+	struct stream_out out[STREAM_HOLD_MAX + 1];
+	bool seqadj_changed;
+	uint32_t corr_pos;
+	int32_t off_before;
+	int32_t off_after;
+	enum stream_reason reason;
+};
+
+void stream_init(struct stream *s);
+void stream_free(struct stream *s);
+/* The peer's SYN: data starts at isn + 1 at a line start. */
+void stream_syn(struct stream *s, uint32_t isn);
+/* Continue from a known kernel seqadj state (after a restart). */
+void stream_set_adj(struct stream *s, uint32_t pos, int32_t before, int32_t after);
+
+/*
+ * Feed one segment. pkt/pkt_len/payload_off describe the whole packet so a
+ * held segment can be re-emitted. id identifies it in the result.
+ * Returns 0 or a negative errno (-ENOMEM); the result is valid either way.
+ */
+int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, uint32_t id, uint32_t seq,
+		   const uint8_t *pkt, size_t pkt_len, size_t payload_off, size_t payload_len,
+		   struct stream_result *res);
+
+/* Release every held segment unmodified (timeout, teardown). */
+void stream_flush(struct stream *s, struct stream_result *res);
+/* Free the copies behind the previous result's held entries. */
+void stream_result_done(struct stream *s, struct stream_result *res);

@@ -1,0 +1,521 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "nft.h"
+
+#include <netinet/in.h>
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/object.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_nat.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/xt_NFQUEUE.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define SET_CTL_PORTS "ctl_ports"
+#define MAP_PASV4 "pasv4"
+#define OBJ_SEQADJ4 "seqadj4"
+#define OBJ_SEQADJ6 "seqadj6"
+
+/* nft's datatype ids, so that "nft list" shows our sets readably. */
+#define TYPE_IPADDR 7
+#define TYPE_INET_SERVICE 13
+#define TYPE_BITS 6
+
+/* After conntrack (-200), before DNAT (-100): the tuple is still the one the client sent to. */
+#define PRIO_CONTROL -150
+/* Before the admin's DNAT rules, so an armed pinhole wins for exactly its client. */
+#define PRIO_PINHOLE -110
+
+struct nft {
+	struct mnl_socket *nl;
+	uint32_t portid;
+	uint32_t seq;
+	char table[32];
+	enum nft_queue_path path;
+	char *buf;
+	size_t buflen;
+};
+
+struct batch {
+	struct nft *n;
+	struct mnl_nlmsg_batch *b;
+	unsigned acks;
+};
+
+static void batch_begin(struct batch *bt, struct nft *n)
+{
+	bt->n = n;
+	bt->acks = 0;
+	bt->b = mnl_nlmsg_batch_start(n->buf, n->buflen);
+	nftnl_batch_begin(mnl_nlmsg_batch_current(bt->b), n->seq++);
+	mnl_nlmsg_batch_next(bt->b);
+}
+
+static struct nlmsghdr *batch_msg(struct batch *bt, uint16_t type, uint16_t flags)
+{
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type, NFPROTO_INET,
+						     flags | NLM_F_ACK, bt->n->seq++);
+	bt->acks++;
+	return nlh;
+}
+
+static void batch_next(struct batch *bt)
+{
+	mnl_nlmsg_batch_next(bt->b);
+}
+
+/* Send one atomic batch and collect one answer per message. */
+static int batch_commit(struct batch *bt)
+{
+	struct nft *n = bt->n;
+	char rbuf[16384];
+	int err = 0;
+
+	nftnl_batch_end(mnl_nlmsg_batch_current(bt->b), n->seq++);
+	mnl_nlmsg_batch_next(bt->b);
+	ssize_t len = mnl_socket_sendto(n->nl, mnl_nlmsg_batch_head(bt->b), mnl_nlmsg_batch_size(bt->b));
+	mnl_nlmsg_batch_stop(bt->b);
+	if (len < 0)
+		return -errno;
+	while (bt->acks > 0) {
+		ssize_t r = mnl_socket_recvfrom(n->nl, rbuf, sizeof(rbuf));
+		if (r < 0)
+			return err ? err : -errno;
+		for (const struct nlmsghdr *nlh = (const struct nlmsghdr *)rbuf; mnl_nlmsg_ok(nlh, (int)r);
+		     nlh = mnl_nlmsg_next(nlh, (int *)&r)) {
+			if (nlh->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+				if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
+					return -EBADMSG;
+				if (e->error < 0 && err == 0)
+					err = e->error;
+				if (bt->acks > 0)
+					bt->acks--;
+			}
+		}
+	}
+	return err;
+}
+
+static void add_expr(struct nftnl_rule *r, struct nftnl_expr *e)
+{
+	nftnl_rule_add_expr(r, e);
+}
+
+static void e_meta(struct nftnl_rule *r, uint32_t key, uint32_t dreg)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("meta");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
+	add_expr(r, e);
+}
+
+static void e_cmp(struct nftnl_rule *r, uint32_t sreg, uint32_t op, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("cmp");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+	add_expr(r, e);
+}
+
+static void e_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len, uint32_t dreg)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("payload");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+	add_expr(r, e);
+}
+
+static void e_ct(struct nftnl_rule *r, uint32_t key, int dir, uint32_t dreg)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("ct");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
+	if (dir >= 0)
+		nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, (uint8_t)dir);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, dreg);
+	add_expr(r, e);
+}
+
+static void e_lookup(struct nftnl_rule *r, const char *set, uint32_t sreg, int dreg)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("lookup");
+	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, sreg);
+	if (dreg >= 0)
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, (uint32_t)dreg);
+	add_expr(r, e);
+}
+
+static void e_l4proto_tcp(struct nftnl_rule *r)
+{
+	uint8_t tcp = IPPROTO_TCP;
+	e_meta(r, NFT_META_L4PROTO, NFT_REG_1);
+	e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &tcp, 1);
+}
+
+static void e_nfproto(struct nftnl_rule *r, uint8_t proto)
+{
+	e_meta(r, NFT_META_NFPROTO, NFT_REG_1);
+	e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &proto, 1);
+}
+
+/* ct state new */
+static void e_ct_new(struct nftnl_rule *r)
+{
+	uint32_t mask = NF_CT_STATE_BIT(IP_CT_NEW), zero = 0;
+	e_ct(r, NFT_CT_STATE, -1, NFT_REG_1);
+	struct nftnl_expr *e = nftnl_expr_alloc("bitwise");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 4);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
+	add_expr(r, e);
+	e_cmp(r, NFT_REG_1, NFT_CMP_NEQ, &zero, 4);
+}
+
+static struct nftnl_rule *rule_new(struct nft *n, const char *chain)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, n->table);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	return r;
+}
+
+static void rule_put(struct batch *bt, struct nftnl_rule *r)
+{
+	struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_rule_free(r);
+	batch_next(bt);
+}
+
+/* meta nfproto ipv4 meta l4proto tcp tcp dport @ctl_ports ct state new ct expectation set "seqadj4" */
+static void rule_seqadj(struct batch *bt, uint8_t nfproto, const char *obj)
+{
+	struct nftnl_rule *r = rule_new(bt->n, "control");
+	e_nfproto(r, nfproto);
+	e_l4proto_tcp(r);
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1);
+	e_lookup(r, SET_CTL_PORTS, NFT_REG_1, -1);
+	e_ct_new(r);
+	struct nftnl_expr *e = nftnl_expr_alloc("objref");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_OBJREF_IMM_TYPE, NFT_OBJECT_CT_EXPECT);
+	nftnl_expr_set_str(e, NFTNL_EXPR_OBJREF_IMM_NAME, obj);
+	add_expr(r, e);
+	rule_put(bt, r);
+}
+
+/* meta l4proto tcp ct original proto-dst @ctl_ports ct direction DIR queue num Q bypass */
+static void rule_queue(struct batch *bt, uint8_t dir, uint16_t qnum)
+{
+	struct nftnl_rule *r = rule_new(bt->n, "control");
+	e_l4proto_tcp(r);
+	e_ct(r, NFT_CT_PROTO_DST, IP_CT_DIR_ORIGINAL, NFT_REG_1);
+	e_lookup(r, SET_CTL_PORTS, NFT_REG_1, -1);
+	e_ct(r, NFT_CT_DIRECTION, -1, NFT_REG_1);
+	e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &dir, 1);
+	struct nftnl_expr *e;
+	if (bt->n->path == NFT_QUEUE_NATIVE) {
+		e = nftnl_expr_alloc("queue");
+		nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_NUM, qnum);
+		nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_TOTAL, 1);
+		nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_FLAGS, NFT_QUEUE_FLAG_BYPASS);
+	} else {
+		/* The xt NFQUEUE target through nft_compat, as iptables-nft does. */
+		/* libnftnl takes ownership of the info blob, sized as XT_ALIGN() wants. */
+		size_t len = (sizeof(struct xt_NFQ_info_v3) + 7) & ~(size_t)7;
+		struct xt_NFQ_info_v3 *info = calloc(1, len);
+		if (!info)
+			abort();
+		info->queuenum = qnum;
+		info->queues_total = 1;
+		info->flags = NFQ_FLAG_BYPASS;
+		e = nftnl_expr_alloc("target");
+		nftnl_expr_set_str(e, NFTNL_EXPR_TG_NAME, "NFQUEUE");
+		nftnl_expr_set_u32(e, NFTNL_EXPR_TG_REV, 3);
+		nftnl_expr_set(e, NFTNL_EXPR_TG_INFO, info, (uint32_t)len);
+	}
+	add_expr(r, e);
+	rule_put(bt, r);
+}
+
+/*
+ * meta nfproto ipv4 meta l4proto tcp ct state new
+ *   ip saddr . ip daddr . tcp dport @pasv4 (data into reg 12-13)
+ *   delete @pasv4 { ip saddr . ip daddr . tcp dport : <data> }
+ *   dnat ip to <data>
+ * The element is deleted by the packet that uses it: a pinhole opens once.
+ */
+static void rule_pinhole4(struct batch *bt)
+{
+	struct nftnl_rule *r = rule_new(bt->n, "pinhole");
+	e_nfproto(r, NFPROTO_IPV4);
+	e_l4proto_tcp(r);
+	e_ct_new(r);
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG32_00);
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4, NFT_REG32_01);
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_02);
+	e_lookup(r, MAP_PASV4, NFT_REG32_00, NFT_REG32_04);
+	struct nftnl_expr *e = nftnl_expr_alloc("dynset");
+	nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, MAP_PASV4);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_DELETE);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG32_00);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_DATA, NFT_REG32_04);
+	add_expr(r, e);
+	e = nftnl_expr_alloc("nat");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG32_04);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG32_05);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
+	add_expr(r, e);
+	rule_put(bt, r);
+}
+
+static void put_chain(struct batch *bt, const char *name, const char *type, uint32_t hook, int prio)
+{
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, bt->n->table);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_NEWCHAIN, NLM_F_CREATE);
+	nftnl_chain_nlmsg_build_payload(nlh, c);
+	nftnl_chain_free(c);
+	batch_next(bt);
+}
+
+/* ct expectation seqadj4 { protocol tcp; dport 0; timeout 0; size 0; l3proto ip } */
+static void put_seqadj_obj(struct batch *bt, const char *name, uint16_t l3)
+{
+	struct nftnl_obj *o = nftnl_obj_alloc();
+	nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, bt->n->table);
+	nftnl_obj_set_str(o, NFTNL_OBJ_NAME, name);
+	nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_CT_EXPECT);
+	nftnl_obj_set_u16(o, NFTNL_OBJ_CT_EXPECT_L3PROTO, l3);
+	nftnl_obj_set_u8(o, NFTNL_OBJ_CT_EXPECT_L4PROTO, IPPROTO_TCP);
+	nftnl_obj_set_u16(o, NFTNL_OBJ_CT_EXPECT_DPORT, 0);
+	nftnl_obj_set_u32(o, NFTNL_OBJ_CT_EXPECT_TIMEOUT, 0);
+	/* Size 0: the object adds a helper extension and then never creates an expectation. */
+	nftnl_obj_set_u8(o, NFTNL_OBJ_CT_EXPECT_SIZE, 0);
+	struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_NEWOBJ, NLM_F_CREATE);
+	nftnl_obj_nlmsg_build_payload(nlh, o);
+	nftnl_obj_free(o);
+	batch_next(bt);
+}
+
+static struct nftnl_set *set_new(struct nft *n, const char *name)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, n->table);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+	return s;
+}
+
+static void put_sets(struct batch *bt, const struct alg_config *cfg)
+{
+	struct nft *n = bt->n;
+	struct nftnl_set *s = set_new(n, SET_CTL_PORTS);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, TYPE_INET_SERVICE);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 2);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, 1);
+	struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
+	nftnl_set_nlmsg_build_payload(nlh, s);
+	batch_next(bt);
+	for (unsigned i = 0; i < cfg->ncontrol_ports; i++) {
+		struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+		uint16_t port = htons(cfg->control_ports[i]);
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &port, 2);
+		nftnl_set_elem_add(s, e);
+	}
+	nlh = batch_msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	nftnl_set_free(s);
+	batch_next(bt);
+
+	/* map pasv4 { type ipv4_addr . ipv4_addr . inet_service : ipv4_addr . inet_service; flags timeout, dynamic } */
+	s = set_new(n, MAP_PASV4);
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP | NFT_SET_TIMEOUT | NFT_SET_EVAL | NFT_SET_CONCAT);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE,
+			  ((TYPE_IPADDR << TYPE_BITS | TYPE_IPADDR) << TYPE_BITS) | TYPE_INET_SERVICE);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 12);
+	nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, TYPE_IPADDR << TYPE_BITS | TYPE_INET_SERVICE);
+	nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, 8);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, 2);
+	nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, 65536);
+	uint8_t fields[3] = {4, 4, 2};
+	nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, fields, sizeof(fields));
+	nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
+	nftnl_set_nlmsg_build_payload(nlh, s);
+	nftnl_set_free(s);
+	batch_next(bt);
+}
+
+static void put_table(struct batch *bt, uint16_t type, uint32_t flags)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, bt->n->table);
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+	if (type == NFT_MSG_NEWTABLE)
+		nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, flags);
+	struct nlmsghdr *nlh = batch_msg(bt, type, type == NFT_MSG_NEWTABLE ? NLM_F_CREATE | NLM_F_EXCL : 0);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_table_free(t);
+	batch_next(bt);
+}
+
+static int setup(struct nft *n, const struct alg_config *cfg)
+{
+	struct batch bt;
+
+	batch_begin(&bt, n);
+	put_table(&bt, NFT_MSG_NEWTABLE, NFT_TABLE_F_OWNER);
+	put_seqadj_obj(&bt, OBJ_SEQADJ4, NFPROTO_IPV4);
+	put_seqadj_obj(&bt, OBJ_SEQADJ6, NFPROTO_IPV6);
+	put_sets(&bt, cfg);
+	put_chain(&bt, "control", "filter", NF_INET_PRE_ROUTING, PRIO_CONTROL);
+	put_chain(&bt, "pinhole", "nat", NF_INET_PRE_ROUTING, PRIO_PINHOLE);
+	rule_seqadj(&bt, NFPROTO_IPV4, OBJ_SEQADJ4);
+	rule_seqadj(&bt, NFPROTO_IPV6, OBJ_SEQADJ6);
+	rule_queue(&bt, IP_CT_DIR_ORIGINAL, cfg->queue);
+	rule_queue(&bt, IP_CT_DIR_REPLY, (uint16_t)(cfg->queue + 1));
+	rule_pinhole4(&bt);
+	return batch_commit(&bt);
+}
+
+int nft_open(struct nft **out, const struct alg_config *cfg)
+{
+	struct nft *n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	n->buflen = 1 << 16;
+	n->buf = malloc(n->buflen);
+	n->nl = mnl_socket_open(NETLINK_NETFILTER);
+	if (!n->buf || !n->nl || mnl_socket_bind(n->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int e = errno ? errno : ENOMEM;
+		nft_close(n);
+		return -e;
+	}
+	struct timeval tv = {.tv_sec = 2};
+	setsockopt(mnl_socket_get_fd(n->nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	n->portid = mnl_socket_get_portid(n->nl);
+	n->seq = (uint32_t)time(NULL);
+	snprintf(n->table, sizeof(n->table), "%s", cfg->table);
+
+	/* Prefer the native queue expression; this batch fails atomically where it is missing. */
+	n->path = NFT_QUEUE_NATIVE;
+	int r = setup(n, cfg);
+	if (r == -ENOENT || r == -EOPNOTSUPP) {
+		n->path = NFT_QUEUE_XT;
+		r = setup(n, cfg);
+	}
+	if (r < 0) {
+		mnl_socket_close(n->nl);
+		n->nl = NULL;
+		nft_close(n);
+		return r;
+	}
+	*out = n;
+	return 0;
+}
+
+void nft_close(struct nft *n)
+{
+	if (!n)
+		return;
+	if (n->nl) {
+		struct batch bt;
+		batch_begin(&bt, n);
+		put_table(&bt, NFT_MSG_DELTABLE, 0);
+		batch_commit(&bt);
+		mnl_socket_close(n->nl);
+	}
+	free(n->buf);
+	free(n);
+}
+
+enum nft_queue_path nft_queue_path(const struct nft *n)
+{
+	return n->path;
+}
+
+const char *nft_queue_path_name(enum nft_queue_path p)
+{
+	return p == NFT_QUEUE_NATIVE ? "native nft queue" : "xt NFQUEUE via nft_compat";
+}
+
+static int pinhole_msg(struct nft *n, const struct pinhole *p, bool add)
+{
+	struct batch bt;
+	uint8_t key[12] = {0}, data[8] = {0};
+	uint16_t port;
+
+	if (p->family != AF_INET)
+		return -EAFNOSUPPORT;
+	memcpy(key, p->client, 4);
+	memcpy(key + 4, p->local, 4);
+	port = htons(p->port);
+	memcpy(key + 8, &port, 2);
+	memcpy(data, p->target, 4);
+	port = htons(p->target_port);
+	memcpy(data + 4, &port, 2);
+
+	struct nftnl_set *s = set_new(n, MAP_PASV4);
+	struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, sizeof(key));
+	if (add) {
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, data, sizeof(data));
+		nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT, (uint64_t)p->timeout * 1000);
+	}
+	nftnl_set_elem_add(s, e);
+	batch_begin(&bt, n);
+	struct nlmsghdr *nlh = batch_msg(&bt, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, add ? NLM_F_CREATE : 0);
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	nftnl_set_free(s);
+	batch_next(&bt);
+	return batch_commit(&bt);
+}
+
+int nft_pinhole_add(struct nft *n, const struct pinhole *p)
+{
+	return pinhole_msg(n, p, true);
+}
+
+int nft_pinhole_del(struct nft *n, const struct pinhole *p)
+{
+	return pinhole_msg(n, p, false);
+}
+
+const char *nft_strerror(int err)
+{
+	switch (-err) {
+	case EPERM:
+		return "permission denied (ftp-alg needs CAP_NET_ADMIN)";
+	case EEXIST:
+	case EBUSY:
+		return "the table already exists (is another ftp-alg running in this network namespace?)";
+	case ENOENT:
+	case EOPNOTSUPP:
+		return "the kernel lacks an nftables feature ftp-alg needs (nft_ct, nft_nat, nft_compat + xt_NFQUEUE)";
+	default:
+		return strerror(-err);
+	}
+}

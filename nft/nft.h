@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../alg/session.h"
+#include "../conf/config.h"
+
+/*
+ * The only file that programs nftables. ftp-alg owns one table (inet
+ * ftp_alg by default) created with the owner flag: the kernel deletes it,
+ * with every pinhole in it, when the daemon's netlink socket closes, so a
+ * crash leaves no hole open.
+ */
+struct nft;
+
+enum nft_queue_path { NFT_QUEUE_NATIVE, NFT_QUEUE_XT };
+
+int nft_open(struct nft **out, const struct alg_config *cfg);
+void nft_close(struct nft *n); /* deletes the table */
+enum nft_queue_path nft_queue_path(const struct nft *n);
+const char *nft_queue_path_name(enum nft_queue_path p);
+
+int nft_pinhole_add(struct nft *n, const struct pinhole *p);
+int nft_pinhole_del(struct nft *n, const struct pinhole *p);
+
+/* Does any table but ours attach the kernel's "ftp" helper? (best effort) */
+const char *nft_strerror(int err);
