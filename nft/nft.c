@@ -23,6 +23,7 @@
 
 #define SET_CTL_PORTS "ctl_ports"
 #define MAP_PASV4 "pasv4"
+#define SET_ONCE4 "once4"
 #define OBJ_SEQADJ4 "seqadj4"
 #define OBJ_SEQADJ6 "seqadj6"
 
@@ -30,6 +31,7 @@
 #define TYPE_IPADDR 7
 #define TYPE_INET_SERVICE 13
 #define TYPE_BITS 6
+#define KEY4_TYPE (((TYPE_IPADDR << TYPE_BITS | TYPE_IPADDR) << TYPE_BITS) | TYPE_INET_SERVICE)
 
 /* After conntrack (-200), before DNAT (-100): the tuple is still the one the client sent to. */
 #define PRIO_CONTROL -150
@@ -254,12 +256,20 @@ static void rule_queue(struct batch *bt, uint8_t dir, uint16_t qnum)
 	rule_put(bt, r);
 }
 
+/* ip saddr . ip daddr . tcp dport into reg 1 (32-bit regs 8, 9, 10), as nft lays out a concatenation. */
+static void e_key4(struct nftnl_rule *r)
+{
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG_1);
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4, NFT_REG32_01);
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_02);
+}
+
 /*
  * meta nfproto ipv4 meta l4proto tcp ct state new
- *   ip saddr . ip daddr . tcp dport @pasv4 (data into reg 12-13)
- *   delete @pasv4 { ip saddr . ip daddr . tcp dport : <data> }
- *   dnat ip to <data>
- * The element is deleted by the packet that uses it: a pinhole opens once.
+ *   ip saddr . ip daddr . tcp dport @once4
+ *   delete @once4 { ip saddr . ip daddr . tcp dport }
+ *   dnat ip to ip saddr . ip daddr . tcp dport map @pasv4
+ * The packet that uses a pinhole deletes its key: a pinhole opens once.
  */
 static void rule_pinhole4(struct batch *bt)
 {
@@ -267,21 +277,23 @@ static void rule_pinhole4(struct batch *bt)
 	e_nfproto(r, NFPROTO_IPV4);
 	e_l4proto_tcp(r);
 	e_ct_new(r);
-	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG32_00);
-	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4, NFT_REG32_01);
-	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_02);
-	e_lookup(r, MAP_PASV4, NFT_REG32_00, NFT_REG32_04);
+	e_key4(r);
+	e_lookup(r, SET_ONCE4, NFT_REG_1, -1);
+	e_key4(r);
 	struct nftnl_expr *e = nftnl_expr_alloc("dynset");
-	nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, MAP_PASV4);
+	nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, SET_ONCE4);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_DELETE);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG32_00);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_DATA, NFT_REG32_04);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
 	add_expr(r, e);
+	e_key4(r);
+	e_lookup(r, MAP_PASV4, NFT_REG_1, NFT_REG_1);
 	e = nftnl_expr_alloc("nat");
 	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG32_04);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG32_05);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG32_01);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, NFT_REG32_01);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
 	add_expr(r, e);
 	rule_put(bt, r);
@@ -351,18 +363,26 @@ static void put_sets(struct batch *bt, const struct alg_config *cfg)
 	nftnl_set_free(s);
 	batch_next(bt);
 
-	/* map pasv4 { type ipv4_addr . ipv4_addr . inet_service : ipv4_addr . inet_service; flags timeout, dynamic } */
+	/* set once4 { type ipv4_addr . ipv4_addr . inet_service; flags dynamic, timeout; size 65535 } */
+	s = set_new(n, SET_ONCE4);
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT | NFT_SET_EVAL);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, KEY4_TYPE);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 12);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, 2);
+	nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, 65535);
+	nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
+	nftnl_set_nlmsg_build_payload(nlh, s);
+	nftnl_set_free(s);
+	batch_next(bt);
+
+	/* map pasv4 { type ipv4_addr . ipv4_addr . inet_service : ipv4_addr . inet_service; flags timeout } */
 	s = set_new(n, MAP_PASV4);
-	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP | NFT_SET_TIMEOUT | NFT_SET_EVAL | NFT_SET_CONCAT);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE,
-			  ((TYPE_IPADDR << TYPE_BITS | TYPE_IPADDR) << TYPE_BITS) | TYPE_INET_SERVICE);
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP | NFT_SET_TIMEOUT);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, KEY4_TYPE);
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 12);
 	nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, TYPE_IPADDR << TYPE_BITS | TYPE_INET_SERVICE);
 	nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, 8);
-	nftnl_set_set_u32(s, NFTNL_SET_ID, 2);
-	nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, 65536);
-	uint8_t fields[3] = {4, 4, 2};
-	nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, fields, sizeof(fields));
+	nftnl_set_set_u32(s, NFTNL_SET_ID, 3);
 	nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
 	nftnl_set_nlmsg_build_payload(nlh, s);
 	nftnl_set_free(s);
@@ -478,19 +498,39 @@ static int pinhole_msg(struct nft *n, const struct pinhole *p, bool add)
 	port = htons(p->target_port);
 	memcpy(data + 4, &port, 2);
 
-	struct nftnl_set *s = set_new(n, MAP_PASV4);
-	struct nftnl_set_elem *e = nftnl_set_elem_alloc();
-	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, sizeof(key));
-	if (add) {
-		nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, data, sizeof(data));
-		nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT, (uint64_t)p->timeout * 1000);
+	/*
+	 * Added together in one batch. Deleted one by one: the packet path may
+	 * have consumed the key already, and ENOENT would abort a whole batch.
+	 */
+	int err = 0;
+	if (add)
+		batch_begin(&bt, n);
+	for (int i = 0; i < 2; i++) {
+		bool map = i == 1;
+		struct nftnl_set *s = set_new(n, map ? MAP_PASV4 : SET_ONCE4);
+		struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, sizeof(key));
+		if (add) {
+			if (map)
+				nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, data, sizeof(data));
+			nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT, (uint64_t)p->timeout * 1000);
+		} else {
+			batch_begin(&bt, n);
+		}
+		nftnl_set_elem_add(s, e);
+		struct nlmsghdr *nlh =
+			batch_msg(&bt, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, add ? NLM_F_CREATE : 0);
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+		nftnl_set_free(s);
+		batch_next(&bt);
+		if (!add) {
+			int r = batch_commit(&bt);
+			if (r < 0 && r != -ENOENT && err == 0)
+				err = r;
+		}
 	}
-	nftnl_set_elem_add(s, e);
-	batch_begin(&bt, n);
-	struct nlmsghdr *nlh = batch_msg(&bt, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, add ? NLM_F_CREATE : 0);
-	nftnl_set_elems_nlmsg_build_payload(nlh, s);
-	nftnl_set_free(s);
-	batch_next(&bt);
+	if (!add)
+		return err;
 	return batch_commit(&bt);
 }
 
