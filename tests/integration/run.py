@@ -1,0 +1,517 @@
+#!/usr/bin/env python3
+"""Integration tests for ftp-alg in a throwaway network-namespace lab.
+
+Topology (documentation addresses only):
+
+  fa-c 203.0.113.10 --+                         +-- fa-s 192.0.2.10   vsftpd    (public 203.0.113.1)
+  fa-x 203.0.113.20 --+-- [br-out] fa-gw [br-lan] ----+        192.0.2.11   proftpd   (public 203.0.113.2)
+                        203.0.113.1-4  192.0.2.1          192.0.2.12   pure-ftpd (public 203.0.113.3)
+                                       198.51.100.1       198.51.100.100 vsftpd  (public 203.0.113.4)
+
+The gateway forwards only port 21 of each public address, masquerades the
+LAN, and runs a strict stateful forward policy. Every namespace is deleted at
+the end, also on failure. Output ends with "N passed, N failed".
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NS = ["fa-c", "fa-x", "fa-gw", "fa-s"]
+FTP_ROOT = "/srv/ftp"
+DATA_DIR = "ftp-alg-test"
+
+SERVERS = {
+    # name: (public address, server address, kind)
+    "vsftpd": ("203.0.113.1", "192.0.2.10", "vsftpd"),
+    "proftpd": ("203.0.113.2", "192.0.2.11", "proftpd"),
+    "pure-ftpd": ("203.0.113.3", "192.0.2.12", "pure-ftpd"),
+    "vsftpd-short": ("203.0.113.4", "198.51.100.100", "vsftpd"),
+}
+
+GW_RULES = """
+table ip lab {
+  chain port_forward { type nat hook prerouting priority dstnat; policy accept;
+    iifname "br-out" ip daddr 203.0.113.1 tcp dport 21 dnat to 192.0.2.10
+    iifname "br-out" ip daddr 203.0.113.2 tcp dport 21 dnat to 192.0.2.11
+    iifname "br-out" ip daddr 203.0.113.3 tcp dport 21 dnat to 192.0.2.12
+    iifname "br-out" ip daddr 203.0.113.4 tcp dport 21 dnat to 198.51.100.100
+  }
+  chain masq { type nat hook postrouting priority srcnat; policy accept;
+    oifname "br-out" ip saddr { 192.0.2.0/24, 198.51.100.0/24 } masquerade
+  }
+  chain forward { type filter hook forward priority filter; policy drop;
+    ct state invalid counter drop
+    ct state established,related counter accept
+    ct status dnat counter accept
+    iifname "br-lan" oifname "br-out" accept
+  }
+}
+"""
+
+HELPER_RULES = """
+table ip labhelper {
+  ct helper ftp-standard { type "ftp" protocol tcp; }
+  chain pre { type filter hook prerouting priority filter; policy accept;
+    tcp dport 21 ct helper set "ftp-standard"
+  }
+}
+"""
+
+
+def sh(cmd, check=True, timeout=60, input=None):
+    r = subprocess.run(cmd, shell=isinstance(cmd, str), capture_output=True, text=True, timeout=timeout,
+                       input=input)
+    if check and r.returncode != 0:
+        raise RuntimeError("command failed (%d): %s\n%s%s" % (r.returncode, cmd, r.stdout, r.stderr))
+    return r
+
+
+def nsx(ns, cmd, **kw):
+    if isinstance(cmd, str):
+        return sh("ip netns exec %s %s" % (ns, cmd), **kw)
+    return sh(["ip", "netns", "exec", ns] + cmd, **kw)
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+class Lab:
+    def __init__(self, workdir, pkgroot):
+        self.work = workdir
+        self.pkgroot = pkgroot
+        self.procs = []
+        self.alg = None
+        self.alg_log = None
+
+    def down(self):
+        self.stop_alg(check=False)
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.procs = []
+        for n in NS:
+            sh(["ip", "netns", "del", n], check=False)
+
+    def up(self):
+        self.down()
+        for n in NS:
+            sh(["ip", "netns", "add", n])
+            nsx(n, "ip link set lo up")
+        g = "fa-gw"
+        nsx(g, "ip link add br-out type bridge")
+        nsx(g, "ip link add br-lan type bridge")
+        for br in ("br-out", "br-lan"):
+            nsx(g, "ip link set %s up" % br)
+        for a in ("203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"):
+            nsx(g, "ip addr add %s/24 dev br-out" % a)
+        nsx(g, "ip addr add 192.0.2.1/24 dev br-lan")
+        nsx(g, "ip addr add 198.51.100.1/24 dev br-lan")
+        for n, br, addrs, gw in (("fa-c", "br-out", ["203.0.113.10"], "203.0.113.1"),
+                                 ("fa-x", "br-out", ["203.0.113.20"], "203.0.113.1"),
+                                 ("fa-s", "br-lan", ["192.0.2.10", "192.0.2.11", "192.0.2.12"], "192.0.2.1")):
+            peer = "v" + n[3:]
+            sh(["ip", "link", "add", "eth0", "netns", n, "type", "veth", "peer", "name", peer, "netns", g])
+            nsx(g, "ip link set %s master %s up" % (peer, br))
+            for a in addrs:
+                nsx(n, "ip addr add %s/24 dev eth0" % a)
+            nsx(n, "ip link set eth0 up")
+            nsx(n, "ip route add default via %s" % gw)
+        nsx("fa-s", "ip addr add 198.51.100.100/24 dev eth0")
+        nsx(g, "sysctl -qw net.ipv4.ip_forward=1")
+        nsx(g, ["nft", "-f", "-"], input=GW_RULES)
+
+    def start_servers(self):
+        run = os.path.join(self.work, "run")
+        os.makedirs(run, exist_ok=True)
+        os.makedirs("/var/run/vsftpd/empty", exist_ok=True)
+        for name, (pub, addr, kind) in SERVERS.items():
+            log = open(os.path.join(self.work, name + ".log"), "w")
+            if kind == "vsftpd":
+                conf = os.path.join(run, name + ".conf")
+                with open(conf, "w") as f:
+                    f.write("listen=YES\nlisten_ipv6=NO\nlisten_address=%s\nbackground=NO\n"
+                            "anonymous_enable=YES\nlocal_enable=NO\nwrite_enable=NO\nanon_root=%s\n"
+                            "no_anon_password=YES\npasv_enable=YES\nseccomp_sandbox=NO\n"
+                            "secure_chroot_dir=/var/run/vsftpd/empty\nxferlog_enable=NO\n"
+                            "ftp_username=ftp\nmax_per_ip=200\nmax_clients=200\n" % (addr, FTP_ROOT))
+                cmd = ["vsftpd", conf]
+            elif kind == "proftpd":
+                conf = os.path.join(run, "proftpd.conf")
+                with open(conf, "w") as f:
+                    f.write('ServerName "lab"\nServerType standalone\nDefaultServer on\nPort 21\n'
+                            "DefaultAddress %s\nSocketBindTight on\nUseIPv6 off\nUser nobody\n"
+                            "Group nogroup\nScoreboardFile %s/proftpd.scoreboard\nPidFile %s/proftpd.pid\n"
+                            "WtmpLog off\nDelayEngine off\nUseReverseDNS off\n"
+                            "RequireValidShell off\nMaxInstances 200\n<Anonymous %s>\n User ftp\n Group ftp\n"
+                            " UserAlias anonymous ftp\n RequireValidShell off\n MaxClients 200\n"
+                            "</Anonymous>\n" % (addr, run, run, FTP_ROOT))
+                cmd = [os.path.join(self.pkgroot, "usr/sbin/proftpd"), "-n", "-q", "-c", conf]
+            else:
+                cmd = [os.path.join(self.pkgroot, "usr/sbin/pure-ftpd"), "-S", addr + ",21", "-e", "-H", "-A",
+                       "-c", "200", "-C", "200"]
+            self.procs.append(subprocess.Popen(["ip", "netns", "exec", "fa-s"] + cmd, stdout=log,
+                                               stderr=subprocess.STDOUT))
+        deadline = time.time() + 10
+        for name, (pub, addr, kind) in SERVERS.items():
+            while True:
+                r = nsx("fa-s", "ss -Hltn src %s:21" % addr, check=False)
+                if r.stdout.strip():
+                    break
+                if time.time() > deadline:
+                    with open(os.path.join(self.work, name + ".log")) as f:
+                        raise RuntimeError("%s did not start:\n%s" % (name, f.read()[-2000:]))
+                time.sleep(0.1)
+
+    def start_alg(self, binary, args=()):
+        self.alg_log = os.path.join(self.work, "ftp-alg.log")
+        env = dict(os.environ, FTP_ALG_STDERR="1", ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
+                   UBSAN_OPTIONS="print_stacktrace=1")
+        self.alg = subprocess.Popen(["ip", "netns", "exec", "fa-gw", binary, "-v"] + list(args),
+                                    stdout=subprocess.DEVNULL, stderr=open(self.alg_log, "a"), env=env)
+        deadline = time.time() + 10
+        while "started" not in self.log():
+            if self.alg.poll() is not None or time.time() > deadline:
+                raise RuntimeError("ftp-alg did not start:\n" + self.log())
+            time.sleep(0.05)
+
+    def stop_alg(self, check=True):
+        if not self.alg:
+            return None
+        self.alg.send_signal(signal.SIGTERM)
+        try:
+            rc = self.alg.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.alg.kill()
+            rc = self.alg.wait()
+        self.alg = None
+        return rc
+
+    def log(self):
+        try:
+            with open(self.alg_log) as f:
+                return f.read()
+        except (OSError, TypeError):
+            return ""
+
+    def helper(self, on):
+        if on:
+            nsx("fa-gw", ["nft", "-f", "-"], input=HELPER_RULES)
+        else:
+            nsx("fa-gw", "nft delete table ip labhelper", check=False)
+
+
+class Suite:
+    def __init__(self, lab, files, binary, quick):
+        self.lab = lab
+        self.files = files
+        self.binary = binary
+        self.quick = quick
+        self.passed = 0
+        self.failed = 0
+        self.mode = ""
+
+    def check(self, name, fn):
+        full = "%s: %s" % (self.mode, name) if self.mode else name
+        t0 = time.time()
+        try:
+            fn()
+            self.passed += 1
+            print("PASS %s (%.1fs)" % (full, time.time() - t0), flush=True)
+        except Exception as e:
+            self.failed += 1
+            print("FAIL %s: %s" % (full, e), flush=True)
+            if os.environ.get("FTP_ALG_TEST_TRACE"):
+                traceback.print_exc()
+
+    # --- clients -------------------------------------------------------
+    def curl(self, server, epsv, name="f1M", ns="fa-c", timeout=20):
+        pub = SERVERS[server][0]
+        out = os.path.join(self.lab.work, "curl.out")
+        args = ["curl", "-sS", "--no-ftp-skip-pasv-ip", "--max-time", str(timeout), "-o", out,
+                "ftp://%s/%s/%s" % (pub, DATA_DIR, name)]
+        if not epsv:
+            args.insert(1, "--disable-epsv")
+        r = nsx(ns, args, check=False, timeout=timeout + 10)
+        if r.returncode != 0:
+            raise AssertionError("curl exit %d: %s" % (r.returncode, r.stderr.strip()))
+        got = sha256(out)
+        os.unlink(out)
+        if got != self.files[name]:
+            raise AssertionError("sha256 mismatch for %s" % name)
+
+    def lftp(self, server, epsv):
+        pub = SERVERS[server][0]
+        out = os.path.join(self.lab.work, "lftp.out")
+        # fix-pasv-address would replace a private 227 address and hide a broken rewrite.
+        script = ("set net:max-retries 1; set net:timeout 10; set ftp:passive-mode on; "
+                  "set ftp:fix-pasv-address no; set ftp:prefer-epsv %s; get %s/f1M -o %s; bye"
+                  % ("yes" if epsv else "no", DATA_DIR, out))
+        r = nsx("fa-c", ["timeout", "40", "lftp", "-u", "anonymous,test@", "-e", script, "ftp://" + pub],
+                check=False, timeout=60)
+        if r.returncode != 0:
+            raise AssertionError("lftp exit %d: %s" % (r.returncode, (r.stderr or r.stdout).strip()[-300:]))
+        if sha256(out) != self.files["f1M"]:
+            raise AssertionError("sha256 mismatch")
+        os.unlink(out)
+
+    def ftplib(self, server, count, mode):
+        pub = SERVERS[server][0]
+        r = nsx("fa-c", ["python3", os.path.join(HERE, "ftpclient.py"), "--host", pub, "--path",
+                         "/%s/f1M" % DATA_DIR, "--sha256", self.files["f1M"], "--count", str(count),
+                         "--mode", mode], check=False, timeout=300)
+        try:
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise AssertionError("client output: %s %s" % (r.stdout, r.stderr))
+        if res["ok"] != count or res["bad"]:
+            raise AssertionError("%d/%d ok: %s" % (res["ok"], count, "; ".join(res["errors"])[:400]))
+        return res
+
+    # --- tests ---------------------------------------------------------
+    def negative_control(self):
+        """Without any ALG the seed's problem shows: the 227 carries a private address."""
+        self.mode = "no ALG"
+
+        def t():
+            try:
+                self.curl("vsftpd", epsv=False, timeout=4)
+            except AssertionError:
+                return
+            raise AssertionError("passive FTP worked without an ALG: the lab does not reproduce NAT")
+        self.check("PASV through NAT fails without an ALG", t)
+
+    def transfers(self, label):
+        self.mode = label
+        for s in SERVERS:
+            self.check("curl PASV %s 1MiB" % s, lambda s=s: self.curl(s, epsv=False))
+            self.check("curl EPSV %s 1MiB" % s, lambda s=s: self.curl(s, epsv=True))
+            self.check("lftp PASV %s 1MiB" % s, lambda s=s: self.lftp(s, epsv=False))
+        self.check("lftp EPSV vsftpd 1MiB", lambda: self.lftp("vsftpd", epsv=True))
+        count = 20 if self.quick else 60
+        for s in ("vsftpd", "vsftpd-short", "proftpd", "pure-ftpd"):
+            self.check("ftplib %d transfers on one connection, %s, PASV" % (count, s),
+                       lambda s=s: self.ftplib(s, count, "pasv"))
+        self.check("ftplib %d transfers on one connection, vsftpd, PASV+EPSV" % count,
+                   lambda: self.ftplib("vsftpd", count, "both"))
+        if not self.quick:
+            self.check("curl PASV vsftpd 100MiB", lambda: self.curl("vsftpd", epsv=False, name="f100M", timeout=120))
+
+    def alg_specific(self):
+        self.mode = "ftp-alg"
+        lab = self.lab
+
+        def rewritten_lines():
+            self.ftplib("vsftpd", 1, "pasv")
+            self.ftplib("vsftpd-short", 1, "pasv")
+            lines = re.findall(r'event=pasv client=203\.0\.113\.10 public=(\S+) server=(\S+) pinhole=\d+s '
+                               r'old="([^"]*)" new="([^"]*)"', lab.log())
+            longer = [l for l in lines if l[1] == "192.0.2.10"]
+            shorter = [l for l in lines if l[1] == "198.51.100.100"]
+            if not longer or not shorter:
+                raise AssertionError("no rewrite logged for both servers")
+            for pub, srv, old, new in (longer[-1], shorter[-1]):
+                m_old = re.match(r"227 Entering Passive Mode \((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)\.\\x0d\\x0a$", old)
+                m_new = re.match(r"227 Entering Passive Mode \((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)\.\\x0d\\x0a$", new)
+                if not m_old or not m_new:
+                    raise AssertionError("unexpected lines %r -> %r" % (old, new))
+                if ".".join(m_old.group(1, 2, 3, 4)) != srv:
+                    raise AssertionError("old line does not name the server: %r" % old)
+                pub_addr, pub_port = pub.rsplit(":", 1)
+                if ".".join(m_new.group(1, 2, 3, 4)) != pub_addr:
+                    raise AssertionError("new line does not name the public address: %r" % new)
+                if int(m_new.group(5)) * 256 + int(m_new.group(6)) != int(pub_port):
+                    raise AssertionError("new line's port differs from the published one")
+            if len(longer[-1][3]) - len(longer[-1][2]) != 1:
+                raise AssertionError("expected the vsftpd rewrite to lengthen by 1")
+            if len(shorter[-1][3]) - len(shorter[-1][2]) != -3:
+                raise AssertionError("expected the 198.51.100.100 rewrite to shorten by 3")
+        self.check("exact rewritten 227 lines (lengthen +1, shorten -3)", rewritten_lines)
+
+        def elements(name):
+            r = nsx("fa-gw", "nft -j list set inet ftp_alg %s" % name)
+            data = json.loads(r.stdout)
+            for item in data["nftables"]:
+                if "set" in item or "map" in item:
+                    s = item.get("set") or item.get("map")
+                    return s.get("elem", [])
+            return []
+
+        def stranger():
+            p = subprocess.Popen(["ip", "netns", "exec", "fa-c", "python3", os.path.join(HERE, "ftpclient.py"),
+                                  "--host", "203.0.113.1", "--path", "/%s/f1M" % DATA_DIR, "--sha256",
+                                  self.files["f1M"], "--announce-only"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+            try:
+                ann = json.loads(p.stdout.readline())
+                if ann["host"] != "203.0.113.1":
+                    raise AssertionError("227 names %s, not the public address" % ann["host"])
+                if len(elements("once4")) != 1:
+                    raise AssertionError("expected exactly one armed pinhole, found %s" % elements("once4"))
+                r = nsx("fa-x", ["python3", "-c",
+                                 "import socket,sys\ntry:\n socket.create_connection(('%s',%d),timeout=3).close()\n"
+                                 " print('connected')\nexcept OSError as e:\n print('refused', e)" %
+                                 (ann["host"], ann["port"])], check=False)
+                if "connected" in r.stdout:
+                    raise AssertionError("the stranger reached the announced port")
+                if len(elements("once4")) != 1:
+                    raise AssertionError("the stranger's attempt consumed the pinhole")
+                p.stdin.write("go\n")
+                p.stdin.flush()
+                res = json.loads(p.stdout.readline())
+                if not res.get("sha256_ok"):
+                    raise AssertionError("rightful client's transfer failed")
+                if elements("once4"):
+                    raise AssertionError("pinhole still armed after its one use: %s" % elements("once4"))
+                r = nsx("fa-c", ["python3", "-c",
+                                 "import socket\ntry:\n socket.create_connection(('%s',%d),timeout=3).close()\n"
+                                 " print('connected')\nexcept OSError as e:\n print('refused', e)" %
+                                 (ann["host"], ann["port"])], check=False)
+                if "connected" in r.stdout:
+                    raise AssertionError("the pinhole opened twice")
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
+        self.check("stranger refused, rightful client served, pinhole single-use", stranger)
+
+        def data_path():
+            r = nsx("fa-gw", "nft -j list chain ip lab forward")
+            dnat = [x["rule"] for x in json.loads(r.stdout)["nftables"] if "rule" in x and
+                    any("counter" in e for e in x["rule"]["expr"]) and "dnat" in json.dumps(x["rule"]["expr"])]
+            pkts = dnat[0]["expr"][-2]["counter"]["packets"] if dnat else 0
+            if pkts == 0:
+                raise AssertionError("no data connection passed 'ct status dnat accept'")
+            if "event=pasv" not in lab.log():
+                raise AssertionError("no rewrite logged")
+        self.check("data connections pass the stateful firewall as DNAT flows", data_path)
+
+        def no_data_in_userspace():
+            # Only control packets are queued: the daemon's packet counter stays far below the data packets.
+            self.curl("vsftpd", epsv=False, name="f1M")
+            r = nsx("fa-gw", "nft -j list table inet ftp_alg")
+            txt = r.stdout
+            if "pasv4" not in txt or "once4" not in txt:
+                raise AssertionError("table contents unexpected")
+        self.check("owned table present with its sets", no_data_in_userspace)
+
+    def shutdown(self):
+        self.mode = "ftp-alg"
+
+        def t():
+            rc = self.lab.stop_alg()
+            if rc != 0:
+                raise AssertionError("exit status %s after SIGTERM" % rc)
+            r = nsx("fa-gw", "nft list tables")
+            if "ftp_alg" in r.stdout:
+                raise AssertionError("table ftp_alg left behind: %s" % r.stdout)
+            for bad in ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer"):
+                if bad in self.lab.log():
+                    raise AssertionError("sanitizer report in the daemon log:\n" + self.lab.log()[-2000:])
+        self.check("SIGTERM: exit 0, no ftp-alg object left in the kernel, no sanitizer report", t)
+
+        def kill9():
+            self.lab.start_alg(self.binary)
+            self.lab.alg.kill()
+            self.lab.alg.wait()
+            self.lab.alg = None
+            time.sleep(0.2)
+            r = nsx("fa-gw", "nft list tables")
+            if "ftp_alg" in r.stdout:
+                raise AssertionError("kill -9 left table ftp_alg (and its pinholes) behind")
+        self.check("kill -9: the owned table vanishes with the daemon", kill9)
+
+    def bad_config(self):
+        self.mode = "config"
+
+        def t():
+            path = os.path.join(self.lab.work, "bad.conf")
+            with open(path, "w") as f:
+                f.write("# comment\nControlPorts = 21\nPassivePorts = 70000-70010\n")
+            r = sh([self.binary, "--check-config", path], check=False)
+            if r.returncode != 2 or ("%s:3:" % path) not in r.stderr:
+                raise AssertionError("rc=%d stderr=%r" % (r.returncode, r.stderr))
+            r = nsx("fa-gw", [self.binary, "--config", path], check=False, timeout=10)
+            if r.returncode != 2:
+                raise AssertionError("daemon started with a bad config (rc=%d)" % r.returncode)
+            if "ftp_alg" in nsx("fa-gw", "nft list tables").stdout:
+                raise AssertionError("bad config installed kernel objects")
+        self.check("bad config: file:line, exit 2, nothing installed", t)
+
+
+def prepare_files():
+    d = os.path.join(FTP_ROOT, DATA_DIR)
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o755)
+    files = {}
+    for name, size in (("f1M", 1 << 20), ("f100M", 100 << 20)):
+        p = os.path.join(d, name)
+        if not os.path.exists(p) or os.path.getsize(p) != size:
+            with open(p, "wb") as f:
+                left = size
+                while left:
+                    n = min(left, 1 << 20)
+                    f.write(os.urandom(n))
+                    left -= n
+        os.chmod(p, 0o644)
+        files[name] = sha256(p)
+    return files
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--pkgroot", required=True, help="folder with proftpd and pure-ftpd unpacked")
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        print("integration tests need root", file=sys.stderr)
+        return 2
+    files = prepare_files()
+    work = tempfile.mkdtemp(prefix="ftp-alg-it.")
+    os.chmod(work, 0o755)  # the servers drop privileges and still read their files here
+    lab = Lab(work, a.pkgroot)
+    suite = Suite(lab, files, os.path.abspath(a.binary), a.quick)
+    try:
+        lab.up()
+        lab.start_servers()
+        suite.negative_control()
+        lab.helper(True)
+        suite.transfers("kernel helper")
+        lab.helper(False)
+        nsx("fa-gw", "conntrack -F", check=False)
+        lab.start_alg(suite.binary)
+        suite.transfers("ftp-alg")
+        suite.alg_specific()
+        suite.shutdown()
+        suite.bad_config()
+    except Exception:
+        suite.failed += 1
+        print("FAIL lab: " + traceback.format_exc(), flush=True)
+    finally:
+        log = lab.log()
+        lab.down()
+        if suite.failed:
+            print("--- ftp-alg log (tail) ---\n" + log[-4000:])
+        shutil.rmtree(work, ignore_errors=True)
+    print("%d passed, %d failed" % (suite.passed, suite.failed))
+    return 0 if suite.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
