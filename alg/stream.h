@@ -17,7 +17,7 @@
  */
 
 #define STREAM_LINE_MAX 4096
-#define STREAM_HOLD_MAX 32
+#define STREAM_HOLD_MAX 128
 #define STREAM_EDIT_MAX 8
 #define STREAM_EMIT_RING 8
 

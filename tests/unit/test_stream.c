@@ -1,7 +1,392 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
-static void t(void **s) { (void)s; }
-int main(void) { const struct CMUnitTest ts[] = { cmocka_unit_test(t) }; return cmocka_run_group_tests(ts, NULL, NULL); }
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "alg/ftp.h"
+#include "alg/stream.h"
+
+#define HDR 4 /* fake packet header in front of each payload */
+#define ISN 4000000000u /* wraps during the tests */
+
+/* What the session layer would do: rewrite a 227 to to_addr, keeping the port. */
+struct fake {
+	uint8_t to_addr[4];
+	int lines;
+	int rewrites;
+};
+
+static bool fake_may(void *ctx, const char *line, size_t len)
+{
+	(void)ctx;
+	return memcmp(line, "227 ", len < 4 ? len : 4) == 0;
+}
+
+static int fake_line(void *ctx, const char *line, size_t len, size_t max_shrink, char *out, size_t cap)
+{
+	struct fake *f = ctx;
+	struct ftp_endpoint ep;
+	struct ftp_span span;
+	f->lines++;
+	if (ftp_parse_227(line, len, &ep, &span) < 0)
+		return -1;
+	memcpy(ep.addr, f->to_addr, 4);
+	char rep[64];
+	int n = ftp_format_hostport(&ep, span.len > max_shrink ? span.len - max_shrink : 0, rep, sizeof(rep));
+	if (n < 0)
+		return -1;
+	f->rewrites++;
+	return ftp_splice(line, len, span, rep, (size_t)n, out, cap);
+}
+
+static const struct stream_ops ops = {.may_rewrite = fake_may, .line = fake_line};
+
+/* The receiver: bytes placed at the sequence number the kernel's seqadj gives them. */
+struct rx {
+	uint8_t buf[1 << 16];
+	bool has[1 << 16];
+	size_t end;
+	int conflicts;
+};
+
+struct pktrec {
+	uint32_t seq;
+	uint8_t pkt[2048];
+	size_t len;
+};
+
+struct sim {
+	struct stream s;
+	struct fake f;
+	struct rx rx;
+	struct pktrec pk[512]; /* by id */
+	uint32_t next_id;
+	unsigned drops;
+	unsigned modified;
+};
+
+static int32_t seqoff(const struct stream_result *r, uint32_t seq)
+{
+	return (int32_t)(seq - r->corr_pos) > 0 ? r->off_after : r->off_before;
+}
+
+static void deliver(struct sim *m, const struct stream_result *r, uint32_t cur_id)
+{
+	for (unsigned i = 0; i < r->nout; i++) {
+		const struct stream_out *o = &r->out[i];
+		if (o->verdict == STREAM_DROP) {
+			m->drops++;
+			continue;
+		}
+		const struct pktrec *p = &m->pk[o->id];
+		const uint8_t *data = o->modified ? o->payload : p->pkt + HDR;
+		size_t len = o->modified ? o->len : p->len - HDR;
+		if (o->modified)
+			m->modified++;
+		if (o->held)
+			assert_int_equal(o->held->seq, p->seq);
+		uint32_t at = p->seq + (uint32_t)seqoff(r, p->seq) - (ISN + 1);
+		for (size_t k = 0; k < len; k++) {
+			size_t pos = at + k;
+			assert_true(pos < sizeof(m->rx.buf));
+			if (m->rx.has[pos] && m->rx.buf[pos] != data[k])
+				m->rx.conflicts++;
+			m->rx.buf[pos] = data[k];
+			m->rx.has[pos] = true;
+			if (pos + 1 > m->rx.end)
+				m->rx.end = pos + 1;
+		}
+	}
+	(void)cur_id;
+}
+
+static void sim_init(struct sim *m, const uint8_t to[4])
+{
+	memset(m, 0, sizeof(*m));
+	stream_init(&m->s);
+	stream_syn(&m->s, ISN);
+	memcpy(m->f.to_addr, to, 4);
+}
+
+/* Send bytes [off, off+len) of text as one segment; returns the result's hold flag. */
+static bool sim_send(struct sim *m, const char *text, size_t off, size_t len)
+{
+	uint32_t id = m->next_id++;
+	struct pktrec *p = &m->pk[id];
+	assert_true(len + HDR <= sizeof(p->pkt));
+	memcpy(p->pkt, "HDR!", HDR);
+	memcpy(p->pkt + HDR, text + off, len);
+	p->len = len + HDR;
+	p->seq = ISN + 1 + (uint32_t)off;
+	struct stream_result r;
+	assert_int_equal(stream_segment(&m->s, &ops, &m->f, id, p->seq, p->pkt, p->len, HDR, len, &r), 0);
+	deliver(m, &r, id);
+	bool held = r.hold_current;
+	stream_result_done(&m->s, &r);
+	return held;
+}
+
+static void expect_rx(struct sim *m, const char *want)
+{
+	size_t n = strlen(want);
+	assert_int_equal(m->rx.conflicts, 0);
+	if (m->rx.end != n || memcmp(m->rx.buf, want, n) != 0)
+		fail_msg("receiver got %zu bytes:\n%.*s\nwant %zu:\n%s", m->rx.end, (int)m->rx.end, m->rx.buf, n, want);
+	for (size_t i = 0; i < n; i++)
+		assert_true(m->rx.has[i]);
+}
+
+static const char *const LONG_IN = "150 x\r\n227 Entering Passive Mode (192,0,2,10,195,80).\r\n200 ok\r\n";
+static const char *const LONG_OUT = "150 x\r\n227 Entering Passive Mode (203,0,113,1,195,80).\r\n200 ok\r\n";
+static const uint8_t LONG_TO[4] = {203, 0, 113, 1};
+static const char *const SHORT_IN = "150 x\r\n227 Entering Passive Mode (198,51,100,100,195,80).\r\n200 ok\r\n";
+static const char *const SHORT_OUT = "150 x\r\n227 Entering Passive Mode (203,0,113,4,195,80).\r\n200 ok\r\n";
+static const uint8_t SHORT_TO[4] = {203, 0, 113, 4};
+
+static void run_cuts(const char *in, const char *out, const uint8_t to[4], const size_t *cuts, size_t ncuts)
+{
+	struct sim *m = calloc(1, sizeof(*m));
+	sim_init(m, to);
+	size_t prev = 0, n = strlen(in);
+	for (size_t i = 0; i <= ncuts; i++) {
+		size_t end = i < ncuts ? cuts[i] : n;
+		if (end > prev)
+			sim_send(m, in, prev, end - prev);
+		prev = end;
+	}
+	expect_rx(m, out);
+	assert_int_equal(m->f.rewrites, 1);
+	int32_t delta = (int32_t)strlen(out) - (int32_t)n;
+	assert_int_equal(m->s.off_after, delta);
+	stream_free(&m->s);
+	free(m);
+}
+
+static void split_once_everywhere(void **state)
+{
+	(void)state;
+	for (int sign = 0; sign < 2; sign++) {
+		const char *in = sign ? SHORT_IN : LONG_IN;
+		for (size_t c = 1; c < strlen(in); c++)
+			run_cuts(in, sign ? SHORT_OUT : LONG_OUT, sign ? SHORT_TO : LONG_TO, &c, 1);
+	}
+}
+
+static void split_twice_everywhere(void **state)
+{
+	(void)state;
+	for (int sign = 0; sign < 2; sign++) {
+		const char *in = sign ? SHORT_IN : LONG_IN;
+		size_t n = strlen(in);
+		for (size_t a = 1; a < n; a++)
+			for (size_t b = a + 1; b < n; b++) {
+				size_t cuts[2] = {a, b};
+				run_cuts(in, sign ? SHORT_OUT : LONG_OUT, sign ? SHORT_TO : LONG_TO, cuts, 2);
+			}
+	}
+}
+
+/* One byte per segment: a shrink has no segment to absorb it, so the rewrite keeps the length. */
+static void one_byte_segments(void **state)
+{
+	(void)state;
+	for (int sign = 0; sign < 2; sign++) {
+		const char *in = sign ? SHORT_IN : LONG_IN;
+		struct sim *m = calloc(1, sizeof(*m));
+		sim_init(m, sign ? SHORT_TO : LONG_TO);
+		for (size_t i = 0; i < strlen(in); i++)
+			sim_send(m, in, i, 1);
+		if (!sign) {
+			expect_rx(m, LONG_OUT);
+		} else {
+			assert_int_equal(m->rx.end, strlen(SHORT_IN));
+			const char *line = (const char *)m->rx.buf + 7;
+			struct ftp_endpoint ep;
+			struct ftp_span span;
+			assert_int_equal(ftp_parse_227(line, strlen(SHORT_IN) - 7 - 8, &ep, &span), 0);
+			assert_memory_equal(ep.addr, SHORT_TO, 4);
+			assert_int_equal(ep.port, 50000);
+			assert_int_equal(m->s.off_after, 0);
+		}
+		stream_free(&m->s);
+		free(m);
+	}
+}
+
+static void many_rewrites_one_connection(void **state)
+{
+	(void)state;
+	struct sim *m = calloc(1, sizeof(*m));
+	sim_init(m, SHORT_TO);
+	char in[16384] = "", out[16384] = "";
+	for (int i = 0; i < 60; i++) {
+		strcat(in, SHORT_IN);
+		strcat(out, SHORT_OUT);
+	}
+	/* Segments of 13 bytes: lines straddle segments in ever different places. */
+	for (size_t off = 0; off < strlen(in); off += 13) {
+		size_t len = strlen(in) - off < 13 ? strlen(in) - off : 13;
+		sim_send(m, in, off, len);
+	}
+	expect_rx(m, out);
+	assert_int_equal(m->f.rewrites, 60);
+	assert_int_equal(m->s.off_after, -180);
+	stream_free(&m->s);
+	free(m);
+}
+
+static void retransmit_modified_is_identical(void **state)
+{
+	(void)state;
+	struct sim *m = calloc(1, sizeof(*m));
+	sim_init(m, LONG_TO);
+	size_t n = strlen(LONG_IN);
+	sim_send(m, LONG_IN, 0, n);
+	expect_rx(m, LONG_OUT);
+	unsigned mod = m->modified;
+	/* The same segment again: the same rewritten bytes, not a second rewrite. */
+	sim_send(m, LONG_IN, 0, n);
+	assert_int_equal(m->modified, mod + 1);
+	assert_int_equal(m->f.rewrites, 1);
+	expect_rx(m, LONG_OUT);
+	/* A different cut over the rewritten line cannot be made identical: dropped. */
+	unsigned drops = m->drops;
+	sim_send(m, LONG_IN, 3, 20);
+	assert_int_equal(m->drops, drops + 1);
+	/* Old bytes that never held a rewrite pass as they are. */
+	sim_send(m, LONG_IN, 0, 5);
+	expect_rx(m, LONG_OUT);
+	stream_free(&m->s);
+	free(m);
+}
+
+static void retransmit_of_held_is_dropped(void **state)
+{
+	(void)state;
+	struct sim *m = calloc(1, sizeof(*m));
+	sim_init(m, LONG_TO);
+	assert_true(sim_send(m, LONG_IN, 0, 20));
+	unsigned drops = m->drops;
+	assert_false(sim_send(m, LONG_IN, 0, 20));
+	assert_int_equal(m->drops, drops + 1);
+	sim_send(m, LONG_IN, 20, strlen(LONG_IN) - 20);
+	expect_rx(m, LONG_OUT);
+	stream_free(&m->s);
+	free(m);
+}
+
+/* The sender coalesces a held segment with new data in one retransmission. */
+static void coalesced_retransmission_supersedes(void **state)
+{
+	(void)state;
+	struct sim *m = calloc(1, sizeof(*m));
+	sim_init(m, SHORT_TO);
+	assert_true(sim_send(m, SHORT_IN, 0, 30));
+	assert_true(sim_send(m, SHORT_IN, 30, 10));
+	sim_send(m, SHORT_IN, 0, strlen(SHORT_IN));
+	expect_rx(m, SHORT_OUT);
+	assert_int_equal(m->drops, 2);
+	stream_free(&m->s);
+	free(m);
+}
+
+static void future_segment_dropped(void **state)
+{
+	(void)state;
+	struct sim *m = calloc(1, sizeof(*m));
+	sim_init(m, LONG_TO);
+	sim_send(m, LONG_IN, 10, 10);
+	assert_int_equal(m->drops, 1);
+	sim_send(m, LONG_IN, 0, strlen(LONG_IN));
+	expect_rx(m, LONG_OUT);
+	stream_free(&m->s);
+	free(m);
+}
+
+/* Joined mid-stream (after a restart): nothing is parsed before the first line end. */
+static void adopted_mid_line(void **state)
+{
+	(void)state;
+	struct sim *m = calloc(1, sizeof(*m));
+	memset(m, 0, sizeof(*m));
+	stream_init(&m->s);
+	memcpy(m->f.to_addr, LONG_TO, 4);
+	const char *in = "ode (192,0,2,10,195,80).\r\n227 Entering Passive Mode (192,0,2,10,195,80).\r\n";
+	uint32_t id = m->next_id++;
+	struct pktrec *p = &m->pk[id];
+	memcpy(p->pkt, "HDR!", HDR);
+	memcpy(p->pkt + HDR, in, strlen(in));
+	p->len = HDR + strlen(in);
+	p->seq = ISN + 1;
+	struct stream_result r;
+	stream_segment(&m->s, &ops, &m->f, id, p->seq, p->pkt, p->len, HDR, strlen(in), &r);
+	deliver(m, &r, id);
+	stream_result_done(&m->s, &r);
+	assert_int_equal(m->f.lines, 1);
+	expect_rx(m, "ode (192,0,2,10,195,80).\r\n227 Entering Passive Mode (203,0,113,1,195,80).\r\n");
+	stream_free(&m->s);
+	free(m);
+}
+
+/* A line that never completes is not held forever; flush releases it unmodified. */
+static void flush_releases_unmodified(void **state)
+{
+	(void)state;
+	struct sim *m = calloc(1, sizeof(*m));
+	sim_init(m, LONG_TO);
+	assert_true(sim_send(m, LONG_IN, 0, 30));
+	struct stream_result r;
+	stream_flush(&m->s, &r);
+	assert_int_equal(r.nout, 1);
+	assert_false(r.out[0].modified);
+	deliver(m, &r, 0);
+	stream_result_done(&m->s, &r);
+	sim_send(m, LONG_IN, 30, strlen(LONG_IN) - 30);
+	expect_rx(m, LONG_IN);
+	assert_int_equal(m->f.rewrites, 0);
+	stream_free(&m->s);
+	free(m);
+}
+
+static void long_line_not_parsed(void **state)
+{
+	(void)state;
+	struct sim *m = calloc(1, sizeof(*m));
+	sim_init(m, LONG_TO);
+	static char in[STREAM_LINE_MAX + 200];
+	memset(in, 'x', sizeof(in));
+	memcpy(in, "227 ", 4);
+	memcpy(in + sizeof(in) - 2, "\r\n", 2);
+	for (size_t off = 0; off < sizeof(in); off += 1000)
+		sim_send(m, in, off, sizeof(in) - off < 1000 ? sizeof(in) - off : 1000);
+	assert_int_equal(m->f.lines, 0);
+	assert_int_equal(m->rx.end, sizeof(in));
+	stream_free(&m->s);
+	free(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(split_once_everywhere),
+		cmocka_unit_test(split_twice_everywhere),
+		cmocka_unit_test(one_byte_segments),
+		cmocka_unit_test(many_rewrites_one_connection),
+		cmocka_unit_test(retransmit_modified_is_identical),
+		cmocka_unit_test(retransmit_of_held_is_dropped),
+		cmocka_unit_test(coalesced_retransmission_supersedes),
+		cmocka_unit_test(future_segment_dropped),
+		cmocka_unit_test(adopted_mid_line),
+		cmocka_unit_test(flush_releases_unmodified),
+		cmocka_unit_test(long_line_not_parsed),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
