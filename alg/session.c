@@ -297,8 +297,8 @@ static bool hole_in_use(struct alg *a, const struct pinhole *p)
 	return false;
 }
 
-/* Pick the public port for an announced one and open the pinhole. */
-static int open_pinhole(struct alg *a, struct session *s, uint16_t server_port, uint16_t *published)
+/* Pick the public port for an announced one; nothing is armed yet. */
+static int choose_pinhole(struct alg *a, struct session *s, uint16_t server_port, struct pinhole *out)
 {
 	struct pinhole p = {.family = s->orig.family,
 			    .port = server_port,
@@ -326,7 +326,13 @@ static int open_pinhole(struct alg *a, struct session *s, uint16_t server_port, 
 		if (tries >= 64)
 			return -EADDRINUSE;
 	}
+	*out = p;
+	return 0;
+}
 
+/* Arm a chosen pinhole; only done once the rewritten line is certain to go out. */
+static int arm_pinhole(struct alg *a, struct session *s, const struct pinhole *p)
+{
 	if (s->nholes == a->cfg.max_pinholes_per_session) {
 		/* Bounded per session: the oldest announcement loses its hole. */
 		if (s->holes[0].expires > a->now)
@@ -334,12 +340,15 @@ static int open_pinhole(struct alg *a, struct session *s, uint16_t server_port, 
 		memmove(&s->holes[0], &s->holes[1], (s->nholes - 1) * sizeof(s->holes[0]));
 		s->nholes--;
 	}
-	int r = a->ops->pinhole_add(a->kernel, &p);
-	if (r < 0)
+	int r = a->ops->pinhole_add(a->kernel, p);
+	if (r < 0) {
+		a->ctr.errors++;
+		log_msg(LOG_LVL_ERR, "session=%llu event=pinhole-failed error=\"%s\"", (unsigned long long)s->id,
+			strerror(-r));
 		return r;
-	s->holes[s->nholes++] = (struct hole){.p = p, .expires = a->now + (time_t)p.timeout};
+	}
+	s->holes[s->nholes++] = (struct hole){.p = *p, .expires = a->now + (time_t)p->timeout};
 	a->ctr.pinholes++;
-	*published = p.port;
 	return 0;
 }
 
@@ -392,14 +401,12 @@ static int reply_227(struct session *s, const char *line, size_t len, size_t max
 	}
 	if (!s->dnat)
 		return -1;
-	uint16_t published;
-	int r = open_pinhole(a, s, ep.port, &published);
-	if (r < 0) {
-		a->ctr.errors++;
-		log_msg(LOG_LVL_ERR, "session=%llu event=pinhole-failed error=\"%s\"", (unsigned long long)s->id,
-			strerror(-r));
+	struct pinhole hole;
+	if (choose_pinhole(a, s, ep.port, &hole) < 0) {
+		log_refusal(s, "no-free-public-port", line, len);
 		return -1;
 	}
+	uint16_t published = hole.port;
 	struct ftp_endpoint pub = {.family = AF_INET, .port = published};
 	memcpy(pub.addr, a->cfg.has_public4 ? a->cfg.public4 : s->orig.daddr, 4);
 	char rep[64];
@@ -409,7 +416,7 @@ static int reply_227(struct session *s, const char *line, size_t len, size_t max
 		return -1;
 	}
 	n = ftp_splice(line, len, span, rep, (size_t)n, out, cap);
-	if (n < 0)
+	if (n < 0 || arm_pinhole(a, s, &hole) < 0)
 		return -1;
 	s->rewrites++;
 	a->ctr.rewrites++;
@@ -429,16 +436,15 @@ static int reply_229(struct session *s, const char *line, size_t len, size_t max
 	}
 	if (!s->have_reply || !s->dnat)
 		return -1;
-	uint16_t published;
-	int r = open_pinhole(a, s, port, &published);
-	if (r < 0) {
-		a->ctr.errors++;
-		log_msg(LOG_LVL_ERR, "session=%llu event=pinhole-failed error=\"%s\"", (unsigned long long)s->id,
-			strerror(-r));
+	struct pinhole hole;
+	if (choose_pinhole(a, s, port, &hole) < 0) {
+		log_refusal(s, "no-free-public-port", line, len);
 		return -1;
 	}
+	uint16_t published = hole.port;
 	if (published == port) {
-		log_rewrite(s, "epsv", line, len, line, len, published);
+		if (arm_pinhole(a, s, &hole) == 0)
+			log_rewrite(s, "epsv", line, len, line, len, published);
 		return -1;
 	}
 	char rep[16];
@@ -450,10 +456,12 @@ static int reply_229(struct session *s, const char *line, size_t len, size_t max
 		memset(rep, '0', min - (size_t)n);
 		n = (int)min;
 	}
-	if (n < 0 || (!s->seqadj_ok && (size_t)n != span.len))
+	if (n < 0 || (!s->seqadj_ok && (size_t)n != span.len)) {
+		log_refusal(s, "229-cannot-keep-length", line, len);
 		return -1;
+	}
 	n = ftp_splice(line, len, span, rep, (size_t)n, out, cap);
-	if (n < 0)
+	if (n < 0 || arm_pinhole(a, s, &hole) < 0)
 		return -1;
 	s->rewrites++;
 	a->ctr.rewrites++;

@@ -1,7 +1,336 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
-static void t(void **s) { (void)s; }
-int main(void) { const struct CMUnitTest ts[] = { cmocka_unit_test(t) }; return cmocka_run_group_tests(ts, NULL, NULL); }
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "alg/log.h"
+#include "alg/pkt.h"
+#include "alg/session.h"
+
+/* A fake kernel: records what the session layer asks for. */
+struct fake_kernel {
+	struct ct_info ct;
+	bool seqadj_ext;
+	int seqadj_calls;
+	int last_dir;
+	uint32_t last_pos;
+	int32_t last_before, last_after;
+	struct pinhole added[32];
+	int nadded;
+	struct pinhole deleted[32];
+	int ndeleted;
+};
+
+static int f_ct_get(void *k, const struct flow *seen, int dir, struct ct_info *out)
+{
+	struct fake_kernel *f = k;
+	const struct flow *want = dir == DIR_REPLY ? &f->ct.reply : &f->ct.orig;
+	if (memcmp(seen->saddr, want->saddr, 4) || memcmp(seen->daddr, want->daddr, 4) || seen->sport != want->sport ||
+	    seen->dport != want->dport)
+		return -ENOENT;
+	*out = f->ct;
+	return 0;
+}
+
+static int f_seqadj(void *k, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after)
+{
+	struct fake_kernel *f = k;
+	(void)orig;
+	f->seqadj_calls++;
+	f->last_dir = dir;
+	f->last_pos = pos;
+	f->last_before = before;
+	f->last_after = after;
+	if (f->seqadj_ext)
+		f->ct.seqadj_present[dir] = true;
+	return 0;
+}
+
+static int f_add(void *k, const struct pinhole *p)
+{
+	struct fake_kernel *f = k;
+	f->added[f->nadded++ % 32] = *p;
+	return 0;
+}
+
+static int f_del(void *k, const struct pinhole *p)
+{
+	struct fake_kernel *f = k;
+	f->deleted[f->ndeleted++ % 32] = *p;
+	return 0;
+}
+
+static const struct alg_kernel_ops fake_ops = {f_ct_get, f_seqadj, f_add, f_del};
+
+static const uint8_t CLIENT[4] = {203, 0, 113, 10}, PUBLIC[4] = {203, 0, 113, 1}, SERVER[4] = {192, 0, 2, 10};
+
+struct conn {
+	struct alg *alg;
+	struct fake_kernel k;
+	uint32_t seq[2];
+	uint32_t id;
+	struct alg_verdicts v;
+	uint8_t last_out[2048];
+	size_t last_out_len;
+};
+
+static size_t build(uint8_t *p, int dir, uint32_t seq, uint8_t flags, const char *payload)
+{
+	size_t plen = payload ? strlen(payload) : 0, len = 40 + plen;
+	memset(p, 0, 40);
+	p[0] = 0x45;
+	p[2] = (uint8_t)(len >> 8);
+	p[3] = (uint8_t)len;
+	p[8] = 64;
+	p[9] = IPPROTO_TCP;
+	/* As seen at prerouting before NAT: originals to the public address, replies from the server. */
+	memcpy(p + 12, dir == DIR_ORIG ? CLIENT : SERVER, 4);
+	memcpy(p + 16, dir == DIR_ORIG ? PUBLIC : CLIENT, 4);
+	uint16_t sport = dir == DIR_ORIG ? 40000 : 21, dport = dir == DIR_ORIG ? 21 : 40000;
+	p[20] = (uint8_t)(sport >> 8);
+	p[21] = (uint8_t)sport;
+	p[22] = (uint8_t)(dport >> 8);
+	p[23] = (uint8_t)dport;
+	p[24] = (uint8_t)(seq >> 24);
+	p[25] = (uint8_t)(seq >> 16);
+	p[26] = (uint8_t)(seq >> 8);
+	p[27] = (uint8_t)seq;
+	p[32] = 0x50;
+	p[33] = flags;
+	if (plen)
+		memcpy(p + 40, payload, plen);
+	return len;
+}
+
+static void send_pkt(struct conn *c, int dir, uint8_t flags, const char *payload)
+{
+	uint8_t p[2048];
+	size_t len = build(p, dir, c->seq[dir], flags, payload);
+	alg_packet(c->alg, dir, c->id++, p, len, 1000, &c->v);
+	c->last_out_len = 0;
+	for (unsigned i = 0; i < c->v.n; i++)
+		if (c->v.v[i].data) {
+			memcpy(c->last_out, c->v.v[i].data, c->v.v[i].len);
+			c->last_out_len = c->v.v[i].len;
+		}
+	alg_verdicts_done(c->alg);
+	c->seq[dir] += (uint32_t)(payload ? strlen(payload) : 0) + ((flags & PKT_TCP_SYN) ? 1 : 0);
+}
+
+/* The payload of the last rewritten packet, or "" if nothing was rewritten. */
+static const char *out_payload(struct conn *c)
+{
+	static char buf[2048];
+	if (!c->last_out_len)
+		return "";
+	struct pkt_info pi;
+	assert_int_equal(pkt_parse(c->last_out, c->last_out_len, &pi), 0);
+	memcpy(buf, c->last_out + pi.payload_off, pi.payload_len);
+	buf[pi.payload_len] = '\0';
+	return buf;
+}
+
+static void setup_conn(struct conn *c, const struct alg_config *cfg)
+{
+	memset(c, 0, sizeof(*c));
+	c->k.seqadj_ext = true;
+	c->k.ct.orig.family = c->k.ct.reply.family = AF_INET;
+	memcpy(c->k.ct.orig.saddr, CLIENT, 4);
+	memcpy(c->k.ct.orig.daddr, PUBLIC, 4);
+	c->k.ct.orig.sport = 40000;
+	c->k.ct.orig.dport = 21;
+	memcpy(c->k.ct.reply.saddr, SERVER, 4);
+	memcpy(c->k.ct.reply.daddr, CLIENT, 4);
+	c->k.ct.reply.sport = 21;
+	c->k.ct.reply.dport = 40000;
+	c->alg = alg_new(cfg, &fake_ops, &c->k);
+	c->seq[0] = 1000;
+	c->seq[1] = 5000;
+	send_pkt(c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	send_pkt(c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
+	send_pkt(c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
+}
+
+static void open_conn(struct conn *c)
+{
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	setup_conn(c, &cfg);
+}
+
+static void pasv_rewritten_with_pinhole(void **state)
+{
+	struct conn c;
+	(void)state;
+	open_conn(&c);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	uint32_t seq227 = c.seq[DIR_REPLY];
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,195,80).\r\n");
+	assert_int_equal(c.k.nadded, 1);
+	struct pinhole *p = &c.k.added[0];
+	assert_memory_equal(p->client, CLIENT, 4);
+	assert_memory_equal(p->local, PUBLIC, 4);
+	assert_memory_equal(p->target, SERVER, 4);
+	assert_int_equal(p->port, 50000);
+	assert_int_equal(p->target_port, 50000);
+	assert_int_equal(p->timeout, 60);
+	assert_int_equal(c.k.last_dir, DIR_REPLY);
+	assert_int_equal(c.k.last_pos, seq227);
+	assert_int_equal(c.k.last_before, 0);
+	assert_int_equal(c.k.last_after, 1);
+	/* The next rewrite carries the offset forward. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "pasv\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,81).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,195,81).\r\n");
+	assert_int_equal(c.k.last_before, 1);
+	assert_int_equal(c.k.last_after, 2);
+	/* FIN: the armed pinholes go. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
+	assert_int_equal(c.k.ndeleted, 2);
+	alg_free(c.alg);
+}
+
+static void refusals(void **state)
+{
+	struct conn c;
+	(void)state;
+	open_conn(&c);
+	/* Not an answer to PASV. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "NOOP\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
+	assert_string_equal(out_payload(&c), "");
+	/* Names a third host (bounce). */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,99,195,80).\r\n");
+	assert_string_equal(out_payload(&c), "");
+	/* A 227 the client sends is never a reply. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
+	assert_string_equal(out_payload(&c), "");
+	/* Multi-line: an echoed 227 inside is text, and the final line must stand alone. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK,
+		 "227-Entering Passive Mode (192,0,2,10,195,80).\r\n227 Entering Passive Mode (192,0,2,10,1,2)\r\n");
+	assert_string_equal(out_payload(&c), "");
+	/* Inside a command argument. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "USER 227 Entering Passive Mode (192,0,2,10,195,80)\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "331 Please specify the password.\r\n");
+	assert_string_equal(out_payload(&c), "");
+	assert_int_equal(c.k.nadded, 0);
+	assert_true(alg_counters(c.alg)->refused >= 1);
+	alg_free(c.alg);
+}
+
+static void auth_tls_goes_opaque(void **state)
+{
+	struct conn c;
+	(void)state;
+	open_conn(&c);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "AUTH TLS\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "234 Proceed with negotiation.\r\n");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
+	assert_string_equal(out_payload(&c), "");
+	assert_int_equal(c.k.nadded, 0);
+	alg_free(c.alg);
+}
+
+static void epsv_and_passive_ports(void **state)
+{
+	struct conn c;
+	struct alg_config cfg;
+	(void)state;
+	config_defaults(&cfg);
+	cfg.passive_lo = 60000;
+	cfg.passive_hi = 60001;
+	setup_conn(&c, &cfg);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "EPSV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "229 Entering Extended Passive Mode (|||6446|)\r\n");
+	assert_string_equal(out_payload(&c), "229 Entering Extended Passive Mode (|||60000|)\r\n");
+	assert_int_equal(c.k.added[0].port, 60000);
+	assert_int_equal(c.k.added[0].target_port, 6446);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,25,46).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,234,97).\r\n");
+	assert_int_equal(c.k.added[1].port, 60001);
+	alg_free(c.alg);
+}
+
+static void pinholes_bounded_per_session(void **state)
+{
+	struct conn c;
+	struct alg_config cfg;
+	(void)state;
+	config_defaults(&cfg);
+	cfg.max_pinholes_per_session = 3;
+	setup_conn(&c, &cfg);
+	for (int i = 0; i < 5; i++) {
+		char line[80];
+		send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "EPSV\r\n");
+		snprintf(line, sizeof(line), "229 Entering Extended Passive Mode (|||%d|)\r\n", 50000 + i);
+		send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, line);
+	}
+	assert_int_equal(c.k.nadded, 5);
+	assert_int_equal(c.k.ndeleted, 2);
+	assert_int_equal(c.k.deleted[0].port, 50000);
+	assert_int_equal(c.k.deleted[1].port, 50001);
+	alg_free(c.alg);
+}
+
+/* Without a seqadj extension (connection older than ftp-alg) only same-length rewrites happen. */
+static void no_seqadj_keeps_length(void **state)
+{
+	struct conn c;
+	struct alg_config cfg;
+	(void)state;
+	config_defaults(&cfg);
+	cfg.passive_lo = 7000;
+	cfg.passive_hi = 7000;
+	memset(&c, 0, sizeof(c));
+	c.k.seqadj_ext = false;
+	c.k.ct.orig.family = c.k.ct.reply.family = AF_INET;
+	memcpy(c.k.ct.orig.saddr, CLIENT, 4);
+	memcpy(c.k.ct.orig.daddr, PUBLIC, 4);
+	c.k.ct.orig.sport = 40000;
+	c.k.ct.orig.dport = 21;
+	memcpy(c.k.ct.reply.saddr, SERVER, 4);
+	memcpy(c.k.ct.reply.daddr, CLIENT, 4);
+	c.k.ct.reply.sport = 21;
+	c.k.ct.reply.dport = 40000;
+	c.alg = alg_new(&cfg, &fake_ops, &c.k);
+	c.seq[0] = 1000;
+	c.seq[1] = 5000;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	send_pkt(&c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
+	int calls = c.k.seqadj_calls;
+	/* 192,0,2,10,4,1 -> 203,0,113,1,27,88 would lengthen the line: refused, passed as is. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,4,1).\r\n");
+	assert_string_equal(out_payload(&c), "");
+	/* 6446 -> 7000 keeps the length: done, and no offset is ever set. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "EPSV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "229 Entering Extended Passive Mode (|||6446|)\r\n");
+	assert_string_equal(out_payload(&c), "229 Entering Extended Passive Mode (|||7000|)\r\n");
+	assert_int_equal(c.k.seqadj_calls, calls);
+	alg_free(c.alg);
+}
+
+int main(void)
+{
+	log_open("test", 0, 0);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(pasv_rewritten_with_pinhole), cmocka_unit_test(refusals),
+		cmocka_unit_test(auth_tls_goes_opaque),	       cmocka_unit_test(epsv_and_passive_ports),
+		cmocka_unit_test(pinholes_bounded_per_session), cmocka_unit_test(no_seqadj_keeps_length),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
