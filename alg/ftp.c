@@ -128,7 +128,7 @@ int ftp_parse_227(const char *buf, size_t len, struct ftp_endpoint *ep, struct f
 	char sep;
 
 	len = trim_eol(buf, len);
-	if (ftp_reply_code(buf, len, &sep) != 227 || sep != ' ')
+	if (ftp_reply_code(buf, len, &sep) != 227 || sep != ' ' || len <= 4)
 		return -EINVAL;
 	/* RFC 1123 4.1.2.6: the numbers may come with or without parentheses. */
 	size_t p = 4;
@@ -148,7 +148,7 @@ int ftp_parse_229(const char *buf, size_t len, uint16_t *port, struct ftp_span *
 	char sep;
 
 	len = trim_eol(buf, len);
-	if (ftp_reply_code(buf, len, &sep) != 229 || sep != ' ')
+	if (ftp_reply_code(buf, len, &sep) != 229 || sep != ' ' || len <= 4)
 		return -EINVAL;
 	const char *paren = memchr(buf + 4, '(', len - 4);
 	if (!paren)

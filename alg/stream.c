@@ -59,11 +59,43 @@ void stream_syn(struct stream *s, uint32_t isn)
 	s->line_start_released = false;
 }
 
+static void hist_push(struct stream *s, uint32_t pos, int32_t after)
+{
+	if (s->nhist == STREAM_HIST) {
+		memmove(&s->hist[0], &s->hist[1], (STREAM_HIST - 1) * sizeof(s->hist[0]));
+		s->nhist--;
+		s->hist_lost = true;
+	}
+	s->hist[s->nhist].pos = pos;
+	s->hist[s->nhist].after = after;
+	s->nhist++;
+}
+
 void stream_set_adj(struct stream *s, uint32_t pos, int32_t before, int32_t after)
 {
 	s->corr_pos = pos;
 	s->off_before = before;
 	s->off_after = after;
+	/* Older history is unknown: assume one correction point. */
+	s->nhist = 0;
+	s->base_off = before;
+	if (before != after)
+		hist_push(s, pos, after);
+}
+
+/*
+ * Is the offset the kernel will apply to a segment starting at seq the one
+ * its bytes need (the sum of all length changes before it)?
+ */
+static bool offset_still_right(const struct stream *s, uint32_t seq)
+{
+	int32_t kernel = sdiff(seq, s->corr_pos) > 0 ? s->off_after : s->off_before;
+	for (unsigned i = s->nhist; i-- > 0;)
+		if (sdiff(seq, s->hist[i].pos) > 0)
+			return s->hist[i].after == kernel;
+	if (s->hist_lost)
+		return false;
+	return s->base_off == kernel;
 }
 
 static int reserve(uint8_t **buf, size_t *cap, size_t need)
@@ -117,6 +149,11 @@ static bool intersects_emitted(const struct stream *s, uint32_t seq, uint32_t le
 /* A segment that carries only bytes seen before. */
 static void retransmission(struct stream *s, uint32_t id, uint32_t seq, uint32_t len, struct stream_result *res)
 {
+	if (!offset_still_right(s, seq)) {
+		/* From before an older rewrite: the kernel would place it wrongly. Already acknowledged anyway. */
+		out_simple(res, id, STREAM_DROP, STREAM_STALE_OFFSET);
+		return;
+	}
 	for (unsigned i = 0; i < s->nheld; i++)
 		if (ranges_intersect(seq, len, s->held[i].seq, s->held[i].len)) {
 			/* The first copy is held and will be released rewritten. */
@@ -283,7 +320,7 @@ static int release(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *c
 	}
 	free_edits(s);
 
-	size_t in_off = 0, out_off = 0;
+	size_t out_off = 0;
 	free_released(s);
 	for (unsigned i = 0; i < n; i++) {
 		bool is_cur = i == s->nheld;
@@ -306,7 +343,6 @@ static int release(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *c
 		}
 		if (modified && (nl != l || memcmp(orig, s->outbuf + out_off, l) != 0))
 			remember_emitted(s, sseq, (uint32_t)l, s->outbuf + out_off, nl);
-		in_off += l;
 		out_off += nl;
 	}
 	if (delta != 0) {
@@ -314,13 +350,13 @@ static int release(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *c
 		s->off_before = s->off_after;
 		s->off_after += delta;
 		s->corr_pos = pos_j;
+		hist_push(s, pos_j, s->off_after);
 		res->seqadj_changed = true;
 	}
 	res->corr_pos = s->corr_pos;
 	res->off_before = s->off_before;
 	res->off_after = s->off_after;
 	s->nheld = 0;
-	(void)base;
 	return 0;
 }
 
@@ -387,7 +423,7 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 		}
 		uint32_t old_end = first < s->nheld ? s->held[first].seq : s->next_seq;
 		uint32_t old_len = (uint32_t)(old_end - seq);
-		if (sdiff(old_end, seq) > 0 && intersects_emitted(s, seq, old_len)) {
+		if ((sdiff(old_end, seq) > 0 && intersects_emitted(s, seq, old_len)) || !offset_still_right(s, seq)) {
 			free(cur);
 			out_simple(res, id, STREAM_DROP, STREAM_OVERLAPS_EDIT);
 			return 0;

@@ -20,6 +20,7 @@
 #define STREAM_HOLD_MAX 128
 #define STREAM_EDIT_MAX 8
 #define STREAM_EMIT_RING 8
+#define STREAM_HIST 16
 
 struct stream_ops {
 	/* May the incomplete line (so far) be one that gets rewritten? */
@@ -76,6 +77,17 @@ struct stream {
 	uint32_t corr_pos;
 	int32_t off_before;
 	int32_t off_after;
+	/*
+	 * Earlier correction points: seqadj keeps only the newest, so an old
+	 * segment may only be re-sent where the kernel's offset is still right.
+	 */
+	struct {
+		uint32_t pos;
+		int32_t after;
+	} hist[STREAM_HIST];
+	unsigned nhist;
+	bool hist_lost;
+	int32_t base_off;
 
 	/* Held entries handed out in the last result, freed by stream_result_done. */
 	struct stream_held released[STREAM_HOLD_MAX];
@@ -111,6 +123,7 @@ enum stream_reason {
 	STREAM_OUT_OF_ORDER,
 	STREAM_OVERLAPS_EDIT,
 	STREAM_HOLD_FULL,
+	STREAM_STALE_OFFSET,
 };
 
 struct stream_result {
