@@ -42,6 +42,7 @@ struct session {
 	struct hole *holes;
 	unsigned nholes;
 	uint64_t rewrites;
+	uint64_t packets;
 	bool closing;
 	time_t closed_at;
 	bool fin[2];
@@ -704,6 +705,7 @@ void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t 
 		return;
 	}
 	s->last_seen = now;
+	s->packets++;
 	if (pi.flags & PKT_TCP_SYN) {
 		if (!s->dir[dir].started || s->dir[dir].next_seq == pi.seq + 1)
 			stream_syn(&s->dir[dir], pi.seq);
@@ -726,8 +728,9 @@ void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t 
 			s->closing = true;
 			s->closed_at = now;
 			holes_remove_all(a, s);
-			log_msg(LOG_LVL_DEBUG, "session=%llu event=close rewrites=%llu", (unsigned long long)s->id,
-				(unsigned long long)s->rewrites);
+			log_msg(LOG_LVL_DEBUG, "session=%llu event=close rewrites=%llu packets=%llu",
+				(unsigned long long)s->id, (unsigned long long)s->rewrites,
+				(unsigned long long)s->packets);
 		}
 	}
 }
