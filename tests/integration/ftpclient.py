@@ -47,6 +47,8 @@ def main():
     p.add_argument("--mode", choices=["pasv", "epsv", "both"], default="pasv")
     p.add_argument("--announce-only", action="store_true",
                    help="send PASV, print the 227 and wait for a line on stdin before connecting")
+    p.add_argument("--announce-then-quit", action="store_true",
+                   help="send PASV, print the 227, wait for a line on stdin, then QUIT without connecting")
     a = p.parse_args()
 
     out = {"ok": 0, "bad": 0, "replies": [], "errors": []}
@@ -54,6 +56,15 @@ def main():
     ftp.trust_server_pasv_ipv4_address = True
     ftp.connect(a.host, a.port, timeout=15)
     ftp.login()
+    if a.announce_then_quit:
+        ftp.sendcmd("TYPE I")
+        resp = ftp.sendcmd("PASV")
+        host, port = ftplib.parse227(resp)
+        print(json.dumps({"reply": resp, "host": host, "port": port}), flush=True)
+        sys.stdin.readline()
+        ftp.quit()
+        print(json.dumps({"quit": True}), flush=True)
+        return 0
     if a.announce_only:
         ftp.sendcmd("TYPE I")
         resp = ftp.sendcmd("PASV")

@@ -344,7 +344,8 @@ class Suite:
         self.check("exact rewritten 227 lines (lengthen +1, shorten -3)", rewritten_lines)
 
         def elements(name):
-            r = nsx("fa-gw", "nft -j list set inet ftp_alg %s" % name)
+            kind = "map" if name == "pasv4" else "set"
+            r = nsx("fa-gw", "nft -j list %s inet ftp_alg %s" % (kind, name))
             data = json.loads(r.stdout)
             for item in data["nftables"]:
                 if "set" in item or "map" in item:
@@ -389,6 +390,29 @@ class Suite:
                     p.kill()
                 p.wait()
         self.check("stranger refused, rightful client served, pinhole single-use", stranger)
+
+        def closed_with_session():
+            p = subprocess.Popen(["ip", "netns", "exec", "fa-c", "python3", os.path.join(HERE, "ftpclient.py"),
+                                  "--host", "203.0.113.2", "--path", "/%s/f1M" % DATA_DIR, "--sha256",
+                                  self.files["f1M"], "--announce-then-quit"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+            try:
+                ann = json.loads(p.stdout.readline())
+                if len(elements("once4")) != 1 or len(elements("pasv4")) != 1:
+                    raise AssertionError("expected one armed pinhole after %r" % ann["reply"])
+                p.stdin.write("quit\n")
+                p.stdin.flush()
+                json.loads(p.stdout.readline())
+                deadline = time.time() + 3
+                while (elements("once4") or elements("pasv4")) and time.time() < deadline:
+                    time.sleep(0.05)
+                if elements("once4") or elements("pasv4"):
+                    raise AssertionError("pinhole outlived its control connection")
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
+        self.check("an unused pinhole is removed when its control connection ends", closed_with_session)
 
         def data_path():
             r = nsx("fa-gw", "nft -j list chain ip lab forward")
