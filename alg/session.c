@@ -27,6 +27,7 @@ struct session {
 	struct flow reply;
 	bool have_reply;
 	bool dnat; /* the server is behind this gateway's DNAT */
+	bool snat; /* the client is behind this gateway's SNAT/masquerade */
 	bool seqadj_ok;
 	struct stream dir[2];
 	time_t last_seen;
@@ -35,7 +36,11 @@ struct session {
 	bool greeted;
 	bool multiline;
 	int multiline_code;
-	enum ftp_verb pending[PENDING_MAX];
+	struct pending {
+		enum ftp_verb verb;
+		bool has_hole; /* PORT/EPRT: armed when the server answers 200 */
+		struct pinhole hole;
+	} pending[PENDING_MAX];
 	unsigned npending;
 	unsigned pending_head;
 
@@ -152,6 +157,7 @@ static void link_reply(struct alg *a, struct session *s, const struct flow *repl
 	s->have_reply = true;
 	size_t l = addr_len(s->orig.family);
 	s->dnat = memcmp(s->orig.daddr, reply->saddr, l) != 0 || s->orig.dport != reply->sport;
+	s->snat = memcmp(s->orig.saddr, reply->daddr, l) != 0 || s->orig.sport != reply->dport;
 	uint32_t h = flow_hash(reply);
 	s->next_reply = a->by_reply[h];
 	a->by_reply[h] = s;
@@ -262,19 +268,21 @@ static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info
 			(unsigned long long)s->id);
 }
 
-static void pending_push(struct session *s, enum ftp_verb v)
+static struct pending *pending_push(struct session *s, enum ftp_verb v)
 {
 	if (s->npending == PENDING_MAX) {
 		s->pending_head = (s->pending_head + 1) % PENDING_MAX;
 		s->npending--;
 	}
-	s->pending[(s->pending_head + s->npending) % PENDING_MAX] = v;
+	struct pending *p = &s->pending[(s->pending_head + s->npending) % PENDING_MAX];
+	*p = (struct pending){.verb = v};
 	s->npending++;
+	return p;
 }
 
 static enum ftp_verb pending_peek(const struct session *s)
 {
-	return s->npending ? s->pending[s->pending_head] : FTP_VERB_OTHER;
+	return s->npending ? s->pending[s->pending_head].verb : FTP_VERB_OTHER;
 }
 
 static void pending_pop(struct session *s)
@@ -298,19 +306,25 @@ static bool hole_in_use(struct alg *a, const struct pinhole *p)
 	return false;
 }
 
-/* Pick the public port for an announced one; nothing is armed yet. */
-static int choose_pinhole(struct alg *a, struct session *s, uint16_t server_port, struct pinhole *out)
+/*
+ * Pick the public port for an announced one; nothing is armed yet. Passive:
+ * the client may connect to the address it reached the server at, DNATed to
+ * the server. Active: the server may connect to the client's public address,
+ * DNATed to the client.
+ */
+static int choose_pinhole(struct alg *a, struct session *s, bool active, const uint8_t *target, uint16_t target_port,
+			  struct pinhole *out)
 {
 	struct pinhole p = {.family = s->orig.family,
-			    .port = server_port,
-			    .target_port = server_port,
+			    .port = target_port,
+			    .target_port = target_port,
 			    .timeout = a->cfg.pinhole_timeout};
 	size_t l = addr_len(p.family);
-	memcpy(p.client, s->orig.saddr, l);
-	memcpy(p.local, s->orig.daddr, l);
-	memcpy(p.target, s->reply.saddr, l);
+	memcpy(p.client, active ? s->reply.saddr : s->orig.saddr, l);
+	memcpy(p.local, active ? s->reply.daddr : s->orig.daddr, l);
+	memcpy(p.target, target, l);
 
-	if (a->cfg.passive_lo) {
+	if (a->cfg.passive_lo && !active) {
 		unsigned span = (unsigned)a->cfg.passive_hi - a->cfg.passive_lo + 1;
 		unsigned tries = 0;
 		do {
@@ -403,7 +417,7 @@ static int reply_227(struct session *s, const char *line, size_t len, size_t max
 	if (!s->dnat)
 		return -1;
 	struct pinhole hole;
-	if (choose_pinhole(a, s, ep.port, &hole) < 0) {
+	if (choose_pinhole(a, s, false, s->reply.saddr, ep.port, &hole) < 0) {
 		log_refusal(s, "no-free-public-port", line, len);
 		return -1;
 	}
@@ -438,7 +452,7 @@ static int reply_229(struct session *s, const char *line, size_t len, size_t max
 	if (!s->have_reply || !s->dnat)
 		return -1;
 	struct pinhole hole;
-	if (choose_pinhole(a, s, port, &hole) < 0) {
+	if (choose_pinhole(a, s, false, s->reply.saddr, port, &hole) < 0) {
 		log_refusal(s, "no-free-public-port", line, len);
 		return -1;
 	}
@@ -478,6 +492,30 @@ static void go_opaque(struct session *s)
 		(unsigned long long)s->id);
 }
 
+/*
+ * A PORT/EPRT that fails a check opens nothing and must not reach the
+ * server as is (a server that obeys any PORT would connect to the named
+ * host): its verb becomes one no server knows, so the server answers 500.
+ */
+static int neutralize(struct session *s, const char *reason, const char *line, size_t len, char *out, size_t cap)
+{
+	log_refusal(s, reason, line, len);
+	if (len > cap || len < 4)
+		return -1;
+	memcpy(out, line, len);
+	memcpy(out, "XXXX", 4);
+	return (int)len;
+}
+
+static void log_active(struct session *s, const struct pinhole *h)
+{
+	char srv[INET6_ADDRSTRLEN], pub[INET6_ADDRSTRLEN], cli[INET6_ADDRSTRLEN];
+	log_msg(LOG_LVL_INFO, "session=%llu event=port-armed server=%s public=%s:%u client=%s:%u pinhole=%us",
+		(unsigned long long)s->id, addr_str(h->family, h->client, srv, sizeof(srv)),
+		addr_str(h->family, h->local, pub, sizeof(pub)), h->port, addr_str(h->family, h->target, cli, sizeof(cli)),
+		h->target_port, h->timeout);
+}
+
 /* A line the server sent. */
 static int server_line(struct session *s, const char *line, size_t len, size_t max_shrink, char *out, size_t cap)
 {
@@ -507,8 +545,15 @@ static int server_line(struct session *s, const char *line, size_t len, size_t m
 	}
 	if (s->npending == 0)
 		return -1;
-	enum ftp_verb v = pending_peek(s);
+	struct pending pend = s->pending[s->pending_head];
+	enum ftp_verb v = pend.verb;
 	pending_pop(s);
+	if (pend.has_hole) {
+		/* The server accepted the PORT/EPRT: only now may it connect back. */
+		if (code == 200 && arm_pinhole(s->alg, s, &pend.hole) == 0)
+			log_active(s, &pend.hole);
+		return -1;
+	}
 	/* A multi-line 227/229 ends here but was never announced on its own line: not honoured. */
 	if (line[3] != ' ' && len > 3)
 		return -1;
@@ -521,10 +566,65 @@ static int server_line(struct session *s, const char *line, size_t len, size_t m
 	return -1;
 }
 
-/* A line the client sent. */
-static int client_line(struct session *s, const char *line, size_t len)
+static int client_port(struct session *s, enum ftp_verb v, const char *line, size_t len, size_t max_shrink,
+		       char *out, size_t cap, struct pending *pend)
 {
-	pending_push(s, ftp_command_verb(line, len));
+	struct alg *a = s->alg;
+	struct ftp_endpoint ep;
+	struct ftp_span span;
+	int r = v == FTP_VERB_PORT ? ftp_parse_port(line, len, &ep, &span) : ftp_parse_eprt(line, len, &ep, &span);
+
+	if (r < 0)
+		return neutralize(s, v == FTP_VERB_PORT ? "malformed-PORT" : "malformed-EPRT", line, len, out, cap);
+	if (ep.family != s->orig.family)
+		return neutralize(s, "EPRT-family-mismatch", line, len, out, cap);
+	if (memcmp(ep.addr, s->orig.saddr, addr_len(ep.family)) != 0)
+		return neutralize(s, "PORT-names-other-host", line, len, out, cap);
+	if (ep.port < a->cfg.min_data_port)
+		return neutralize(s, "PORT-below-floor", line, len, out, cap);
+	if (!s->have_reply || !s->snat || ep.family != AF_INET)
+		return -1;
+
+	struct pinhole hole;
+	if (choose_pinhole(a, s, true, s->orig.saddr, ep.port, &hole) < 0)
+		return neutralize(s, "no-free-public-port", line, len, out, cap);
+	struct ftp_endpoint pub = {.family = ep.family, .port = hole.port};
+	memcpy(pub.addr, s->reply.daddr, addr_len(ep.family));
+	char rep[96];
+	int n;
+	size_t min = min_len_for(s, span.len, max_shrink);
+	if (v == FTP_VERB_PORT) {
+		n = ftp_format_hostport(&pub, min, rep, sizeof(rep));
+	} else {
+		n = ftp_format_eprt(&pub, line[span.off], rep, sizeof(rep));
+		if (n > 0 && (size_t)n < min)
+			n = -ERANGE;
+	}
+	if (n < 0 || (!s->seqadj_ok && (size_t)n != span.len)) {
+		log_refusal(s, "PORT-cannot-keep-length", line, len);
+		return -1;
+	}
+	n = ftp_splice(line, len, span, rep, (size_t)n, out, cap);
+	if (n < 0)
+		return -1;
+	pend->has_hole = true;
+	pend->hole = hole;
+	s->rewrites++;
+	a->ctr.rewrites++;
+	char e1[200], e2[200];
+	log_msg(LOG_LVL_INFO, "session=%llu event=%s old=\"%s\" new=\"%s\"", (unsigned long long)s->id,
+		v == FTP_VERB_PORT ? "port" : "eprt", log_escape(line, len, e1, sizeof(e1)),
+		log_escape(out, (size_t)n, e2, sizeof(e2)));
+	return n;
+}
+
+/* A line the client sent. */
+static int client_line(struct session *s, const char *line, size_t len, size_t max_shrink, char *out, size_t cap)
+{
+	enum ftp_verb v = ftp_command_verb(line, len);
+	struct pending *p = pending_push(s, v);
+	if (v == FTP_VERB_PORT || v == FTP_VERB_EPRT)
+		return client_port(s, v, line, len, max_shrink, out, cap, p);
 	return -1;
 }
 
@@ -532,14 +632,26 @@ static int on_line(void *ctx, const char *line, size_t len, size_t max_shrink, c
 {
 	struct session *s = ctx;
 	if (s->cur_dir == DIR_ORIG)
-		return client_line(s, line, len);
+		return client_line(s, line, len, max_shrink, out, cap);
 	return server_line(s, line, len, max_shrink, out, cap);
 }
 
 static bool may_rewrite(void *ctx, const char *line, size_t len)
 {
 	struct session *s = ctx;
-	if (s->cur_dir != DIR_REPLY || s->multiline || !s->greeted || !s->dnat)
+	if (s->cur_dir == DIR_ORIG) {
+		/* Any PORT/EPRT may be rewritten or neutralized: hold it whole. */
+		static const char *const verbs[] = {"PORT", "EPRT"};
+		for (int i = 0; i < 2; i++) {
+			size_t k = 0;
+			while (k < len && k < 4 && (line[k] & ~0x20) == verbs[i][k])
+				k++;
+			if (k == len || k == 4)
+				return true;
+		}
+		return false;
+	}
+	if (s->multiline || !s->greeted || !s->dnat)
 		return false;
 	enum ftp_verb v = pending_peek(s);
 	const char *want = v == FTP_VERB_PASV ? "227 " : v == FTP_VERB_EPSV ? "229 " : NULL;

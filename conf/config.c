@@ -17,6 +17,8 @@ void config_defaults(struct alg_config *c)
 	/* vsftpd waits 60 s for a data connection by default (accept_timeout). */
 	c->pinhole_timeout = 60;
 	c->max_pinholes_per_session = 8;
+	/* RFC 2577: a data port below 1024 is a bounce attempt at a well-known service. */
+	c->min_data_port = 1024;
 	c->max_sessions = 16384;
 	c->log_level = 6;
 	snprintf(c->table, sizeof(c->table), "ftp_alg");
@@ -134,6 +136,12 @@ int config_set(struct alg_config *c, const char *key, const char *value, char *e
 			return -EINVAL;
 		}
 		c->pinhole_timeout = (uint32_t)v;
+	} else if (strcasecmp(key, "MinDataPort") == 0) {
+		if (parse_uint(value, strlen(value), 65535, &v) < 0 || v == 0) {
+			snprintf(err, errlen, "'%s' is not a port (1-65535)", value);
+			return -EINVAL;
+		}
+		c->min_data_port = (uint16_t)v;
 	} else if (strcasecmp(key, "MaxPinholesPerSession") == 0) {
 		if (parse_uint(value, strlen(value), 64, &v) < 0 || v == 0) {
 			snprintf(err, errlen, "'%s' is not a number from 1 to 64", value);

@@ -16,6 +16,7 @@ struct alg_config {
 	uint16_t passive_lo, passive_hi; /* PassivePorts; 0 = keep the server's port */
 	uint16_t queue;
 	uint32_t pinhole_timeout; /* seconds */
+	uint16_t min_data_port;	  /* PORT/EPRT below this are refused */
 	unsigned max_pinholes_per_session;
 	unsigned max_sessions;
 	int log_level;

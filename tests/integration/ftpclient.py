@@ -14,6 +14,17 @@ import sys
 
 
 def retr(ftp, path, mode):
+    if mode == "port":
+        # Active mode: ftplib sends PORT (EPRT on IPv6) with this host's address and listens.
+        h = hashlib.sha256()
+        n = [0]
+
+        def take(b):
+            h.update(b)
+            n[0] += len(b)
+        ftp.set_pasv(False)
+        resp = ftp.retrbinary("RETR " + path, take)
+        return resp, h.hexdigest(), n[0]
     ftp.sendcmd("TYPE I")
     if mode == "epsv":
         resp = ftp.sendcmd("EPSV")
@@ -44,7 +55,7 @@ def main():
     p.add_argument("--path", required=True)
     p.add_argument("--sha256", required=True)
     p.add_argument("--count", type=int, default=1)
-    p.add_argument("--mode", choices=["pasv", "epsv", "both"], default="pasv")
+    p.add_argument("--mode", choices=["pasv", "epsv", "both", "port"], default="pasv")
     p.add_argument("--announce-only", action="store_true",
                    help="send PASV, print the 227 and wait for a line on stdin before connecting")
     p.add_argument("--announce-then-quit", action="store_true",

@@ -26,7 +26,7 @@ import time
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-NS = ["fa-c", "fa-x", "fa-gw", "fa-s"]
+NS = ["fa-c", "fa-x", "fa-gw", "fa-s", "fa-lc", "fa-o"]
 FTP_ROOT = "/srv/ftp"
 DATA_DIR = "ftp-alg-test"
 
@@ -37,6 +37,15 @@ SERVERS = {
     "pure-ftpd": ("203.0.113.3", "192.0.2.12", "pure-ftpd"),
     "vsftpd-short": ("203.0.113.4", "198.51.100.100", "vsftpd"),
 }
+
+# Outside servers for LAN clients in active mode (fa-o), behind nothing.
+OUTSIDE = {
+    "vsftpd-out": ("203.0.113.30", "vsftpd"),
+    "proftpd-out": ("203.0.113.31", "proftpd"),
+}
+BOUNCE_SERVER = "203.0.113.32"
+LAN_CLIENT = "192.0.2.50"
+THIRD_HOST = "203.0.113.20"
 
 GW_RULES = """
 table ip lab {
@@ -124,8 +133,10 @@ class Lab:
         nsx(g, "ip addr add 198.51.100.1/24 dev br-lan")
         for n, br, addrs, gw in (("fa-c", "br-out", ["203.0.113.10"], "203.0.113.1"),
                                  ("fa-x", "br-out", ["203.0.113.20"], "203.0.113.1"),
-                                 ("fa-s", "br-lan", ["192.0.2.10", "192.0.2.11", "192.0.2.12"], "192.0.2.1")):
-            peer = "v" + n[3:]
+                                 ("fa-s", "br-lan", ["192.0.2.10", "192.0.2.11", "192.0.2.12"], "192.0.2.1"),
+                                 ("fa-lc", "br-lan", [LAN_CLIENT], "192.0.2.1"),
+                                 ("fa-o", "br-out", ["203.0.113.30", "203.0.113.31", BOUNCE_SERVER], "203.0.113.1")):
+            peer = "v" + n[3:].replace("-", "")
             sh(["ip", "link", "add", "eth0", "netns", n, "type", "veth", "peer", "name", peer, "netns", g])
             nsx(g, "ip link set %s master %s up" % (peer, br))
             for a in addrs:
@@ -136,41 +147,48 @@ class Lab:
         nsx(g, "sysctl -qw net.ipv4.ip_forward=1")
         nsx(g, ["nft", "-f", "-"], input=GW_RULES)
 
-    def start_servers(self):
+    def start_server(self, ns, name, addr, kind):
         run = os.path.join(self.work, "run")
-        os.makedirs(run, exist_ok=True)
+        log = open(os.path.join(self.work, name + ".log"), "w")
+        if kind == "vsftpd":
+            conf = os.path.join(run, name + ".conf")
+            with open(conf, "w") as f:
+                f.write("listen=YES\nlisten_ipv6=NO\nlisten_address=%s\nbackground=NO\n"
+                        "anonymous_enable=YES\nlocal_enable=NO\nwrite_enable=NO\nanon_root=%s\n"
+                        "no_anon_password=YES\npasv_enable=YES\nport_enable=YES\nseccomp_sandbox=NO\n"
+                        "secure_chroot_dir=/var/run/vsftpd/empty\nxferlog_enable=NO\n"
+                        "ftp_username=ftp\nmax_per_ip=200\nmax_clients=200\n" % (addr, FTP_ROOT))
+            cmd = ["vsftpd", conf]
+        elif kind == "proftpd":
+            conf = os.path.join(run, name + ".conf")
+            with open(conf, "w") as f:
+                f.write('ServerName "lab"\nServerType standalone\nDefaultServer on\nPort 21\n'
+                        "DefaultAddress %s\nSocketBindTight on\nUseIPv6 off\nUser nobody\n"
+                        "Group nogroup\nScoreboardFile %s/%s.scoreboard\nPidFile %s/%s.pid\n"
+                        "WtmpLog off\nDelayEngine off\nUseReverseDNS off\n"
+                        "RequireValidShell off\nMaxInstances 200\n<Anonymous %s>\n User ftp\n Group ftp\n"
+                        " UserAlias anonymous ftp\n RequireValidShell off\n MaxClients 200\n"
+                        "</Anonymous>\n" % (addr, run, name, run, name, FTP_ROOT))
+            cmd = [os.path.join(self.pkgroot, "usr/sbin/proftpd"), "-n", "-q", "-c", conf]
+        elif kind == "pure-ftpd":
+            cmd = [os.path.join(self.pkgroot, "usr/sbin/pure-ftpd"), "-S", addr + ",21", "-e", "-H", "-A",
+                   "-c", "200", "-C", "200"]
+        else:
+            self.bounce_log = os.path.join(self.work, "bounce.jsonl")
+            cmd = ["python3", os.path.join(HERE, "bounce_server.py"), "--addr", addr, "--log", self.bounce_log]
+        self.procs.append(subprocess.Popen(["ip", "netns", "exec", ns] + cmd, stdout=log, stderr=subprocess.STDOUT))
+        return (ns, name, addr)
+
+    def start_servers(self):
+        os.makedirs(os.path.join(self.work, "run"), exist_ok=True)
         os.makedirs("/var/run/vsftpd/empty", exist_ok=True)
-        for name, (pub, addr, kind) in SERVERS.items():
-            log = open(os.path.join(self.work, name + ".log"), "w")
-            if kind == "vsftpd":
-                conf = os.path.join(run, name + ".conf")
-                with open(conf, "w") as f:
-                    f.write("listen=YES\nlisten_ipv6=NO\nlisten_address=%s\nbackground=NO\n"
-                            "anonymous_enable=YES\nlocal_enable=NO\nwrite_enable=NO\nanon_root=%s\n"
-                            "no_anon_password=YES\npasv_enable=YES\nseccomp_sandbox=NO\n"
-                            "secure_chroot_dir=/var/run/vsftpd/empty\nxferlog_enable=NO\n"
-                            "ftp_username=ftp\nmax_per_ip=200\nmax_clients=200\n" % (addr, FTP_ROOT))
-                cmd = ["vsftpd", conf]
-            elif kind == "proftpd":
-                conf = os.path.join(run, "proftpd.conf")
-                with open(conf, "w") as f:
-                    f.write('ServerName "lab"\nServerType standalone\nDefaultServer on\nPort 21\n'
-                            "DefaultAddress %s\nSocketBindTight on\nUseIPv6 off\nUser nobody\n"
-                            "Group nogroup\nScoreboardFile %s/proftpd.scoreboard\nPidFile %s/proftpd.pid\n"
-                            "WtmpLog off\nDelayEngine off\nUseReverseDNS off\n"
-                            "RequireValidShell off\nMaxInstances 200\n<Anonymous %s>\n User ftp\n Group ftp\n"
-                            " UserAlias anonymous ftp\n RequireValidShell off\n MaxClients 200\n"
-                            "</Anonymous>\n" % (addr, run, run, FTP_ROOT))
-                cmd = [os.path.join(self.pkgroot, "usr/sbin/proftpd"), "-n", "-q", "-c", conf]
-            else:
-                cmd = [os.path.join(self.pkgroot, "usr/sbin/pure-ftpd"), "-S", addr + ",21", "-e", "-H", "-A",
-                       "-c", "200", "-C", "200"]
-            self.procs.append(subprocess.Popen(["ip", "netns", "exec", "fa-s"] + cmd, stdout=log,
-                                               stderr=subprocess.STDOUT))
+        started = [self.start_server("fa-s", name, addr, kind) for name, (pub, addr, kind) in SERVERS.items()]
+        started += [self.start_server("fa-o", name, addr, kind) for name, (addr, kind) in OUTSIDE.items()]
+        started.append(self.start_server("fa-o", "bounce", BOUNCE_SERVER, "bounce"))
         deadline = time.time() + 10
-        for name, (pub, addr, kind) in SERVERS.items():
+        for ns, name, addr in started:
             while True:
-                r = nsx("fa-s", "ss -Hltn src %s:21" % addr, check=False)
+                r = nsx(ns, "ss -Hltn src %s:21" % addr, check=False)
                 if r.stdout.strip():
                     break
                 if time.time() > deadline:
@@ -240,13 +258,15 @@ class Suite:
                 traceback.print_exc()
 
     # --- clients -------------------------------------------------------
-    def curl(self, server, epsv, name="f1M", ns="fa-c", timeout=20):
-        pub = SERVERS[server][0]
+    def curl(self, server, epsv, name="f1M", ns="fa-c", timeout=20, active=False, eprt=True):
+        pub = SERVERS[server][0] if server in SERVERS else OUTSIDE[server][0]
         out = os.path.join(self.lab.work, "curl.out")
         args = ["curl", "-sS", "--no-ftp-skip-pasv-ip", "--max-time", str(timeout), "-o", out,
                 "ftp://%s/%s/%s" % (pub, DATA_DIR, name)]
         if not epsv:
             args.insert(1, "--disable-epsv")
+        if active:
+            args[1:1] = ["-P", "-"] + ([] if eprt else ["--disable-eprt"])
         r = nsx(ns, args, check=False, timeout=timeout + 10)
         if r.returncode != 0:
             raise AssertionError("curl exit %d: %s" % (r.returncode, r.stderr.strip()))
@@ -255,14 +275,14 @@ class Suite:
         if got != self.files[name]:
             raise AssertionError("sha256 mismatch for %s" % name)
 
-    def lftp(self, server, epsv):
-        pub = SERVERS[server][0]
+    def lftp(self, server, epsv, active=False):
+        pub = SERVERS[server][0] if server in SERVERS else OUTSIDE[server][0]
         out = os.path.join(self.lab.work, "lftp.out")
         # fix-pasv-address would replace a private 227 address and hide a broken rewrite.
-        script = ("set net:max-retries 1; set net:timeout 10; set ftp:passive-mode on; "
+        script = ("set net:max-retries 1; set net:timeout 10; set ftp:passive-mode %s; "
                   "set ftp:fix-pasv-address no; set ftp:prefer-epsv %s; get %s/f1M -o %s; bye"
-                  % ("yes" if epsv else "no", DATA_DIR, out))
-        r = nsx("fa-c", ["timeout", "40", "lftp", "-u", "anonymous,test@", "-e", script, "ftp://" + pub],
+                  % ("off" if active else "on", "yes" if epsv else "no", DATA_DIR, out))
+        r = nsx("fa-lc" if active else "fa-c", ["timeout", "40", "lftp", "-u", "anonymous,test@", "-e", script, "ftp://" + pub],
                 check=False, timeout=60)
         if r.returncode != 0:
             raise AssertionError("lftp exit %d: %s" % (r.returncode, (r.stderr or r.stdout).strip()[-300:]))
@@ -271,8 +291,8 @@ class Suite:
         os.unlink(out)
 
     def ftplib(self, server, count, mode):
-        pub = SERVERS[server][0]
-        r = nsx("fa-c", ["python3", os.path.join(HERE, "ftpclient.py"), "--host", pub, "--path",
+        pub = SERVERS[server][0] if server in SERVERS else OUTSIDE[server][0]
+        r = nsx("fa-lc" if mode == "port" else "fa-c", ["python3", os.path.join(HERE, "ftpclient.py"), "--host", pub, "--path",
                          "/%s/f1M" % DATA_DIR, "--sha256", self.files["f1M"], "--count", str(count),
                          "--mode", mode], check=False, timeout=300)
         try:
@@ -311,6 +331,18 @@ class Suite:
                    lambda: self.ftplib("vsftpd", count, "both"))
         if not self.quick:
             self.check("curl PASV vsftpd 100MiB", lambda: self.curl("vsftpd", epsv=False, name="f100M", timeout=120))
+        # Active mode from a LAN client behind masquerade to outside servers.
+        for s in OUTSIDE:
+            self.check("curl active EPRT LAN->%s 1MiB" % s, lambda s=s: self.curl(s, True, ns="fa-lc", active=True))
+            self.check("curl active PORT LAN->%s 1MiB" % s,
+                       lambda s=s: self.curl(s, True, ns="fa-lc", active=True, eprt=False))
+            self.check("ftplib 20 active transfers on one connection LAN->%s" % s,
+                       lambda s=s: self.ftplib(s, 20, "port"))
+        self.check("lftp active LAN->vsftpd-out 1MiB", lambda: self.lftp("vsftpd-out", epsv=False, active=True))
+        if not self.quick:
+            self.check("curl active PORT LAN->vsftpd-out 100MiB",
+                       lambda: self.curl("vsftpd-out", True, name="f100M", ns="fa-lc", active=True, eprt=False,
+                                         timeout=120))
 
     def alg_specific(self):
         self.mode = "ftp-alg"
@@ -444,6 +476,80 @@ class Suite:
         self.check("data bytes never reach user space (<100 queued packets for a %s transfer)" %
                    ("1 MiB" if self.quick else "100 MiB"), no_data_in_userspace)
 
+    def bounce(self):
+        """PORT/EPRT naming a third host, the gateway, or port 25 never reach a PORT-obeying server."""
+        self.mode = "ftp-alg"
+        lab = self.lab
+
+        def listener(ns, addr, port):
+            code = ("import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                    "s.bind(('%s',%d))\ns.listen(5)\ns.settimeout(8)\n"
+                    "try:\n c,a=s.accept()\n print('CONNECTED', a, c.recv(100))\nexcept OSError:\n print('NONE')\n"
+                    % (addr, port))
+            return subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", code], stdout=subprocess.PIPE,
+                                    text=True)
+
+        def session(commands):
+            code = ("import socket,sys\ns=socket.create_connection(('%s',21),timeout=10)\nf=s.makefile('rb')\n"
+                    "f.readline()\nfor c in sys.argv[1:]:\n"
+                    "    s.sendall(c.encode()+b'\\r\\n')\n"
+                    "    r=f.readline().decode().strip()\n"
+                    "    if c.startswith('RETR') and r.startswith('150'):\n        r += ' / ' + f.readline().decode().strip()\n"
+                    "    print(c, '=>', r)\n" % BOUNCE_SERVER)
+            return nsx("fa-lc", ["python3", "-c", code] + commands, check=False, timeout=30)
+
+        def lines():
+            try:
+                with open(lab.bounce_log) as f:
+                    return [json.loads(l) for l in f]
+            except OSError:
+                return []
+
+        def hostile():
+            third = listener("fa-x", THIRD_HOST, 6000)
+            try:
+                time.sleep(0.3)
+                cmds = ["USER anonymous", "PASS x",
+                        "PORT 203,0,113,20,23,112", "RETR f",      # a third host
+                        "EPRT |1|203.0.113.20|6000|", "RETR f",    # the same with EPRT
+                        "PORT 192,0,2,1,23,112", "RETR f",         # the gateway's own LAN address
+                        "PORT 192,0,2,50,0,25", "RETR f",          # the client, but port 25
+                        "QUIT"]
+                r = session(cmds)
+                got = [l for l in lines() if l[:4].upper() in ("PORT", "EPRT", "XXXX")]
+                if len(got) != 4:
+                    raise AssertionError("server saw %r\n%s" % (got, r.stdout))
+                for l in got:
+                    if not l.startswith("XXXX") or "203,0,113,1," in l or "|203.0.113.1|" in l:
+                        raise AssertionError("server received %r" % l)
+                time.sleep(0.5)
+                third.terminate()
+                out, _ = third.communicate(timeout=15)
+                if "CONNECTED" in out:
+                    raise AssertionError("the third host was reached: %s" % out)
+            finally:
+                if third.poll() is None:
+                    third.kill()
+        self.check("bounce: PORT/EPRT to a third host, the gateway, port 25 never reach the server", hostile)
+
+        def control():
+            # The same server and client with a legitimate PORT: rewritten, and the data arrives.
+            own = listener("fa-lc", LAN_CLIENT, 6001)
+            try:
+                time.sleep(0.3)
+                open(lab.bounce_log, "w").close()
+                r = session(["USER anonymous", "PASS x", "PORT 192,0,2,50,23,113", "RETR f", "QUIT"])
+                got = [l for l in lines() if l[:4].upper() == "PORT"]
+                if got != ["PORT 203,0,113,1,23,113\r\n"]:
+                    raise AssertionError("server saw %r (%s)" % (got, r.stdout))
+                out, _ = own.communicate(timeout=15)
+                if "bounced data" not in out:
+                    raise AssertionError("the data connection did not arrive: %s / %s %s" % (out, r.stdout, r.stderr[-500:]))
+            finally:
+                if own.poll() is None:
+                    own.kill()
+        self.check("bounce control: the client's own PORT is rewritten and its data arrives", control)
+
     def shutdown(self):
         self.mode = "ftp-alg"
 
@@ -532,6 +638,7 @@ def main():
         lab.start_alg(suite.binary)
         suite.transfers("ftp-alg")
         suite.alg_specific()
+        suite.bounce()
         suite.shutdown()
         suite.bad_config()
     except Exception:

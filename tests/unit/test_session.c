@@ -82,7 +82,7 @@ struct conn {
 	size_t last_out_len;
 };
 
-static size_t build(uint8_t *p, int dir, uint32_t seq, uint8_t flags, const char *payload)
+static size_t build(const struct ct_info *ct, uint8_t *p, int dir, uint32_t seq, uint8_t flags, const char *payload)
 {
 	size_t plen = payload ? strlen(payload) : 0, len = 40 + plen;
 	memset(p, 0, 40);
@@ -91,10 +91,11 @@ static size_t build(uint8_t *p, int dir, uint32_t seq, uint8_t flags, const char
 	p[3] = (uint8_t)len;
 	p[8] = 64;
 	p[9] = IPPROTO_TCP;
-	/* As seen at prerouting before NAT: originals to the public address, replies from the server. */
-	memcpy(p + 12, dir == DIR_ORIG ? CLIENT : SERVER, 4);
-	memcpy(p + 16, dir == DIR_ORIG ? PUBLIC : CLIENT, 4);
-	uint16_t sport = dir == DIR_ORIG ? 40000 : 21, dport = dir == DIR_ORIG ? 21 : 40000;
+	/* As seen at prerouting before NAT: each direction carries its conntrack tuple. */
+	const struct flow *f = dir == DIR_ORIG ? &ct->orig : &ct->reply;
+	memcpy(p + 12, f->saddr, 4);
+	memcpy(p + 16, f->daddr, 4);
+	uint16_t sport = f->sport, dport = f->dport;
 	p[20] = (uint8_t)(sport >> 8);
 	p[21] = (uint8_t)sport;
 	p[22] = (uint8_t)(dport >> 8);
@@ -113,7 +114,7 @@ static size_t build(uint8_t *p, int dir, uint32_t seq, uint8_t flags, const char
 static void send_pkt(struct conn *c, int dir, uint8_t flags, const char *payload)
 {
 	uint8_t p[2048];
-	size_t len = build(p, dir, c->seq[dir], flags, payload);
+	size_t len = build(&c->k.ct, p, dir, c->seq[dir], flags, payload);
 	alg_packet(c->alg, dir, c->id++, p, len, 1000, &c->v);
 	c->last_out_len = 0;
 	for (unsigned i = 0; i < c->v.n; i++)
@@ -136,6 +137,16 @@ static const char *out_payload(struct conn *c)
 	memcpy(buf, c->last_out + pi.payload_off, pi.payload_len);
 	buf[pi.payload_len] = '\0';
 	return buf;
+}
+
+static void start_conn(struct conn *c, const struct alg_config *cfg)
+{
+	c->alg = alg_new(cfg, &fake_ops, &c->k);
+	c->seq[0] = 1000;
+	c->seq[1] = 5000;
+	send_pkt(c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	send_pkt(c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
+	send_pkt(c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
 }
 
 static void setup_conn(struct conn *c, const struct alg_config *cfg)
@@ -324,6 +335,101 @@ static void no_seqadj_keeps_length(void **state)
 	alg_free(c.alg);
 }
 
+/* A LAN client behind masquerade talking to an outside server. */
+static const uint8_t LAN_CLIENT[4] = {192, 0, 2, 50}, OUT_SERVER[4] = {198, 51, 100, 200}, GW[4] = {203, 0, 113, 1};
+
+static void setup_active(struct conn *c)
+{
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	memset(c, 0, sizeof(*c));
+	c->k.seqadj_ext = true;
+	c->k.ct.orig.family = c->k.ct.reply.family = AF_INET;
+	memcpy(c->k.ct.orig.saddr, LAN_CLIENT, 4);
+	memcpy(c->k.ct.orig.daddr, OUT_SERVER, 4);
+	c->k.ct.orig.sport = 40000;
+	c->k.ct.orig.dport = 21;
+	memcpy(c->k.ct.reply.saddr, OUT_SERVER, 4);
+	memcpy(c->k.ct.reply.daddr, GW, 4);
+	c->k.ct.reply.sport = 21;
+	c->k.ct.reply.dport = 40000;
+	start_conn(c, &cfg);
+}
+
+static void port_rewritten_armed_on_200(void **state)
+{
+	struct conn c;
+	(void)state;
+	setup_active(&c);
+	uint32_t seq = c.seq[DIR_ORIG];
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PORT 192,0,2,50,195,80\r\n");
+	assert_string_equal(out_payload(&c), "PORT 203,0,113,1,195,80\r\n");
+	assert_int_equal(c.k.last_dir, DIR_ORIG);
+	assert_int_equal(c.k.last_pos, seq);
+	assert_int_equal(c.k.last_after, 1);
+	assert_int_equal(c.k.nadded, 0); /* not before the server agrees */
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "200 PORT command successful.\r\n");
+	assert_int_equal(c.k.nadded, 1);
+	struct pinhole *p = &c.k.added[0];
+	assert_memory_equal(p->client, OUT_SERVER, 4);
+	assert_memory_equal(p->local, GW, 4);
+	assert_int_equal(p->port, 50000);
+	assert_memory_equal(p->target, LAN_CLIENT, 4);
+	assert_int_equal(p->target_port, 50000);
+	/* Refused by the server: nothing opens. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "EPRT |1|192.0.2.50|6000|\r\n");
+	assert_string_equal(out_payload(&c), "EPRT |1|203.0.113.1|6000|\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "500 Illegal EPRT command.\r\n");
+	assert_int_equal(c.k.nadded, 1);
+	/* A LAN client's PASV to an outside server: nothing to rewrite, never an inbound pinhole. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (198,51,100,200,195,80).\r\n");
+	assert_string_equal(out_payload(&c), "");
+	assert_int_equal(c.k.nadded, 1);
+	alg_free(c.alg);
+}
+
+static void port_bounce_neutralized(void **state)
+{
+	struct conn c;
+	(void)state;
+	static const char *const bad[] = {
+		"PORT 203,0,113,20,195,80\r\n",   /* a third host */
+		"PORT 192,0,2,1,195,80\r\n",      /* the gateway itself */
+		"PORT 192,0,2,50,0,25\r\n",       /* below the floor: SMTP */
+		"PORT 192,0,2,50,256,1\r\n",      /* malformed */
+		"EPRT |2|2001:db8::1|6000|\r\n",  /* family mismatch */
+		"EPRT |1|127.0.0.1|6000|\r\n",    /* loopback */
+		"eprt |1|255.255.255.255|6000|\r\n",
+	};
+	setup_active(&c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, bad[i]);
+		const char *o = out_payload(&c);
+		assert_int_equal(strlen(o), strlen(bad[i]));
+		assert_memory_equal(o, "XXXX", 4);
+		assert_string_equal(o + 4, bad[i] + 4);
+		send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "200 ok\r\n");
+	}
+	assert_int_equal(c.k.nadded, 0);
+	alg_free(c.alg);
+}
+
+/* A 200 that answers another command must not arm the PORT's pinhole. */
+static void replies_paired_in_order(void **state)
+{
+	struct conn c;
+	(void)state;
+	setup_active(&c);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "TYPE I\r\nPORT 192,0,2,50,195,80\r\n");
+	assert_string_equal(out_payload(&c), "TYPE I\r\nPORT 203,0,113,1,195,80\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "200 Switching to Binary mode.\r\n");
+	assert_int_equal(c.k.nadded, 0);
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "200 PORT command successful.\r\n");
+	assert_int_equal(c.k.nadded, 1);
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", 0, 0);
@@ -331,6 +437,8 @@ int main(void)
 		cmocka_unit_test(pasv_rewritten_with_pinhole), cmocka_unit_test(refusals),
 		cmocka_unit_test(auth_tls_goes_opaque),	       cmocka_unit_test(epsv_and_passive_ports),
 		cmocka_unit_test(pinholes_bounded_per_session), cmocka_unit_test(no_seqadj_keeps_length),
+		cmocka_unit_test(port_rewritten_armed_on_200), cmocka_unit_test(port_bounce_neutralized),
+		cmocka_unit_test(replies_paired_in_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

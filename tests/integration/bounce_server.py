@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""A minimal FTP server that obeys any PORT/EPRT, for bounce tests.
+
+Real servers refuse a PORT naming another host, which would hide an ALG
+that lets one through. This one records every command line it receives
+(to --log, one JSON string per line) and, on RETR, connects wherever the
+last PORT/EPRT pointed and sends a few bytes.
+"""
+import argparse
+import json
+import re
+import socket
+import threading
+
+
+def serve(conn, log, addr):
+    target = None
+    f = conn.makefile("rb")
+    conn.sendall(b"220 bounce test server\r\n")
+    for raw in f:
+        line = raw.decode("latin-1")
+        with open(log, "a") as out:
+            out.write(json.dumps(line) + "\n")
+        cmd = line[:4].upper()
+        if cmd == "USER":
+            conn.sendall(b"331 any password\r\n")
+        elif cmd == "PASS":
+            conn.sendall(b"230 logged in\r\n")
+        elif cmd == "PORT":
+            m = re.match(r"PORT (\d+),(\d+),(\d+),(\d+),(\d+),(\d+)", line, re.I)
+            if m:
+                v = [int(x) for x in m.groups()]
+                target = ("%d.%d.%d.%d" % tuple(v[:4]), v[4] * 256 + v[5])
+                conn.sendall(b"200 PORT ok\r\n")
+            else:
+                conn.sendall(b"501 bad PORT\r\n")
+        elif cmd == "EPRT":
+            parts = line.strip()[5:].split(line.strip()[5:6]) if len(line.strip()) > 6 else []
+            if len(parts) >= 4:
+                target = (parts[2], int(parts[3]))
+                conn.sendall(b"200 EPRT ok\r\n")
+            else:
+                conn.sendall(b"501 bad EPRT\r\n")
+        elif cmd == "RETR":
+            if not target:
+                conn.sendall(b"425 no PORT\r\n")
+                continue
+            conn.sendall(b"150 connecting\r\n")
+            try:
+                # Like real servers, connect from the control connection's address.
+                with socket.create_connection(target, timeout=3, source_address=(addr, 0)) as d:
+                    d.sendall(b"bounced data\n")
+                conn.sendall(b"226 done\r\n")
+            except OSError:
+                conn.sendall(b"425 cannot connect\r\n")
+        elif cmd == "QUIT":
+            conn.sendall(b"221 bye\r\n")
+            break
+        else:
+            conn.sendall(b"500 unknown command\r\n")
+    conn.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--addr", required=True)
+    ap.add_argument("--log", required=True)
+    a = ap.parse_args()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((a.addr, 21))
+    s.listen(16)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=serve, args=(c, a.log, a.addr), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()
