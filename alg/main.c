@@ -19,6 +19,7 @@
 #include "ct.h"
 #include "log.h"
 #include "queue.h"
+#include "route.h"
 #include "session.h"
 
 #ifndef FTP_ALG_VERSION
@@ -31,6 +32,7 @@ struct daemon {
 	struct ct *ct;
 	struct nft *nft;
 	struct queue *q;
+	struct route *route;
 	struct alg *alg;
 };
 
@@ -54,8 +56,16 @@ static int k_hole_del(void *k, const struct pinhole *p)
 	return nft_pinhole_del(((struct daemon *)k)->nft, p);
 }
 
-static const struct alg_kernel_ops kernel_ops = {
-	.ct_get = k_ct_get, .seqadj_set = k_seqadj, .pinhole_add = k_hole_add, .pinhole_del = k_hole_del};
+static int k_via_default(void *k, int family, const uint8_t *addr)
+{
+	return route_via_default(((struct daemon *)k)->route, family, addr);
+}
+
+static const struct alg_kernel_ops kernel_ops = {.ct_get = k_ct_get,
+						 .seqadj_set = k_seqadj,
+						 .pinhole_add = k_hole_add,
+						 .pinhole_del = k_hole_del,
+						 .via_default = k_via_default};
 
 static void sd_notify(const char *msg)
 {
@@ -354,6 +364,12 @@ int main(int argc, char **argv)
 		log_msg(LOG_LVL_ERR, "cannot open ctnetlink: %s", strerror(-r));
 		return 1;
 	}
+	r = route_open(&d.route);
+	if (r < 0) {
+		log_msg(LOG_LVL_ERR, "cannot open rtnetlink: %s", strerror(-r));
+		ct_close(d.ct);
+		return 1;
+	}
 	r = nft_open(&d.nft, &d.cfg);
 	if (r < 0) {
 		log_msg(LOG_LVL_ERR, "cannot create nftables table inet %s: %s", d.cfg.table, nft_strerror(r));
@@ -395,6 +411,7 @@ int main(int argc, char **argv)
 	alg_free(d.alg);
 	queue_close(d.q);
 	nft_close(d.nft);
+	route_close(d.route);
 	ct_close(d.ct);
 	log_msg(LOG_LVL_INFO, "stopped; table inet %s removed", d.cfg.table);
 	return rc;

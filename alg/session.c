@@ -28,6 +28,12 @@ struct session {
 	bool have_reply;
 	bool dnat; /* the server is behind this gateway's DNAT */
 	bool snat; /* the client is behind this gateway's SNAT/masquerade */
+	/*
+	 * Without NAT (routed, typically IPv6): the client is outside and the
+	 * server inside (passive pinholes), or the reverse (active pinholes).
+	 */
+	bool routed_in_passive;
+	bool routed_in_active;
 	bool seqadj_ok;
 	struct stream dir[2];
 	time_t last_seen;
@@ -244,11 +250,24 @@ static void log_session_start(struct session *s, const char *how)
 		addr_str(s->orig.family, s->orig.daddr, d, sizeof(d)), s->orig.dport);
 }
 
+/* Which side is outside, for a connection the gateway only routes. */
+static void learn_routing(struct alg *a, struct session *s)
+{
+	if (s->dnat || s->snat || !a->ops->via_default)
+		return;
+	int client_out = a->ops->via_default(a->kernel, s->orig.family, s->orig.saddr);
+	int server_out = a->ops->via_default(a->kernel, s->orig.family, s->orig.daddr);
+	s->routed_in_passive = client_out == 1 && server_out == 0;
+	s->routed_in_active = client_out == 0 && server_out == 1;
+}
+
 /* Learn the reply tuple and make sure the kernel keeps sequence offsets for us. */
 static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info *ct)
 {
-	if (!s->have_reply)
+	if (!s->have_reply) {
 		link_reply(a, s, &ct->reply);
+		learn_routing(a, s);
+	}
 	for (int d = 0; d < 2; d++)
 		if (ct->seqadj_present[d]) {
 			s->seqadj_ok = true;
@@ -315,6 +334,12 @@ static bool hole_in_use(struct alg *a, const struct pinhole *p)
 static int choose_pinhole(struct alg *a, struct session *s, bool active, const uint8_t *target, uint16_t target_port,
 			  struct pinhole *out)
 {
+	/*
+	 * Without NAT the published port must differ from the real one: the
+	 * port change makes the data connection a DNAT flow, which the usual
+	 * "ct status dnat accept" admits through a drop policy.
+	 */
+	bool remap = active ? !s->snat : !s->dnat;
 	struct pinhole p = {.family = s->orig.family,
 			    .port = target_port,
 			    .target_port = target_port,
@@ -336,8 +361,10 @@ static int choose_pinhole(struct alg *a, struct session *s, bool active, const u
 			return -EADDRINUSE;
 	} else {
 		unsigned tries = 0;
-		while (hole_in_use(a, &p) && ++tries < 64)
-			p.port = (uint16_t)(p.port == 65535 ? 1024 : p.port + 1);
+		if (remap)
+			p.port = (uint16_t)(p.port >= 65535 ? 1024 : p.port + 1);
+		while ((hole_in_use(a, &p) || (remap && p.port == target_port)) && ++tries < 64)
+			p.port = (uint16_t)(p.port >= 65535 ? 1024 : p.port + 1);
 		if (tries >= 64)
 			return -EADDRINUSE;
 	}
@@ -414,7 +441,7 @@ static int reply_227(struct session *s, const char *line, size_t len, size_t max
 		log_refusal(s, "227-names-other-host", line, len);
 		return -1;
 	}
-	if (!s->dnat)
+	if (!s->dnat && !s->routed_in_passive)
 		return -1;
 	struct pinhole hole;
 	if (choose_pinhole(a, s, false, s->reply.saddr, ep.port, &hole) < 0) {
@@ -449,7 +476,7 @@ static int reply_229(struct session *s, const char *line, size_t len, size_t max
 		log_refusal(s, "malformed-229", line, len);
 		return -1;
 	}
-	if (!s->have_reply || !s->dnat)
+	if (!s->have_reply || (!s->dnat && !s->routed_in_passive))
 		return -1;
 	struct pinhole hole;
 	if (choose_pinhole(a, s, false, s->reply.saddr, port, &hole) < 0) {
@@ -582,7 +609,7 @@ static int client_port(struct session *s, enum ftp_verb v, const char *line, siz
 		return neutralize(s, "PORT-names-other-host", line, len, out, cap);
 	if (ep.port < a->cfg.min_data_port)
 		return neutralize(s, "PORT-below-floor", line, len, out, cap);
-	if (!s->have_reply || !s->snat || ep.family != AF_INET)
+	if (!s->have_reply || (!s->snat && !s->routed_in_active))
 		return -1;
 
 	struct pinhole hole;
@@ -651,7 +678,7 @@ static bool may_rewrite(void *ctx, const char *line, size_t len)
 		}
 		return false;
 	}
-	if (s->multiline || !s->greeted || !s->dnat)
+	if (s->multiline || !s->greeted || (!s->dnat && !s->routed_in_passive))
 		return false;
 	enum ftp_verb v = pending_peek(s);
 	const char *want = v == FTP_VERB_PASV ? "227 " : v == FTP_VERB_EPSV ? "229 " : NULL;

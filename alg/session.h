@@ -50,6 +50,8 @@ struct alg_kernel_ops {
 	int (*seqadj_set)(void *k, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after);
 	int (*pinhole_add)(void *k, const struct pinhole *p);
 	int (*pinhole_del)(void *k, const struct pinhole *p);
+	/* 1 if addr lies beyond a default route (outside), 0 if not, -errno if unknown. */
+	int (*via_default)(void *k, int family, const uint8_t *addr);
 };
 
 struct alg_verdict {

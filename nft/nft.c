@@ -24,14 +24,17 @@
 #define SET_CTL_PORTS "ctl_ports"
 #define MAP_PASV4 "pasv4"
 #define SET_ONCE4 "once4"
+#define MAP_PASV6 "pasv6"
+#define SET_ONCE6 "once6"
 #define OBJ_SEQADJ4 "seqadj4"
 #define OBJ_SEQADJ6 "seqadj6"
 
 /* nft's datatype ids, so that "nft list" shows our sets readably. */
 #define TYPE_IPADDR 7
+#define TYPE_IP6ADDR 8
 #define TYPE_INET_SERVICE 13
 #define TYPE_BITS 6
-#define KEY4_TYPE (((TYPE_IPADDR << TYPE_BITS | TYPE_IPADDR) << TYPE_BITS) | TYPE_INET_SERVICE)
+#define KEY_TYPE(a) ((((a) << TYPE_BITS | (a)) << TYPE_BITS) | TYPE_INET_SERVICE)
 
 /* After conntrack (-200), before DNAT (-100): the tuple is still the one the client sent to. */
 #define PRIO_CONTROL -150
@@ -256,12 +259,27 @@ static void rule_queue(struct batch *bt, uint8_t dir, uint16_t qnum)
 	rule_put(bt, r);
 }
 
-/* ip saddr . ip daddr . tcp dport into reg 1 (32-bit regs 8, 9, 10), as nft lays out a concatenation. */
-static void e_key4(struct nftnl_rule *r)
+/*
+ * The register layout nft itself uses for a concatenation: IPv4 fields in
+ * consecutive 32-bit registers from reg 1, IPv6 fields in 128-bit registers.
+ */
+struct pinhole_layout {
+	uint8_t nfproto;
+	uint32_t alen, saddr_off, daddr_off;
+	uint32_t reg_daddr, reg_port, reg_data_port;
+	const char *set, *map;
+};
+
+static const struct pinhole_layout layout4 = {NFPROTO_IPV4, 4, 12, 16, NFT_REG32_01, NFT_REG32_02, NFT_REG32_01,
+					      SET_ONCE4, MAP_PASV4};
+static const struct pinhole_layout layout6 = {NFPROTO_IPV6, 16, 8, 24, NFT_REG_2, NFT_REG_3, NFT_REG_2, SET_ONCE6,
+					      MAP_PASV6};
+
+static void e_key(struct nftnl_rule *r, const struct pinhole_layout *l)
 {
-	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG_1);
-	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4, NFT_REG32_01);
-	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_02);
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, l->saddr_off, l->alen, NFT_REG_1);
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, l->daddr_off, l->alen, l->reg_daddr);
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, l->reg_port);
 }
 
 /*
@@ -269,31 +287,32 @@ static void e_key4(struct nftnl_rule *r)
  *   ip saddr . ip daddr . tcp dport @once4
  *   delete @once4 { ip saddr . ip daddr . tcp dport }
  *   dnat ip to ip saddr . ip daddr . tcp dport map @pasv4
- * The packet that uses a pinhole deletes its key: a pinhole opens once.
+ * (and the same with ip6 and once6/pasv6). The packet that uses a pinhole
+ * deletes its key: a pinhole opens once.
  */
-static void rule_pinhole4(struct batch *bt)
+static void rule_pinhole(struct batch *bt, const struct pinhole_layout *l)
 {
 	struct nftnl_rule *r = rule_new(bt->n, "pinhole");
-	e_nfproto(r, NFPROTO_IPV4);
+	e_nfproto(r, l->nfproto);
 	e_l4proto_tcp(r);
 	e_ct_new(r);
-	e_key4(r);
-	e_lookup(r, SET_ONCE4, NFT_REG_1, -1);
-	e_key4(r);
+	e_key(r, l);
+	e_lookup(r, l->set, NFT_REG_1, -1);
+	e_key(r, l);
 	struct nftnl_expr *e = nftnl_expr_alloc("dynset");
-	nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, SET_ONCE4);
+	nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, l->set);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_DELETE);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
 	add_expr(r, e);
-	e_key4(r);
-	e_lookup(r, MAP_PASV4, NFT_REG_1, NFT_REG_1);
+	e_key(r, l);
+	e_lookup(r, l->map, NFT_REG_1, NFT_REG_1);
 	e = nftnl_expr_alloc("nat");
 	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, l->nfproto);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG32_01);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, NFT_REG32_01);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, l->reg_data_port);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, l->reg_data_port);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
 	add_expr(r, e);
 	rule_put(bt, r);
@@ -364,29 +383,34 @@ static void put_sets(struct batch *bt, const struct alg_config *cfg)
 	batch_next(bt);
 
 	/* set once4 { type ipv4_addr . ipv4_addr . inet_service; flags dynamic, timeout; size 65535 } */
-	s = set_new(n, SET_ONCE4);
-	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT | NFT_SET_EVAL);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, KEY4_TYPE);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 12);
-	nftnl_set_set_u32(s, NFTNL_SET_ID, 2);
-	nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, 65535);
-	nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
-	nftnl_set_nlmsg_build_payload(nlh, s);
-	nftnl_set_free(s);
-	batch_next(bt);
-
 	/* map pasv4 { type ipv4_addr . ipv4_addr . inet_service : ipv4_addr . inet_service; flags timeout } */
-	s = set_new(n, MAP_PASV4);
-	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP | NFT_SET_TIMEOUT);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, KEY4_TYPE);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 12);
-	nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, TYPE_IPADDR << TYPE_BITS | TYPE_INET_SERVICE);
-	nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, 8);
-	nftnl_set_set_u32(s, NFTNL_SET_ID, 3);
-	nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
-	nftnl_set_nlmsg_build_payload(nlh, s);
-	nftnl_set_free(s);
-	batch_next(bt);
+	/* and once6/pasv6 with ipv6_addr */
+	for (int i = 0; i < 2; i++) {
+		const struct pinhole_layout *l = i ? &layout6 : &layout4;
+		uint32_t atype = i ? TYPE_IP6ADDR : TYPE_IPADDR, klen = 2 * l->alen + 4;
+		s = set_new(n, l->set);
+		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT | NFT_SET_EVAL);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, KEY_TYPE(atype));
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, klen);
+		nftnl_set_set_u32(s, NFTNL_SET_ID, 2 + 2 * (uint32_t)i);
+		nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, 65535);
+		nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
+		nftnl_set_nlmsg_build_payload(nlh, s);
+		nftnl_set_free(s);
+		batch_next(bt);
+
+		s = set_new(n, l->map);
+		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP | NFT_SET_TIMEOUT);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, KEY_TYPE(atype));
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, klen);
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, atype << TYPE_BITS | TYPE_INET_SERVICE);
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, l->alen + 4);
+		nftnl_set_set_u32(s, NFTNL_SET_ID, 3 + 2 * (uint32_t)i);
+		nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
+		nftnl_set_nlmsg_build_payload(nlh, s);
+		nftnl_set_free(s);
+		batch_next(bt);
+	}
 }
 
 static void put_table(struct batch *bt, uint16_t type, uint32_t flags)
@@ -417,7 +441,8 @@ static int setup(struct nft *n, const struct alg_config *cfg)
 	rule_seqadj(&bt, NFPROTO_IPV6, OBJ_SEQADJ6);
 	rule_queue(&bt, IP_CT_DIR_ORIGINAL, cfg->queue);
 	rule_queue(&bt, IP_CT_DIR_REPLY, (uint16_t)(cfg->queue + 1));
-	rule_pinhole4(&bt);
+	rule_pinhole(&bt, &layout4);
+	rule_pinhole(&bt, &layout6);
 	return batch_commit(&bt);
 }
 
@@ -485,18 +510,21 @@ const char *nft_queue_path_name(enum nft_queue_path p)
 static int pinhole_msg(struct nft *n, const struct pinhole *p, bool add)
 {
 	struct batch bt;
-	uint8_t key[12] = {0}, data[8] = {0};
+	uint8_t key[36] = {0}, data[20] = {0};
 	uint16_t port;
 
-	if (p->family != AF_INET)
+	if (p->family != AF_INET && p->family != AF_INET6)
 		return -EAFNOSUPPORT;
-	memcpy(key, p->client, 4);
-	memcpy(key + 4, p->local, 4);
+	const struct pinhole_layout *l = p->family == AF_INET ? &layout4 : &layout6;
+	size_t al = l->alen;
+	memcpy(key, p->client, al);
+	memcpy(key + al, p->local, al);
 	port = htons(p->port);
-	memcpy(key + 8, &port, 2);
-	memcpy(data, p->target, 4);
+	memcpy(key + 2 * al, &port, 2);
+	memcpy(data, p->target, al);
 	port = htons(p->target_port);
-	memcpy(data + 4, &port, 2);
+	memcpy(data + al, &port, 2);
+	size_t klen = 2 * al + 4, dlen = al + 4;
 
 	/*
 	 * Added together in one batch. Deleted one by one: the packet path may
@@ -507,12 +535,12 @@ static int pinhole_msg(struct nft *n, const struct pinhole *p, bool add)
 		batch_begin(&bt, n);
 	for (int i = 0; i < 2; i++) {
 		bool map = i == 1;
-		struct nftnl_set *s = set_new(n, map ? MAP_PASV4 : SET_ONCE4);
+		struct nftnl_set *s = set_new(n, map ? l->map : l->set);
 		struct nftnl_set_elem *e = nftnl_set_elem_alloc();
-		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, sizeof(key));
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, (uint32_t)klen);
 		if (add) {
 			if (map)
-				nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, data, sizeof(data));
+				nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, data, (uint32_t)dlen);
 			nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT, (uint64_t)p->timeout * 1000);
 		} else {
 			batch_begin(&bt, n);

@@ -18,6 +18,8 @@
 /* A fake kernel: records what the session layer asks for. */
 struct fake_kernel {
 	struct ct_info ct;
+	struct ct_info ct2; /* a second connection, when has_ct2 */
+	bool has_ct2;
 	bool seqadj_ext;
 	int seqadj_calls;
 	int last_dir;
@@ -27,17 +29,22 @@ struct fake_kernel {
 	int nadded;
 	struct pinhole deleted[32];
 	int ndeleted;
+	uint8_t outside[4]; /* the one address reached via the default route */
 };
 
 static int f_ct_get(void *k, const struct flow *seen, int dir, struct ct_info *out)
 {
 	struct fake_kernel *f = k;
-	const struct flow *want = dir == DIR_REPLY ? &f->ct.reply : &f->ct.orig;
-	if (memcmp(seen->saddr, want->saddr, 4) || memcmp(seen->daddr, want->daddr, 4) || seen->sport != want->sport ||
-	    seen->dport != want->dport)
-		return -ENOENT;
-	*out = f->ct;
-	return 0;
+	for (int i = 0; i < (f->has_ct2 ? 2 : 1); i++) {
+		const struct ct_info *ct = i ? &f->ct2 : &f->ct;
+		const struct flow *want = dir == DIR_REPLY ? &ct->reply : &ct->orig;
+		if (memcmp(seen->saddr, want->saddr, 4) || memcmp(seen->daddr, want->daddr, 4) ||
+		    seen->sport != want->sport || seen->dport != want->dport)
+			continue;
+		*out = *ct;
+		return 0;
+	}
+	return -ENOENT;
 }
 
 static int f_seqadj(void *k, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after)
@@ -68,7 +75,14 @@ static int f_del(void *k, const struct pinhole *p)
 	return 0;
 }
 
-static const struct alg_kernel_ops fake_ops = {f_ct_get, f_seqadj, f_add, f_del};
+static int f_via_default(void *k, int family, const uint8_t *addr)
+{
+	struct fake_kernel *f = k;
+	(void)family;
+	return memcmp(addr, f->outside, 4) == 0;
+}
+
+static const struct alg_kernel_ops fake_ops = {f_ct_get, f_seqadj, f_add, f_del, f_via_default};
 
 static const uint8_t CLIENT[4] = {203, 0, 113, 10}, PUBLIC[4] = {203, 0, 113, 1}, SERVER[4] = {192, 0, 2, 10};
 
@@ -430,6 +444,100 @@ static void replies_paired_in_order(void **state)
 	alg_free(c.alg);
 }
 
+/* Routed, no NAT: the client outside, the server inside. Pinholes publish another port. */
+static void routed_passive_remaps_port(void **state)
+{
+	struct conn c;
+	struct alg_config cfg;
+	static const uint8_t OUT[4] = {203, 0, 113, 10}, IN[4] = {192, 0, 2, 10};
+	(void)state;
+	config_defaults(&cfg);
+	memset(&c, 0, sizeof(c));
+	c.k.seqadj_ext = true;
+	memcpy(c.k.outside, OUT, 4);
+	c.k.ct.orig.family = c.k.ct.reply.family = AF_INET;
+	memcpy(c.k.ct.orig.saddr, OUT, 4);
+	memcpy(c.k.ct.orig.daddr, IN, 4);
+	c.k.ct.orig.sport = 40000;
+	c.k.ct.orig.dport = 21;
+	memcpy(c.k.ct.reply.saddr, IN, 4);
+	memcpy(c.k.ct.reply.daddr, OUT, 4);
+	c.k.ct.reply.sport = 21;
+	c.k.ct.reply.dport = 40000;
+	start_conn(&c, &cfg);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "EPSV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "229 Entering Extended Passive Mode (|||6446|)\r\n");
+	assert_string_equal(out_payload(&c), "229 Entering Extended Passive Mode (|||6447|)\r\n");
+	assert_int_equal(c.k.nadded, 1);
+	assert_memory_equal(c.k.added[0].client, OUT, 4);
+	assert_memory_equal(c.k.added[0].local, IN, 4);
+	assert_int_equal(c.k.added[0].port, 6447);
+	assert_memory_equal(c.k.added[0].target, IN, 4);
+	assert_int_equal(c.k.added[0].target_port, 6446);
+	alg_free(c.alg);
+
+	/* The reverse (client inside, server outside): PORT keeps the address, publishes another port. */
+	memset(&c, 0, sizeof(c));
+	c.k.seqadj_ext = true;
+	memcpy(c.k.outside, OUT, 4);
+	c.k.ct.orig.family = c.k.ct.reply.family = AF_INET;
+	memcpy(c.k.ct.orig.saddr, IN, 4);
+	memcpy(c.k.ct.orig.daddr, OUT, 4);
+	c.k.ct.orig.sport = 40000;
+	c.k.ct.orig.dport = 21;
+	memcpy(c.k.ct.reply.saddr, OUT, 4);
+	memcpy(c.k.ct.reply.daddr, IN, 4);
+	c.k.ct.reply.sport = 21;
+	c.k.ct.reply.dport = 40000;
+	start_conn(&c, &cfg);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PORT 192,0,2,10,195,80\r\n");
+	assert_string_equal(out_payload(&c), "PORT 192,0,2,10,195,81\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "200 ok\r\n");
+	assert_int_equal(c.k.nadded, 1);
+	assert_memory_equal(c.k.added[0].client, OUT, 4);
+	assert_int_equal(c.k.added[0].port, 50001);
+	assert_int_equal(c.k.added[0].target_port, 50000);
+	/* And this client's PASV needs nothing. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (203,0,113,10,195,80).\r\n");
+	assert_string_equal(out_payload(&c), "");
+	assert_int_equal(c.k.nadded, 1);
+	alg_free(c.alg);
+}
+
+/* Two LAN clients announcing the same port to one server get distinct public ports. */
+static void same_port_two_clients(void **state)
+{
+	struct conn c1, c2;
+	(void)state;
+	setup_active(&c1);
+	setup_active(&c2);
+	/* Second client: another LAN host, masqueraded to the same address. */
+	alg_free(c2.alg);
+	c2.k.ct.orig.saddr[3] = 51;
+	c2.k.ct.orig.sport = 40001;
+	c2.k.ct.reply.dport = 40001;
+	c2.alg = c1.alg; /* one daemon, whose kernel knows both connections */
+	c1.k.ct2 = c2.k.ct;
+	c1.k.has_ct2 = true;
+	c2.seq[0] = 1000;
+	c2.seq[1] = 5000;
+	send_pkt(&c2, DIR_ORIG, PKT_TCP_SYN, NULL);
+	send_pkt(&c2, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
+	send_pkt(&c2, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
+	send_pkt(&c1, DIR_ORIG, PKT_TCP_ACK, "PORT 192,0,2,50,195,80\r\n");
+	send_pkt(&c1, DIR_REPLY, PKT_TCP_ACK, "200 ok\r\n");
+	send_pkt(&c2, DIR_ORIG, PKT_TCP_ACK, "PORT 192,0,2,51,195,80\r\n");
+	assert_string_equal(out_payload(&c2), "PORT 203,0,113,1,195,81\r\n");
+	send_pkt(&c2, DIR_REPLY, PKT_TCP_ACK, "200 ok\r\n");
+	assert_int_equal(c1.k.nadded, 2);
+	assert_int_equal(c1.k.added[0].port, 50000);
+	assert_int_equal(c1.k.added[1].port, 50001);
+	assert_int_equal(c1.k.added[0].target[3], 50);
+	assert_int_equal(c1.k.added[1].target[3], 51);
+	alg_free(c1.alg);
+}
+
 int main(void)
 {
 	log_open("test", 0, 0);
@@ -438,7 +546,8 @@ int main(void)
 		cmocka_unit_test(auth_tls_goes_opaque),	       cmocka_unit_test(epsv_and_passive_ports),
 		cmocka_unit_test(pinholes_bounded_per_session), cmocka_unit_test(no_seqadj_keeps_length),
 		cmocka_unit_test(port_rewritten_armed_on_200), cmocka_unit_test(port_bounce_neutralized),
-		cmocka_unit_test(replies_paired_in_order),
+		cmocka_unit_test(replies_paired_in_order), cmocka_unit_test(routed_passive_remaps_port),
+		cmocka_unit_test(same_port_two_clients),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
