@@ -652,6 +652,9 @@ static int client_line(struct session *s, const char *line, size_t len, size_t m
 	struct pending *p = pending_push(s, v);
 	if (v == FTP_VERB_PORT || v == FTP_VERB_EPRT)
 		return client_port(s, v, line, len, max_shrink, out, cap, p);
+	/* LPRT (RFC 1639) is not understood: it opens nothing and must not bounce either. */
+	if (v == FTP_VERB_LPRT)
+		return neutralize(s, "LPRT-not-supported", line, len, out, cap);
 	return -1;
 }
 
@@ -668,8 +671,8 @@ static bool may_rewrite(void *ctx, const char *line, size_t len)
 	struct session *s = ctx;
 	if (s->cur_dir == DIR_ORIG) {
 		/* Any PORT/EPRT may be rewritten or neutralized: hold it whole. */
-		static const char *const verbs[] = {"PORT", "EPRT"};
-		for (int i = 0; i < 2; i++) {
+		static const char *const verbs[] = {"PORT", "EPRT", "LPRT"};
+		for (int i = 0; i < 3; i++) {
 			size_t k = 0;
 			while (k < len && k < 4 && (line[k] & ~0x20) == verbs[i][k])
 				k++;

@@ -29,12 +29,15 @@ def retr(ftp, path, mode):
     if mode == "epsv":
         resp = ftp.sendcmd("EPSV")
         host, port = ftp.sock.getpeername()[0], ftplib.parse229(resp, ftp.sock.getpeername())[1]
+    elif ftp.af == socket.AF_INET6:
+        raise ValueError("PASV is IPv4 only; use --mode epsv")
     else:
         resp = ftp.sendcmd("PASV")
         host, port = ftplib.parse227(resp)
     h = hashlib.sha256()
     n = 0
-    with socket.create_connection((host, port), timeout=10) as data:
+    src = (ftp.source_address[0], 0) if ftp.source_address else None
+    with socket.create_connection((host, port), timeout=10, source_address=src) as data:
         r = ftp.sendcmd("RETR " + path)
         if not r.startswith("1"):
             raise ftplib.error_reply(r)
@@ -55,6 +58,7 @@ def main():
     p.add_argument("--path", required=True)
     p.add_argument("--sha256", required=True)
     p.add_argument("--count", type=int, default=1)
+    p.add_argument("--source", help="local address to connect from")
     p.add_argument("--mode", choices=["pasv", "epsv", "both", "port"], default="pasv")
     p.add_argument("--announce-only", action="store_true",
                    help="send PASV, print the 227 and wait for a line on stdin before connecting")
@@ -63,7 +67,7 @@ def main():
     a = p.parse_args()
 
     out = {"ok": 0, "bad": 0, "replies": [], "errors": []}
-    ftp = ftplib.FTP()
+    ftp = ftplib.FTP(source_address=(a.source, 0) if a.source else None)
     ftp.trust_server_pasv_ipv4_address = True
     ftp.connect(a.host, a.port, timeout=15)
     ftp.login()

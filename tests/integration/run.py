@@ -47,6 +47,36 @@ BOUNCE_SERVER = "203.0.113.32"
 LAN_CLIENT = "192.0.2.50"
 THIRD_HOST = "203.0.113.20"
 
+# IPv6: the gateway routes 2001:db8:2::/64 (no NAT) and masquerades 2001:db8:3::/64 (NAT66).
+# Its default route points at fa-c, which plays the Internet: the outside client
+# address and an outside server live there, beyond the default route.
+V6_CLIENT = "2001:db8:100::10"
+V6_OUT_SERVER = "2001:db8:101::30"
+V6_ROUTED_SERVER = "2001:db8:2::10"
+V6_NAT_SERVER = "2001:db8:3::10"
+V6_NAT_PUBLIC = "2001:db8:1::4"
+V6_ROUTED_LAN = "2001:db8:2::50"
+V6_NAT_LAN = "2001:db8:3::50"
+
+GW6_RULES = """
+table ip6 lab6 {
+  chain port_forward { type nat hook prerouting priority dstnat; policy accept;
+    iifname "br-out" ip6 daddr 2001:db8:1::4 tcp dport 21 dnat to [2001:db8:3::10]:21
+  }
+  chain masq { type nat hook postrouting priority srcnat; policy accept;
+    oifname "br-out" ip6 saddr 2001:db8:3::/64 masquerade
+  }
+  chain forward { type filter hook forward priority filter; policy drop;
+    ct state invalid counter drop
+    ct state established,related counter accept
+    ct status dnat counter accept
+    iifname "br-out" ip6 daddr 2001:db8:2::10 tcp dport 21 accept
+    iifname "br-lan" oifname "br-out" accept
+    meta l4proto ipv6-icmp accept
+  }
+}
+"""
+
 GW_RULES = """
 table ip lab {
   chain port_forward { type nat hook prerouting priority dstnat; policy accept;
@@ -68,7 +98,7 @@ table ip lab {
 """
 
 HELPER_RULES = """
-table ip labhelper {
+table inet labhelper {
   ct helper ftp-standard { type "ftp" protocol tcp; }
   chain pre { type filter hook prerouting priority filter; policy accept;
     tcp dport 21 ct helper set "ftp-standard"
@@ -146,6 +176,23 @@ class Lab:
         nsx("fa-s", "ip addr add 198.51.100.100/24 dev eth0")
         nsx(g, "sysctl -qw net.ipv4.ip_forward=1")
         nsx(g, ["nft", "-f", "-"], input=GW_RULES)
+        # IPv6
+        nsx(g, "sysctl -qw net.ipv6.conf.all.forwarding=1")
+        for a in ("2001:db8:1::1/64", V6_NAT_PUBLIC + "/64"):
+            nsx(g, "ip addr add %s dev br-out nodad" % a)
+        for a in ("2001:db8:2::1/64", "2001:db8:3::1/64"):
+            nsx(g, "ip addr add %s dev br-lan nodad" % a)
+        v6 = {"fa-c": ["2001:db8:1::10/64", V6_CLIENT + "/128", V6_OUT_SERVER + "/128"],
+              "fa-s": [V6_ROUTED_SERVER + "/64", V6_NAT_SERVER + "/64"],
+              "fa-lc": [V6_ROUTED_LAN + "/64", V6_NAT_LAN + "/64"]}
+        for n, addrs in v6.items():
+            for a in addrs:
+                nsx(n, "ip addr add %s dev %s nodad" % (a, "lo" if a.endswith("/128") else "eth0"))
+        nsx("fa-c", "ip -6 route add 2001:db8::/32 via 2001:db8:1::1")
+        for n in ("fa-s", "fa-lc"):
+            nsx(n, "ip -6 route add default via 2001:db8:2::1")
+        nsx(g, "ip -6 route add default via 2001:db8:1::10")
+        nsx(g, ["nft", "-f", "-"], input=GW6_RULES)
 
     def start_server(self, ns, name, addr, kind):
         run = os.path.join(self.work, "run")
@@ -153,11 +200,13 @@ class Lab:
         if kind == "vsftpd":
             conf = os.path.join(run, name + ".conf")
             with open(conf, "w") as f:
-                f.write("listen=YES\nlisten_ipv6=NO\nlisten_address=%s\nbackground=NO\n"
+                listen = ("listen=NO\nlisten_ipv6=YES\nlisten_address6=%s\n" % addr if ":" in addr else
+                          "listen=YES\nlisten_ipv6=NO\nlisten_address=%s\n" % addr)
+                f.write(listen + "background=NO\n"
                         "anonymous_enable=YES\nlocal_enable=NO\nwrite_enable=NO\nanon_root=%s\n"
                         "no_anon_password=YES\npasv_enable=YES\nport_enable=YES\nseccomp_sandbox=NO\n"
                         "secure_chroot_dir=/var/run/vsftpd/empty\nxferlog_enable=NO\n"
-                        "ftp_username=ftp\nmax_per_ip=200\nmax_clients=200\n" % (addr, FTP_ROOT))
+                        "ftp_username=ftp\nmax_per_ip=200\nmax_clients=200\n" % FTP_ROOT)
             cmd = ["vsftpd", conf]
         elif kind == "proftpd":
             conf = os.path.join(run, name + ".conf")
@@ -185,10 +234,13 @@ class Lab:
         started = [self.start_server("fa-s", name, addr, kind) for name, (pub, addr, kind) in SERVERS.items()]
         started += [self.start_server("fa-o", name, addr, kind) for name, (addr, kind) in OUTSIDE.items()]
         started.append(self.start_server("fa-o", "bounce", BOUNCE_SERVER, "bounce"))
+        for ns, name, addr in (("fa-s", "vsftpd6-routed", V6_ROUTED_SERVER), ("fa-s", "vsftpd6-nat", V6_NAT_SERVER),
+                               ("fa-c", "vsftpd6-out", V6_OUT_SERVER)):
+            started.append(self.start_server(ns, name, addr, "vsftpd"))
         deadline = time.time() + 10
         for ns, name, addr in started:
             while True:
-                r = nsx(ns, "ss -Hltn src %s:21" % addr, check=False)
+                r = nsx(ns, "ss -Hltn src %s:21" % ("[%s]" % addr if ":" in addr else addr), check=False)
                 if r.stdout.strip():
                     break
                 if time.time() > deadline:
@@ -231,7 +283,7 @@ class Lab:
         if on:
             nsx("fa-gw", ["nft", "-f", "-"], input=HELPER_RULES)
         else:
-            nsx("fa-gw", "nft delete table ip labhelper", check=False)
+            nsx("fa-gw", "nft delete table inet labhelper", check=False)
 
 
 class Suite:
@@ -275,6 +327,45 @@ class Suite:
         if got != self.files[name]:
             raise AssertionError("sha256 mismatch for %s" % name)
 
+    def curl6(self, ns, source, host, active, timeout=20):
+        out = os.path.join(self.lab.work, "curl6.out")
+        args = ["curl", "-sS", "--max-time", str(timeout), "--interface", source, "-o", out, "-v",
+                "ftp://[%s]/%s/f1M" % (host, DATA_DIR)]
+        if active:
+            args[1:1] = ["-P", source]
+        r = nsx(ns, args, check=False, timeout=40)
+        self.last_curl6 = r.stderr
+        if r.returncode != 0:
+            raise AssertionError("curl exit %d: %s" % (r.returncode, r.stderr.strip().splitlines()[-1]))
+        if sha256(out) != self.files["f1M"]:
+            raise AssertionError("sha256 mismatch")
+        os.unlink(out)
+
+    def ftplib6(self, ns, source, host, count, mode):
+        r = nsx(ns, ["python3", os.path.join(HERE, "ftpclient.py"), "--host", host, "--source", source, "--path",
+                     "/%s/f1M" % DATA_DIR, "--sha256", self.files["f1M"], "--count", str(count), "--mode", mode],
+                check=False, timeout=300)
+        try:
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise AssertionError("client output: %s %s" % (r.stdout, r.stderr))
+        if res["ok"] != count or res["bad"]:
+            raise AssertionError("%d/%d ok: %s" % (res["ok"], count, "; ".join(res["errors"])[:400]))
+
+    def ipv6(self):
+        self.check("IPv6 routed: curl EPSV outside -> LAN server",
+                   lambda: self.curl6("fa-c", V6_CLIENT, V6_ROUTED_SERVER, active=False))
+        self.check("IPv6 routed: ftplib 20 EPSV transfers outside -> LAN server",
+                   lambda: self.ftplib6("fa-c", V6_CLIENT, V6_ROUTED_SERVER, 20, "epsv"))
+        self.check("IPv6 NAT66: curl EPSV outside -> port-forwarded server",
+                   lambda: self.curl6("fa-c", V6_CLIENT, V6_NAT_PUBLIC, active=False))
+        self.check("IPv6 routed: curl EPRT LAN client -> outside server",
+                   lambda: self.curl6("fa-lc", V6_ROUTED_LAN, V6_OUT_SERVER, active=True))
+        self.check("IPv6 routed: ftplib 20 EPRT transfers LAN client -> outside server",
+                   lambda: self.ftplib6("fa-lc", V6_ROUTED_LAN, V6_OUT_SERVER, 20, "port"))
+        self.check("IPv6 NAT66: curl EPRT masqueraded LAN client -> outside server",
+                   lambda: self.curl6("fa-lc", V6_NAT_LAN, V6_OUT_SERVER, active=True))
+
     def lftp(self, server, epsv, active=False):
         pub = SERVERS[server][0] if server in SERVERS else OUTSIDE[server][0]
         out = os.path.join(self.lab.work, "lftp.out")
@@ -308,10 +399,23 @@ class Suite:
         """Without any ALG the seed's problem shows: the 227 carries a private address."""
         self.mode = "no ALG"
 
+        def v6():
+            try:
+                self.curl6("fa-c", V6_CLIENT, V6_ROUTED_SERVER, active=False, timeout=4)
+            except AssertionError:
+                # The control connection works; it is the data connection the firewall stops.
+                if "< 229 " not in self.last_curl6:
+                    raise AssertionError("the control connection itself failed:\n" + self.last_curl6[-800:])
+                return
+            raise AssertionError("IPv6 EPSV passed the routed firewall without an ALG")
+        self.check("IPv6 EPSV through the routed stateful firewall fails without an ALG", v6)
+
         def t():
             try:
                 self.curl("vsftpd", epsv=False, timeout=4)
-            except AssertionError:
+            except AssertionError as e:
+                if "timed out" not in str(e) and "Failed to connect" not in str(e):
+                    raise
                 return
             raise AssertionError("passive FTP worked without an ALG: the lab does not reproduce NAT")
         self.check("PASV through NAT fails without an ALG", t)
@@ -339,6 +443,7 @@ class Suite:
             self.check("ftplib 20 active transfers on one connection LAN->%s" % s,
                        lambda s=s: self.ftplib(s, 20, "port"))
         self.check("lftp active LAN->vsftpd-out 1MiB", lambda: self.lftp("vsftpd-out", epsv=False, active=True))
+        self.ipv6()
         if not self.quick:
             self.check("curl active PORT LAN->vsftpd-out 100MiB",
                        lambda: self.curl("vsftpd-out", True, name="f100M", ns="fa-lc", active=True, eprt=False,

@@ -415,6 +415,7 @@ static void port_bounce_neutralized(void **state)
 		"EPRT |2|2001:db8::1|6000|\r\n",  /* family mismatch */
 		"EPRT |1|127.0.0.1|6000|\r\n",    /* loopback */
 		"eprt |1|255.255.255.255|6000|\r\n",
+		"LPRT 4,4,192,0,2,50,2,195,80\r\n", /* not understood */
 	};
 	setup_active(&c);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
