@@ -33,16 +33,18 @@ void log_msg(int level, const char *fmt, ...)
 
 	if (level > max_lvl)
 		return;
+	static const char *const names[] = {"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug"};
+	/* Always standard error; syslog as well when that is not a terminal or the journal. */
 	va_start(ap, fmt);
 	if (to_syslog) {
-		vsyslog(level, fmt, ap);
-	} else {
-		static const char *const names[] = {"emerg", "alert", "crit", "error", "warning",
-						    "notice", "info", "debug"};
-		fprintf(stderr, "ftp-alg: %s: ", names[level & 7]);
-		vfprintf(stderr, fmt, ap);
-		fputc('\n', stderr);
+		va_list copy;
+		va_copy(copy, ap);
+		vsyslog(level, fmt, copy);
+		va_end(copy);
 	}
+	fprintf(stderr, "ftp-alg: %s: ", names[level & 7]);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
 	va_end(ap);
 }
 

@@ -356,8 +356,7 @@ int main(int argc, char **argv)
 		printf("%s: OK\n", check);
 		return 0;
 	}
-	log_open("ftp-alg", d.cfg.log_level, !isatty(STDERR_FILENO) && getenv("JOURNAL_STREAM") == NULL &&
-						     getenv("FTP_ALG_STDERR") == NULL);
+	log_open("ftp-alg", d.cfg.log_level, !isatty(STDERR_FILENO) && getenv("JOURNAL_STREAM") == NULL);
 
 	int r = ct_open(&d.ct);
 	if (r < 0) {

@@ -250,7 +250,7 @@ class Lab:
 
     def start_alg(self, binary, args=()):
         self.alg_log = os.path.join(self.work, "ftp-alg.log")
-        env = dict(os.environ, FTP_ALG_STDERR="1", ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                    UBSAN_OPTIONS="print_stacktrace=1")
         self.alg = subprocess.Popen(["ip", "netns", "exec", "fa-gw", binary, "-v"] + list(args),
                                     stdout=subprocess.DEVNULL, stderr=open(self.alg_log, "a"), env=env)
