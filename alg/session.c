@@ -797,6 +797,8 @@ static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt
 		if (syn) {
 			log_session_start(s, "syn");
 		} else {
+			/* Joined mid-session (started before this daemon): the greeting is long past. */
+			s->greeted = true;
 			log_session_start(s, "adopted");
 			if (a->ops->ct_get(a->kernel, &f, DIR_ORIG, &ct) == 0)
 				learn_from_ct(a, s, &ct);
@@ -821,6 +823,7 @@ static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt
 		s = session_new(a, &ct.orig);
 		if (!s)
 			return NULL;
+		s->greeted = !(pi->flags & PKT_TCP_SYN);
 		log_session_start(s, "adopted");
 	}
 	learn_from_ct(a, s, &ct);

@@ -250,12 +250,13 @@ class Lab:
 
     def start_alg(self, binary, args=()):
         self.alg_log = os.path.join(self.work, "ftp-alg.log")
+        starts = self.log().count(" started: ")
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                    UBSAN_OPTIONS="print_stacktrace=1")
         self.alg = subprocess.Popen(["ip", "netns", "exec", "fa-gw", binary, "-v"] + list(args),
                                     stdout=subprocess.DEVNULL, stderr=open(self.alg_log, "a"), env=env)
         deadline = time.time() + 10
-        while "started" not in self.log():
+        while self.log().count(" started: ") <= starts:
             if self.alg.poll() is not None or time.time() > deadline:
                 raise RuntimeError("ftp-alg did not start:\n" + self.log())
             time.sleep(0.05)
@@ -680,6 +681,40 @@ class Suite:
             if "ftp_alg" in r.stdout:
                 raise AssertionError("kill -9 left table ftp_alg (and its pinholes) behind")
         self.check("kill -9: the owned table vanishes with the daemon", kill9)
+
+        def restart_keeps_sessions():
+            # Sessions whose rewrites changed the length (both signs) survive kill -9 and a restart,
+            # and PASV on them works afterwards: the offsets live in the kernel.
+            self.lab.start_alg(self.binary)
+            clients = []
+            try:
+                for server in ("vsftpd", "vsftpd-short"):
+                    p = subprocess.Popen(["ip", "netns", "exec", "fa-c", "python3", os.path.join(HERE, "ftpclient.py"),
+                                          "--host", SERVERS[server][0], "--path", "/%s/f1M" % DATA_DIR, "--sha256",
+                                          self.files["f1M"], "--count", "10", "--pause-after", "5"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                    clients.append(p)
+                    if json.loads(p.stdout.readline()).get("paused") != 5:
+                        raise AssertionError("first transfers failed on %s" % server)
+                self.lab.alg.kill()
+                self.lab.alg.wait()
+                self.lab.alg = None
+                self.lab.start_alg(self.binary)
+                for p in clients:
+                    p.stdin.write("go\n")
+                    p.stdin.flush()
+                    res = json.loads(p.stdout.readline())
+                    if res["ok"] != 10:
+                        raise AssertionError("after the restart: %s\n%s" % (res, self.lab.log()[-2500:]))
+                if self.lab.log().count("how=adopted") < 2:
+                    raise AssertionError("the restarted daemon did not adopt the sessions")
+            finally:
+                for p in clients:
+                    if p.poll() is None:
+                        p.kill()
+                    p.wait()
+                self.lab.stop_alg()
+        self.check("kill -9 and restart: live sessions (both signs of length change) keep working", restart_keeps_sessions)
 
     def bad_config(self):
         self.mode = "config"
