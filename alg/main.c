@@ -16,6 +16,7 @@
 
 #include "../conf/config.h"
 #include "../nft/nft.h"
+#include "control.h"
 #include "ct.h"
 #include "log.h"
 #include "queue.h"
@@ -29,6 +30,8 @@
 struct daemon {
 	struct alg_config cfg;
 	const char *config_path;
+	const char *control_path;
+	int control_fd;
 	struct ct *ct;
 	struct nft *nft;
 	struct queue *q;
@@ -61,11 +64,17 @@ static int k_via_default(void *k, int family, const uint8_t *addr)
 	return route_via_default(((struct daemon *)k)->route, family, addr);
 }
 
+static int k_armed(void *k, void (*cb)(void *ctx, const struct pinhole *p), void *ctx)
+{
+	return nft_pinholes_armed(((struct daemon *)k)->nft, cb, ctx);
+}
+
 static const struct alg_kernel_ops kernel_ops = {.ct_get = k_ct_get,
 						 .seqadj_set = k_seqadj,
 						 .pinhole_add = k_hole_add,
 						 .pinhole_del = k_hole_del,
-						 .via_default = k_via_default};
+						 .via_default = k_via_default,
+						 .pinholes_armed = k_armed};
 
 static void sd_notify(const char *msg)
 {
@@ -112,9 +121,60 @@ static void report_error(void *ctx, const char *path, int line, const char *msg)
 	fprintf(stderr, "%s:%d: %s\n", path, line, msg);
 }
 
+static void report_to(void *ctx, const char *path, int line, const char *msg)
+{
+	fprintf(ctx, "%s:%d: %s\n", path, line, msg);
+	log_msg(LOG_LVL_ERR, "event=config-error file=%s line=%d error=\"%s\"", path, line, msg);
+}
+
+/* Reread the configuration: new sessions get it, live ones and armed pinholes stay. */
+static char *reload(struct daemon *d)
+{
+	struct alg_config c;
+	char *msg = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&msg, &len);
+	if (!f)
+		return NULL;
+	config_defaults(&c);
+	int r = d->config_path ? config_load(&c, d->config_path, report_to, f) : 0;
+	if (r < 0) {
+		if (r != -EINVAL)
+			fprintf(f, "%s: %s\n", d->config_path, strerror(-r));
+		fprintf(f, "error: %s is bad; keeping the running configuration\n", d->config_path);
+		log_msg(LOG_LVL_ERR, "event=reload-refused file=%s", d->config_path);
+	} else {
+		/* What the kernel objects were built from stays until a restart. */
+		c.queue = d->cfg.queue;
+		memcpy(c.table, d->cfg.table, sizeof(c.table));
+		memcpy(c.control_ports, d->cfg.control_ports, sizeof(c.control_ports));
+		c.ncontrol_ports = d->cfg.ncontrol_ports;
+		d->cfg = c;
+		alg_set_config(d->alg, &c);
+		log_set_level(c.log_level);
+		fprintf(f, "reloaded %s\n", d->config_path ? d->config_path : "(defaults)");
+		log_msg(LOG_LVL_INFO, "event=reload file=%s", d->config_path ? d->config_path : "(defaults)");
+	}
+	fclose(f);
+	return msg;
+}
+
+static char *respond(void *ctx, const char *cmd)
+{
+	struct daemon *d = ctx;
+	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "status json") == 0)
+		return alg_status(d->alg, time(NULL), strcmp(cmd, "status json") == 0, FTP_ALG_VERSION,
+				  nft_queue_path_name(nft_queue_path(d->nft)));
+	if (strcmp(cmd, "reload") == 0)
+		return reload(d);
+	return strdup("error: unknown command (status, status json, reload)\n");
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: ftp-alg [OPTIONS]\n"
+		   "       ftp-alg status [--json] [--control-socket PATH]\n"
+		   "       ftp-alg reload [--control-socket PATH]\n"
 		   "Transparent FTP application-layer gateway for a Linux NAT gateway.\n\n"
 		   "  -c, --config FILE          read settings from FILE (default " CONFIG_DEFAULT_PATH
 		   " if it exists)\n"
@@ -125,12 +185,25 @@ static void usage(FILE *f)
 		   "      --queue N              use NFQUEUE numbers N and N+1 (default 21)\n"
 		   "      --pinhole-timeout S    seconds an announced data port stays open (default 60)\n"
 		   "      --table NAME           name of the nftables table ftp-alg owns (default ftp_alg)\n"
+		   "      --control-socket PATH  where status and reload talk to the daemon\n"
+		   "                             (default " CONTROL_DEFAULT_PATH ")\n"
 		   "  -v, --verbose              log debug messages\n"
 		   "  -h, --help                 show this help\n"
 		   "      --version              show the version\n");
 }
 
-enum { OPT_CHECK = 256, OPT_PUBLIC, OPT_PASSIVE, OPT_CONTROL, OPT_QUEUE, OPT_TIMEOUT, OPT_TABLE, OPT_VERSION };
+enum {
+	OPT_CHECK = 256,
+	OPT_PUBLIC,
+	OPT_PASSIVE,
+	OPT_CONTROL,
+	OPT_QUEUE,
+	OPT_TIMEOUT,
+	OPT_TABLE,
+	OPT_VERSION,
+	OPT_SOCKET,
+	OPT_JSON,
+};
 
 static int apply(struct alg_config *c, const char *key, const char *flag, const char *value)
 {
@@ -156,6 +229,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, const char **chec
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, OPT_VERSION},
+		{"control-socket", required_argument, NULL, OPT_SOCKET},
 		{0},
 	};
 	struct {
@@ -214,6 +288,9 @@ static int parse_args(struct daemon *d, int argc, char **argv, const char **chec
 		case OPT_VERSION:
 			printf("ftp-alg %s\n", FTP_ALG_VERSION);
 			exit(0);
+		case OPT_SOCKET:
+			d->control_path = optarg;
+			break;
 		default:
 			usage(stderr);
 			return -EINVAL;
@@ -281,9 +358,10 @@ static int run(struct daemon *d)
 		log_msg(LOG_LVL_ERR, "cannot set up signals or timers: %s", strerror(errno));
 		return 1;
 	}
-	struct pollfd pfd[3] = {{queue_fd(d->q), POLLIN, 0}, {sfd, POLLIN, 0}, {tfd, POLLIN, 0}};
+	struct pollfd pfd[4] = {
+		{queue_fd(d->q), POLLIN, 0}, {sfd, POLLIN, 0}, {tfd, POLLIN, 0}, {d->control_fd, POLLIN, 0}};
 	for (;;) {
-		if (poll(pfd, 3, -1) < 0) {
+		if (poll(pfd, d->control_fd >= 0 ? 4 : 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_msg(LOG_LVL_ERR, "poll: %s", strerror(errno));
@@ -299,6 +377,8 @@ static int run(struct daemon *d)
 				}
 			}
 		}
+		if (d->control_fd >= 0 && (pfd[3].revents & POLLIN))
+			control_serve(d->control_fd, respond, d);
 		if (pfd[2].revents & POLLIN) {
 			uint64_t n;
 			if (read(tfd, &n, sizeof(n)) > 0)
@@ -310,20 +390,7 @@ static int run(struct daemon *d)
 				continue;
 			if (si.ssi_signo == SIGHUP) {
 				sd_notify("RELOADING=1");
-				struct alg_config c;
-				config_defaults(&c);
-				int r = d->config_path ? config_load(&c, d->config_path, report_error, NULL) : 0;
-				if (r < 0) {
-					log_msg(LOG_LVL_ERR, "reload: %s is bad; keeping the running configuration",
-						d->config_path);
-				} else {
-					c.queue = d->cfg.queue;
-					memcpy(c.table, d->cfg.table, sizeof(c.table));
-					d->cfg = c;
-					alg_set_config(d->alg, &c);
-					log_set_level(c.log_level);
-					log_msg(LOG_LVL_INFO, "reloaded %s", d->config_path ? d->config_path : "defaults");
-				}
+				free(reload(d));
 				sd_notify("READY=1");
 				continue;
 			}
@@ -335,10 +402,59 @@ static int run(struct daemon *d)
 	}
 }
 
+/* ftp-alg status|reload: talk to a running daemon. */
+static int client(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, OPT_JSON},
+		{"control-socket", required_argument, NULL, OPT_SOCKET},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *path = CONTROL_DEFAULT_PATH;
+	bool json = false;
+	int o;
+	optind = 2;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (o == OPT_JSON && strcmp(argv[1], "status") == 0)
+			json = true;
+		else if (o == OPT_SOCKET)
+			path = optarg;
+		else {
+			usage(o == 'h' ? stdout : stderr);
+			return o == 'h' ? 0 : 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ftp-alg %s: unexpected argument '%s'\n", argv[1], argv[optind]);
+		return 2;
+	}
+	char *answer = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&answer, &len);
+	if (!f)
+		return 1;
+	int r = control_request(path, strcmp(argv[1], "reload") == 0 ? "reload" : json ? "status json" : "status", f);
+	fclose(f);
+	if (r < 0) {
+		fprintf(stderr, "ftp-alg %s: cannot reach the daemon at %s: %s (is ftp-alg running? --control-socket?)\n",
+			argv[1], path, strerror(-r));
+		free(answer);
+		return 1;
+	}
+	fputs(answer, stdout);
+	int rc = strncmp(answer, "error", 5) == 0 || strstr(answer, "\nerror") ? 1 : 0;
+	free(answer);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
-	struct daemon d = {0};
+	struct daemon d = {.control_fd = -1};
 	const char *check = NULL;
+
+	if (argc > 1 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "reload") == 0))
+		return client(argc, argv);
 
 	config_defaults(&d.cfg);
 	if (parse_args(&d, argc, argv, &check) < 0)
@@ -391,6 +507,15 @@ int main(int argc, char **argv)
 		log_msg(LOG_LVL_ERR, "out of memory");
 		return 1;
 	}
+	if (!d.control_path)
+		d.control_path = CONTROL_DEFAULT_PATH;
+	d.control_fd = control_listen(d.control_path);
+	if (d.control_fd < 0) {
+		/* Status is a convenience; the gateway works without it. */
+		log_msg(LOG_LVL_WARN, "no control socket at %s: %s; 'ftp-alg status' will not answer", d.control_path,
+			d.control_fd == -EADDRINUSE ? "another ftp-alg answers there (use --control-socket)"
+						    : strerror(-d.control_fd));
+	}
 	char pub[INET_ADDRSTRLEN];
 	char ports[128] = "";
 	for (unsigned i = 0; i < d.cfg.ncontrol_ports; i++)
@@ -408,6 +533,7 @@ int main(int argc, char **argv)
 	int rc = run(&d);
 	alg_shutdown(d.alg, emit, &d);
 	alg_free(d.alg);
+	control_close(d.control_fd, d.control_path);
 	queue_close(d.q);
 	nft_close(d.nft);
 	route_close(d.route);

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,6 +20,7 @@
 struct hole {
 	struct pinhole p;
 	time_t expires;
+	bool seen; /* still armed in the kernel at the last check */
 };
 
 struct session {
@@ -82,6 +84,8 @@ struct alg {
 	size_t pktbuf_cap;
 	size_t pktbuf_used;
 	time_t now;
+	time_t started;
+	unsigned armed; /* pinholes the daemon tracks */
 };
 
 static size_t addr_len(int family)
@@ -123,6 +127,7 @@ struct alg *alg_new(const struct alg_config *cfg, const struct alg_kernel_ops *o
 	a->ops = ops;
 	a->kernel = kernel;
 	a->next_id = 1;
+	a->started = time(NULL);
 	return a;
 }
 
@@ -169,10 +174,23 @@ static void link_reply(struct alg *a, struct session *s, const struct flow *repl
 	a->by_reply[h] = s;
 }
 
+static void count_refusal(struct alg *a, const char *reason)
+{
+	a->ctr.refused++;
+	for (unsigned i = 0; i < ALG_REASONS_MAX; i++) {
+		if (!a->ctr.refusals[i].reason)
+			a->ctr.refusals[i].reason = reason;
+		if (strcmp(a->ctr.refusals[i].reason, reason) == 0) {
+			a->ctr.refusals[i].count++;
+			return;
+		}
+	}
+}
+
 static struct session *session_new(struct alg *a, const struct flow *orig)
 {
 	if (a->nsessions >= a->cfg.max_sessions) {
-		a->ctr.refused++;
+		count_refusal(a, "max-sessions");
 		return NULL;
 	}
 	struct session *s = calloc(1, sizeof(*s));
@@ -214,8 +232,12 @@ static void holes_remove_all(struct alg *a, struct session *s)
 	for (unsigned i = 0; i < s->nholes; i++) {
 		if (s->holes[i].expires > a->now) {
 			int r = a->ops->pinhole_del(a->kernel, &s->holes[i].p);
-			if (r < 0 && r != -ENOENT)
+			if (r == 0)
+				a->ctr.pinholes_used++; /* gone before its time: its connection took it */
+			else if (r < 0 && r != -ENOENT)
 				a->ctr.errors++;
+		} else {
+			a->ctr.pinholes_expired++;
 		}
 	}
 	s->nholes = 0;
@@ -412,7 +434,7 @@ static void log_rewrite(struct session *s, const char *what, const char *old, si
 static void log_refusal(struct session *s, const char *reason, const char *line, size_t len)
 {
 	char e[200];
-	s->alg->ctr.refused++;
+	count_refusal(s->alg, reason);
 	log_msg(LOG_LVL_WARN, "session=%llu event=refused reason=%s line=\"%s\"", (unsigned long long)s->id, reason,
 		log_escape(line, len, e, sizeof(e)));
 }
@@ -906,9 +928,58 @@ static void flush_dir(struct alg *a, struct session *s, int dir, void (*emit)(vo
 	a->pktbuf_used = 0;
 }
 
+static bool same_key(const struct pinhole *a, const struct pinhole *b)
+{
+	size_t l = addr_len(a->family);
+	return a->family == b->family && a->port == b->port && memcmp(a->client, b->client, l) == 0 &&
+	       memcmp(a->local, b->local, l) == 0;
+}
+
+static void mark_armed(void *ctx, const struct pinhole *k)
+{
+	struct alg *a = ctx;
+	for (struct session *s = a->all; s; s = s->next_all)
+		for (unsigned i = 0; i < s->nholes; i++)
+			if (same_key(&s->holes[i].p, k))
+				s->holes[i].seen = true;
+}
+
+/*
+ * Ask the kernel which pinholes are still armed: a key gone before its
+ * timeout was consumed by its data connection.
+ */
+static void account_pinholes(struct alg *a, time_t now)
+{
+	bool any = false;
+	for (struct session *s = a->all; s && !any; s = s->next_all)
+		any = s->nholes > 0;
+	if (!any || !a->ops->pinholes_armed)
+		return;
+	for (struct session *s = a->all; s; s = s->next_all)
+		for (unsigned i = 0; i < s->nholes; i++)
+			s->holes[i].seen = false;
+	if (a->ops->pinholes_armed(a->kernel, mark_armed, a) < 0)
+		return;
+	for (struct session *s = a->all; s; s = s->next_all)
+		for (unsigned i = 0; i < s->nholes;) {
+			struct hole *h = &s->holes[i];
+			if (h->expires <= now || !h->seen) {
+				if (h->expires <= now)
+					a->ctr.pinholes_expired++;
+				else
+					a->ctr.pinholes_used++;
+				memmove(h, h + 1, (s->nholes - i - 1) * sizeof(*h));
+				s->nholes--;
+			} else {
+				i++;
+			}
+		}
+}
+
 void alg_tick(struct alg *a, time_t now, void (*emit)(void *ctx, const struct alg_verdicts *v), void *ctx)
 {
 	a->now = now;
+	account_pinholes(a, now);
 	struct session *next;
 	for (struct session *s = a->all; s; s = next) {
 		next = s->next_all;
@@ -921,6 +992,7 @@ void alg_tick(struct alg *a, time_t now, void (*emit)(void *ctx, const struct al
 			}
 		for (unsigned i = 0; i < s->nholes;)
 			if (s->holes[i].expires <= now) {
+				a->ctr.pinholes_expired++;
 				memmove(&s->holes[i], &s->holes[i + 1], (s->nholes - i - 1) * sizeof(s->holes[0]));
 				s->nholes--;
 			} else {
@@ -950,4 +1022,120 @@ void alg_free(struct alg *a)
 		session_free(a, a->all);
 	free(a->pktbuf);
 	free(a);
+}
+
+static void put_endpoint(FILE *f, int family, const uint8_t *addr, uint16_t port)
+{
+	char a[INET6_ADDRSTRLEN];
+	addr_str(family, addr, a, sizeof(a));
+	if (family == AF_INET6)
+		fprintf(f, "[%s]:%u", a, port);
+	else
+		fprintf(f, "%s:%u", a, port);
+}
+
+static void put_json_endpoint(FILE *f, const char *key, int family, const uint8_t *addr, uint16_t port)
+{
+	fprintf(f, "\"%s\":\"", key);
+	put_endpoint(f, family, addr, port);
+	fputc('"', f);
+}
+
+char *alg_status(struct alg *a, time_t now, bool json, const char *version, const char *queue_path)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	const struct alg_counters *c = &a->ctr;
+	if (json) {
+		fprintf(f, "{\"version\":\"%s\",\"uptime\":%lld,\"queue_path\":\"%s\",\"table\":\"%s\",", version,
+			(long long)(now - a->started), queue_path, a->cfg.table);
+		fprintf(f, "\"queues\":[%u,%u],\"max_sessions\":%u,", a->cfg.queue, a->cfg.queue + 1,
+			a->cfg.max_sessions);
+		fprintf(f,
+			"\"counters\":{\"packets\":%llu,\"sessions\":%llu,\"rewrites\":%llu,"
+			"\"pinholes_opened\":%llu,\"pinholes_used\":%llu,\"pinholes_expired\":%llu,"
+			"\"refused\":%llu,\"dropped\":%llu,\"errors\":%llu,\"refused_by_reason\":{",
+			(unsigned long long)c->packets, (unsigned long long)c->sessions, (unsigned long long)c->rewrites,
+			(unsigned long long)c->pinholes, (unsigned long long)c->pinholes_used,
+			(unsigned long long)c->pinholes_expired, (unsigned long long)c->refused,
+			(unsigned long long)c->dropped, (unsigned long long)c->errors);
+		for (unsigned i = 0; i < ALG_REASONS_MAX && c->refusals[i].reason; i++)
+			fprintf(f, "%s\"%s\":%llu", i ? "," : "", c->refusals[i].reason,
+				(unsigned long long)c->refusals[i].count);
+		fprintf(f, "}},\"sessions\":[");
+		bool first = true;
+		for (struct session *s = a->all; s; s = s->next_all) {
+			fprintf(f, "%s{\"id\":%llu,", first ? "" : ",", (unsigned long long)s->id);
+			first = false;
+			put_json_endpoint(f, "client", s->orig.family, s->orig.saddr, s->orig.sport);
+			fputc(',', f);
+			put_json_endpoint(f, "public", s->orig.family, s->orig.daddr, s->orig.dport);
+			if (s->have_reply) {
+				fputc(',', f);
+				put_json_endpoint(f, "server", s->reply.family, s->reply.saddr, s->reply.sport);
+			}
+			fprintf(f,
+				",\"state\":\"%s\",\"nat\":\"%s\",\"rewrites\":%llu,\"packets\":%llu,"
+				"\"seq_offset\":{\"client\":%d,\"server\":%d},\"pinholes\":[",
+				s->closing ? "closing" : s->dir[0].opaque ? "encrypted" : "open",
+				s->dnat ? (s->snat ? "dnat+snat" : "dnat") : s->snat ? "snat" : "routed",
+				(unsigned long long)s->rewrites, (unsigned long long)s->packets, s->dir[0].off_after,
+				s->dir[1].off_after);
+			for (unsigned i = 0; i < s->nholes; i++) {
+				const struct pinhole *p = &s->holes[i].p;
+				char from[INET6_ADDRSTRLEN];
+				fprintf(f, "%s{\"from\":\"%s\",", i ? "," : "", addr_str(p->family, p->client, from, sizeof(from)));
+				put_json_endpoint(f, "public", p->family, p->local, p->port);
+				fputc(',', f);
+				put_json_endpoint(f, "to", p->family, p->target, p->target_port);
+				fprintf(f, ",\"expires_in\":%lld}", (long long)(s->holes[i].expires - now));
+			}
+			fprintf(f, "]}");
+		}
+		fprintf(f, "]}\n");
+	} else {
+		fprintf(f, "ftp-alg %s, up %llds, queues %u-%u (%s), table inet %s\n", version,
+			(long long)(now - a->started), a->cfg.queue, a->cfg.queue + 1, queue_path, a->cfg.table);
+		fprintf(f, "sessions: %u (limit %u)\n", a->nsessions, a->cfg.max_sessions);
+		for (struct session *s = a->all; s; s = s->next_all) {
+			fprintf(f, "  #%llu ", (unsigned long long)s->id);
+			put_endpoint(f, s->orig.family, s->orig.saddr, s->orig.sport);
+			fputs(" -> ", f);
+			put_endpoint(f, s->orig.family, s->orig.daddr, s->orig.dport);
+			if (s->have_reply) {
+				fputs(" (server ", f);
+				put_endpoint(f, s->reply.family, s->reply.saddr, s->reply.sport);
+				fputc(')', f);
+			}
+			fprintf(f, " %s, %llu rewrites, offsets client %+d server %+d\n",
+				s->closing ? "closing" : s->dir[0].opaque ? "encrypted" : "open",
+				(unsigned long long)s->rewrites, s->dir[0].off_after, s->dir[1].off_after);
+			for (unsigned i = 0; i < s->nholes; i++) {
+				const struct pinhole *p = &s->holes[i].p;
+				char from[INET6_ADDRSTRLEN];
+				fputs("      pinhole ", f);
+				put_endpoint(f, p->family, p->local, p->port);
+				fputs(" -> ", f);
+				put_endpoint(f, p->family, p->target, p->target_port);
+				fprintf(f, " for %s, %llds left\n", addr_str(p->family, p->client, from, sizeof(from)),
+					(long long)(s->holes[i].expires - now));
+			}
+		}
+		fprintf(f,
+			"counters: %llu packets, %llu sessions, %llu rewrites, pinholes %llu opened / %llu used / "
+			"%llu expired, %llu refused",
+			(unsigned long long)c->packets, (unsigned long long)c->sessions, (unsigned long long)c->rewrites,
+			(unsigned long long)c->pinholes, (unsigned long long)c->pinholes_used,
+			(unsigned long long)c->pinholes_expired, (unsigned long long)c->refused);
+		for (unsigned i = 0; i < ALG_REASONS_MAX && c->refusals[i].reason; i++)
+			fprintf(f, "%s%s %llu", i ? ", " : " (", c->refusals[i].reason,
+				(unsigned long long)c->refusals[i].count);
+		fprintf(f, "%s, %llu dropped, %llu errors\n", c->refusals[0].reason ? ")" : "",
+			(unsigned long long)c->dropped, (unsigned long long)c->errors);
+	}
+	fclose(f);
+	return buf;
 }

@@ -49,9 +49,12 @@ struct alg_kernel_ops {
 	int (*ct_get)(void *k, const struct flow *seen, int dir, struct ct_info *out);
 	int (*seqadj_set)(void *k, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after);
 	int (*pinhole_add)(void *k, const struct pinhole *p);
+	/* 1 if it was still armed, 0 if used or expired already, or -errno. */
 	int (*pinhole_del)(void *k, const struct pinhole *p);
 	/* 1 if addr lies beyond a default route (outside), 0 if not, -errno if unknown. */
 	int (*via_default)(void *k, int family, const uint8_t *addr);
+	/* Call cb for every pinhole key still armed in the kernel. */
+	int (*pinholes_armed)(void *k, void (*cb)(void *ctx, const struct pinhole *p), void *ctx);
 };
 
 struct alg_verdict {
@@ -69,14 +72,22 @@ struct alg_verdicts {
 	struct alg_verdict v[ALG_VERDICT_MAX];
 };
 
+#define ALG_REASONS_MAX 24
+
 struct alg_counters {
 	uint64_t packets;
 	uint64_t sessions;
 	uint64_t rewrites;
-	uint64_t pinholes;
+	uint64_t pinholes;	   /* opened */
+	uint64_t pinholes_used;	   /* consumed by their data connection */
+	uint64_t pinholes_expired; /* timed out unused */
 	uint64_t refused;
 	uint64_t dropped;
 	uint64_t errors;
+	struct {
+		const char *reason;
+		uint64_t count;
+	} refusals[ALG_REASONS_MAX];
 };
 
 struct session;
@@ -104,3 +115,9 @@ void alg_shutdown(struct alg *a, void (*emit)(void *ctx, const struct alg_verdic
 
 const struct alg_counters *alg_counters(const struct alg *a);
 unsigned alg_session_count(const struct alg *a);
+
+/*
+ * What "ftp-alg status" shows, as text or JSON; header is a line the
+ * caller wants first (version, queue path). Returns a malloc'd string.
+ */
+char *alg_status(struct alg *a, time_t now, bool json, const char *version, const char *queue_path);

@@ -531,6 +531,7 @@ static int pinhole_msg(struct nft *n, const struct pinhole *p, bool add)
 	 * have consumed the key already, and ENOENT would abort a whole batch.
 	 */
 	int err = 0;
+	bool armed = false;
 	if (add)
 		batch_begin(&bt, n);
 	for (int i = 0; i < 2; i++) {
@@ -555,10 +556,12 @@ static int pinhole_msg(struct nft *n, const struct pinhole *p, bool add)
 			int r = batch_commit(&bt);
 			if (r < 0 && r != -ENOENT && err == 0)
 				err = r;
+			if (!map && r == 0)
+				armed = true;
 		}
 	}
 	if (!add)
-		return err;
+		return err < 0 ? err : armed;
 	return batch_commit(&bt);
 }
 
@@ -570,6 +573,68 @@ int nft_pinhole_add(struct nft *n, const struct pinhole *p)
 int nft_pinhole_del(struct nft *n, const struct pinhole *p)
 {
 	return pinhole_msg(n, p, false);
+}
+
+struct dump_ctx {
+	const struct pinhole_layout *l;
+	void (*cb)(void *ctx, const struct pinhole *p);
+	void *ctx;
+};
+
+static int elems_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct dump_ctx *d = data;
+	struct nftnl_set *s = nftnl_set_alloc();
+	if (!s)
+		return MNL_CB_ERROR;
+	if (nftnl_set_elems_nlmsg_parse(nlh, s) == 0) {
+		struct nftnl_set_elems_iter *it = nftnl_set_elems_iter_create(s);
+		struct nftnl_set_elem *e;
+		while (it && (e = nftnl_set_elems_iter_next(it))) {
+			uint32_t klen = 0;
+			const uint8_t *key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &klen);
+			size_t al = d->l->alen;
+			if (!key || klen < 2 * al + 2)
+				continue;
+			struct pinhole p = {.family = d->l->nfproto == NFPROTO_IPV4 ? AF_INET : AF_INET6};
+			memcpy(p.client, key, al);
+			memcpy(p.local, key + al, al);
+			p.port = (uint16_t)(key[2 * al] << 8 | key[2 * al + 1]);
+			d->cb(d->ctx, &p);
+		}
+		if (it)
+			nftnl_set_elems_iter_destroy(it);
+	}
+	nftnl_set_free(s);
+	return MNL_CB_OK;
+}
+
+int nft_pinholes_armed(struct nft *n, void (*cb)(void *ctx, const struct pinhole *p), void *ctx)
+{
+	char buf[16384];
+
+	for (int i = 0; i < 2; i++) {
+		const struct pinhole_layout *l = i ? &layout6 : &layout4;
+		struct nftnl_set *s = set_new(n, l->set);
+		uint32_t seq = n->seq++;
+		struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET,
+							     NLM_F_DUMP | NLM_F_ACK, seq);
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+		nftnl_set_free(s);
+		if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
+			return -errno;
+		struct dump_ctx d = {.l = l, .cb = cb, .ctx = ctx};
+		int r;
+		do {
+			ssize_t len = mnl_socket_recvfrom(n->nl, buf, sizeof(buf));
+			if (len < 0)
+				return -errno;
+			r = mnl_cb_run(buf, (size_t)len, seq, n->portid, elems_cb, &d);
+		} while (r > 0);
+		if (r < 0)
+			return -errno;
+	}
+	return 0;
 }
 
 const char *nft_strerror(int err)

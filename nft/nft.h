@@ -23,7 +23,10 @@ enum nft_queue_path nft_queue_path(const struct nft *n);
 const char *nft_queue_path_name(enum nft_queue_path p);
 
 int nft_pinhole_add(struct nft *n, const struct pinhole *p);
+/* Returns 1 if the pinhole was still armed, 0 if it had been used or had expired, or -errno. */
 int nft_pinhole_del(struct nft *n, const struct pinhole *p);
 
-/* Does any table but ours attach the kernel's "ftp" helper? (best effort) */
+/* Call cb for every pinhole still armed in the kernel (key fields only). */
+int nft_pinholes_armed(struct nft *n, void (*cb)(void *ctx, const struct pinhole *p), void *ctx);
+
 const char *nft_strerror(int err);

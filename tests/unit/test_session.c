@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -30,6 +31,7 @@ struct fake_kernel {
 	struct pinhole deleted[32];
 	int ndeleted;
 	uint8_t outside[4]; /* the one address reached via the default route */
+	bool consumed[32];   /* added[i] used by its data connection */
 };
 
 static int f_ct_get(void *k, const struct flow *seen, int dir, struct ct_info *out)
@@ -72,7 +74,10 @@ static int f_del(void *k, const struct pinhole *p)
 {
 	struct fake_kernel *f = k;
 	f->deleted[f->ndeleted++ % 32] = *p;
-	return 0;
+	for (int i = 0; i < f->nadded && i < 32; i++)
+		if (f->added[i].port == p->port && f->consumed[i])
+			return 0;
+	return 1;
 }
 
 static int f_via_default(void *k, int family, const uint8_t *addr)
@@ -82,7 +87,21 @@ static int f_via_default(void *k, int family, const uint8_t *addr)
 	return memcmp(addr, f->outside, 4) == 0;
 }
 
-static const struct alg_kernel_ops fake_ops = {f_ct_get, f_seqadj, f_add, f_del, f_via_default};
+static int f_armed(void *k, void (*cb)(void *ctx, const struct pinhole *p), void *ctx)
+{
+	struct fake_kernel *f = k;
+	for (int i = 0; i < f->nadded && i < 32; i++) {
+		bool gone = f->consumed[i];
+		for (int j = 0; j < f->ndeleted && j < 32; j++)
+			if (f->deleted[j].port == f->added[i].port)
+				gone = true;
+		if (!gone)
+			cb(ctx, &f->added[i]);
+	}
+	return 0;
+}
+
+static const struct alg_kernel_ops fake_ops = {f_ct_get, f_seqadj, f_add, f_del, f_via_default, f_armed};
 
 static const uint8_t CLIENT[4] = {203, 0, 113, 10}, PUBLIC[4] = {203, 0, 113, 1}, SERVER[4] = {192, 0, 2, 10};
 
@@ -539,6 +558,33 @@ static void same_port_two_clients(void **state)
 	alg_free(c1.alg);
 }
 
+static void status_and_pinhole_accounting(void **state)
+{
+	struct conn c;
+	(void)state;
+	open_conn(&c);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,81).\r\n");
+	char *j = alg_status(c.alg, 1000, true, "test", "xt");
+	assert_non_null(strstr(j, "\"client\":\"203.0.113.10:40000\""));
+	assert_non_null(strstr(j, "\"server\":\"192.0.2.10:21\""));
+	assert_non_null(strstr(j, "\"public\":\"203.0.113.1:50000\",\"to\":\"192.0.2.10:50000\",\"expires_in\":60"));
+	assert_non_null(strstr(j, "\"seq_offset\":{\"client\":0,\"server\":2}"));
+	free(j);
+	/* The first is used by its data connection, the second times out. */
+	c.k.consumed[0] = true;
+	alg_tick(c.alg, 1001, NULL, NULL);
+	assert_int_equal(alg_counters(c.alg)->pinholes_used, 1);
+	alg_tick(c.alg, 1061, NULL, NULL);
+	assert_int_equal(alg_counters(c.alg)->pinholes_expired, 1);
+	j = alg_status(c.alg, 1061, false, "test", "xt");
+	assert_non_null(strstr(j, "pinholes 2 opened / 1 used / 1 expired"));
+	free(j);
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", 0, 0);
@@ -548,7 +594,7 @@ int main(void)
 		cmocka_unit_test(pinholes_bounded_per_session), cmocka_unit_test(no_seqadj_keeps_length),
 		cmocka_unit_test(port_rewritten_armed_on_200), cmocka_unit_test(port_bounce_neutralized),
 		cmocka_unit_test(replies_paired_in_order), cmocka_unit_test(routed_passive_remaps_port),
-		cmocka_unit_test(same_port_two_clients),
+		cmocka_unit_test(same_port_two_clients), cmocka_unit_test(status_and_pinhole_accounting),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

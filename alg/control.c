@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static int fill_addr(const char *path, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa->sun_path, path, strlen(path));
+	return 0;
+}
+
+int control_listen(const char *path)
+{
+	struct sockaddr_un sa;
+	int r = fill_addr(path, &sa);
+	if (r < 0)
+		return r;
+	/* The directory, as systemd's RuntimeDirectory= would make it. */
+	char dir[sizeof(sa.sun_path)];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return -errno;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* A socket left by a crashed daemon is stale only if nobody answers on it. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		close(fd);
+		return -EADDRINUSE;
+	}
+	unlink(path);
+	mode_t old = umask(077);
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (r < 0 || listen(fd, 8) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+void control_close(int fd, const char *path)
+{
+	if (fd >= 0) {
+		close(fd);
+		unlink(path);
+	}
+}
+
+static void write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				struct pollfd p = {fd, POLLOUT, 0};
+				if (poll(&p, 1, 1000) > 0)
+					continue;
+			}
+			return;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+void control_serve(int fd, char *(*respond)(void *ctx, const char *cmd), void *ctx)
+{
+	int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return;
+	char line[256];
+	size_t n = 0;
+	/* One short command line; a client that dawdles gets nothing. */
+	while (n < sizeof(line) - 1) {
+		struct pollfd p = {c, POLLIN, 0};
+		if (poll(&p, 1, 1000) <= 0)
+			break;
+		ssize_t r = read(c, line + n, sizeof(line) - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		if (memchr(line, '\n', n))
+			break;
+	}
+	line[n] = '\0';
+	line[strcspn(line, "\r\n")] = '\0';
+	char *answer = respond(ctx, line);
+	if (answer) {
+		write_all(c, answer, strlen(answer));
+		free(answer);
+	}
+	close(c);
+}
+
+int control_request(const char *path, const char *cmd, FILE *out)
+{
+	struct sockaddr_un sa;
+	int r = fill_addr(path, &sa);
+	if (r < 0)
+		return r;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	write_all(fd, cmd, strlen(cmd));
+	write_all(fd, "\n", 1);
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t)n, out);
+	close(fd);
+	return 0;
+}
