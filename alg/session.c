@@ -964,10 +964,13 @@ static void account_pinholes(struct alg *a, time_t now)
 		for (unsigned i = 0; i < s->nholes;) {
 			struct hole *h = &s->holes[i];
 			if (h->expires <= now || !h->seen) {
-				if (h->expires <= now)
+				if (h->expires <= now) {
 					a->ctr.pinholes_expired++;
-				else
+				} else {
+					/* Its key is gone; take the map entry that gave the DNAT target too. */
+					a->ops->pinhole_del(a->kernel, &h->p);
 					a->ctr.pinholes_used++;
+				}
 				memmove(h, h + 1, (s->nholes - i - 1) * sizeof(*h));
 				s->nholes--;
 			} else {

@@ -55,12 +55,14 @@ struct batch {
 	struct nft *n;
 	struct mnl_nlmsg_batch *b;
 	unsigned acks;
+	uint32_t first_seq;
 };
 
 static void batch_begin(struct batch *bt, struct nft *n)
 {
 	bt->n = n;
 	bt->acks = 0;
+	bt->first_seq = n->seq;
 	bt->b = mnl_nlmsg_batch_start(n->buf, n->buflen);
 	nftnl_batch_begin(mnl_nlmsg_batch_current(bt->b), n->seq++);
 	mnl_nlmsg_batch_next(bt->b);
@@ -98,7 +100,8 @@ static int batch_commit(struct batch *bt)
 			return err ? err : -errno;
 		for (const struct nlmsghdr *nlh = (const struct nlmsghdr *)rbuf; mnl_nlmsg_ok(nlh, (int)r);
 		     nlh = mnl_nlmsg_next(nlh, (int *)&r)) {
-			if (nlh->nlmsg_type == NLMSG_ERROR) {
+			/* Only this batch's answers count; anything else is stale. */
+			if (nlh->nlmsg_type == NLMSG_ERROR && nlh->nlmsg_seq - bt->first_seq < n->seq - bt->first_seq) {
 				const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
 				if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
 					return -EBADMSG;
@@ -617,8 +620,7 @@ int nft_pinholes_armed(struct nft *n, void (*cb)(void *ctx, const struct pinhole
 		const struct pinhole_layout *l = i ? &layout6 : &layout4;
 		struct nftnl_set *s = set_new(n, l->set);
 		uint32_t seq = n->seq++;
-		struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET,
-							     NLM_F_DUMP | NLM_F_ACK, seq);
+		struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, seq);
 		nftnl_set_elems_nlmsg_build_payload(nlh, s);
 		nftnl_set_free(s);
 		if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)

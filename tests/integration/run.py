@@ -537,7 +537,7 @@ class Suite:
             try:
                 ann = json.loads(p.stdout.readline())
                 if len(elements("once4")) != 1 or len(elements("pasv4")) != 1:
-                    raise AssertionError("expected one armed pinhole after %r" % ann["reply"])
+                    raise AssertionError("expected one armed pinhole after %r: once4=%s pasv4=%s" % (ann["reply"], elements("once4"), elements("pasv4")))
                 p.stdin.write("quit\n")
                 p.stdin.flush()
                 json.loads(p.stdout.readline())
@@ -716,6 +716,81 @@ class Suite:
                 self.lab.stop_alg()
         self.check("kill -9 and restart: live sessions (both signs of length change) keep working", restart_keeps_sessions)
 
+    def operations(self):
+        """status --json against a live session; reload with a bad and a good file under it."""
+        self.mode = "operations"
+        lab = self.lab
+        ctl = os.path.join(lab.work, "ctl.sock")
+        conf = os.path.join(lab.work, "ftp-alg.conf")
+
+        def status_and_reload():
+            shutil.copy(os.path.join(HERE, "..", "..", "conf", "ftp-alg.conf"), conf)
+            with open(conf, "a") as f:
+                f.write("PinholeTimeout = 45\n")
+            lab.start_alg(self.binary, ["--config", conf, "--control-socket", ctl])
+            p = subprocess.Popen(["ip", "netns", "exec", "fa-c", "python3", os.path.join(HERE, "ftpclient.py"),
+                                  "--host", "203.0.113.1", "--path", "/%s/f1M" % DATA_DIR, "--sha256",
+                                  self.files["f1M"], "--announce-only"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+            try:
+                ann = json.loads(p.stdout.readline())
+                r = sh([self.binary, "status", "--json", "--control-socket", ctl])
+                st = json.loads(r.stdout)
+                mine = [x for x in st["sessions"] if x["client"].startswith("203.0.113.10:")]
+                if len(mine) != 1:
+                    raise AssertionError("status does not list the client: %s" % r.stdout)
+                sess = mine[0]
+                if sess["server"] != "192.0.2.10:21" or sess["public"] != "203.0.113.1:21" or sess["nat"] != "dnat":
+                    raise AssertionError("wrong session fields: %s" % sess)
+                if sess["seq_offset"]["server"] != 1 or sess["rewrites"] != 1:
+                    raise AssertionError("wrong rewrite bookkeeping: %s" % sess)
+                holes = sess["pinholes"]
+                if len(holes) != 1 or holes[0]["public"] != "203.0.113.1:%d" % ann["port"] or \
+                        not 40 <= holes[0]["expires_in"] <= 45:
+                    raise AssertionError("wrong pinhole: %s" % holes)
+                if st["queue_path"] not in ("native nft queue", "xt NFQUEUE via nft_compat"):
+                    raise AssertionError("queue path missing")
+                text = sh([self.binary, "status", "--control-socket", ctl]).stdout
+                if "203.0.113.10:" not in text or "pinhole 203.0.113.1:%d" % ann["port"] not in text:
+                    raise AssertionError("text status lacks the session:\n" + text)
+                # A bad file is refused, names its line, and changes nothing.
+                with open(conf, "a") as f:
+                    f.write("PassivePorts = 9-8\n")
+                r = sh([self.binary, "reload", "--control-socket", ctl], check=False)
+                if r.returncode != 1 or "%s:" % conf not in r.stdout:
+                    raise AssertionError("bad reload: rc=%d %r" % (r.returncode, r.stdout))
+                shutil.copy(os.path.join(HERE, "..", "..", "conf", "ftp-alg.conf"), conf)
+                r = sh([self.binary, "reload", "--control-socket", ctl], check=False)
+                if r.returncode != 0 or "reloaded" not in r.stdout:
+                    raise AssertionError("good reload: rc=%d %r" % (r.returncode, r.stdout))
+                lab.alg.send_signal(signal.SIGHUP)  # ip netns exec execs the daemon: this is its pid
+                deadline = time.time() + 3
+                while lab.log().count("event=reload ") < 2 and time.time() < deadline:
+                    time.sleep(0.05)
+                # The armed pinhole and the session survived both.
+                p.stdin.write("go\n")
+                p.stdin.flush()
+                if not json.loads(p.stdout.readline()).get("sha256_ok"):
+                    raise AssertionError("the live session broke across reloads")
+                st = json.loads(sh([self.binary, "status", "--json", "--control-socket", ctl]).stdout)
+                if st["counters"]["pinholes_used"] < 1:
+                    raise AssertionError("the used pinhole was not counted: %s" % st["counters"])
+                if "event=reload-refused" not in lab.log() or lab.log().count("event=reload ") < 2:
+                    raise AssertionError("reloads not logged")
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
+                lab.stop_alg()
+        self.check("status --json lists the live session; bad reload refused, good reload and SIGHUP keep it working",
+                   status_and_reload)
+
+        def unreachable():
+            r = sh([self.binary, "status", "--control-socket", os.path.join(lab.work, "none.sock")], check=False)
+            if r.returncode != 1 or "cannot reach the daemon" not in r.stderr:
+                raise AssertionError("rc=%d %r" % (r.returncode, r.stderr))
+        self.check("status without a daemon: a clear error, exit 1", unreachable)
+
     def bad_config(self):
         self.mode = "config"
 
@@ -780,6 +855,7 @@ def main():
         suite.alg_specific()
         suite.bounce()
         suite.shutdown()
+        suite.operations()
         suite.bad_config()
     except Exception:
         suite.failed += 1
