@@ -27,9 +27,17 @@
 #define FTP_ALG_VERSION "0"
 #endif
 
+struct override {
+	const char *key, *flag, *value;
+};
+
 struct daemon {
 	struct alg_config cfg;
 	const char *config_path;
+	/* Flags override the file, at start and at every reload. */
+	struct override overrides[16];
+	unsigned noverrides;
+	bool verbose;
 	const char *control_path;
 	int control_fd;
 	struct ct *ct;
@@ -138,17 +146,26 @@ static char *reload(struct daemon *d)
 		return NULL;
 	config_defaults(&c);
 	int r = d->config_path ? config_load(&c, d->config_path, report_to, f) : 0;
+	for (unsigned i = 0; r == 0 && i < d->noverrides; i++) {
+		char err[256];
+		if (strcmp(d->overrides[i].key, "table") != 0 &&
+		    config_set(&c, d->overrides[i].key, d->overrides[i].value, err, sizeof(err)) < 0)
+			r = -EINVAL;
+	}
+	if (d->verbose)
+		c.log_level = LOG_LVL_DEBUG;
 	if (r < 0) {
 		if (r != -EINVAL)
 			fprintf(f, "%s: %s\n", d->config_path, strerror(-r));
 		fprintf(f, "error: %s is bad; keeping the running configuration\n", d->config_path);
 		log_msg(LOG_LVL_ERR, "event=reload-refused file=%s", d->config_path);
+	} else if (c.queue = d->cfg.queue, memcpy(c.table, d->cfg.table, sizeof(c.table)),
+		   (r = nft_apply_config(d->nft, &c)) < 0) {
+		/* The queue numbers and the table name stay until a restart. */
+		fprintf(f, "error: the kernel refused the new control ports or servers: %s; keeping the running "
+			   "configuration\n", nft_strerror(r));
+		log_msg(LOG_LVL_ERR, "event=reload-refused error=\"%s\"", nft_strerror(r));
 	} else {
-		/* What the kernel objects were built from stays until a restart. */
-		c.queue = d->cfg.queue;
-		memcpy(c.table, d->cfg.table, sizeof(c.table));
-		memcpy(c.control_ports, d->cfg.control_ports, sizeof(c.control_ports));
-		c.ncontrol_ports = d->cfg.ncontrol_ports;
 		d->cfg = c;
 		alg_set_config(d->alg, &c);
 		log_set_level(c.log_level);
@@ -232,9 +249,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, const char **chec
 		{"control-socket", required_argument, NULL, OPT_SOCKET},
 		{0},
 	};
-	struct {
-		const char *key, *flag, *value;
-	} later[16];
+	struct override *later = d->overrides;
 	unsigned nlater = 0;
 	bool verbose = false;
 	int o;
@@ -296,7 +311,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, const char **chec
 			return -EINVAL;
 		}
 		if (key && nlater < 16)
-			later[nlater++] = (typeof(later[0])){key, flag, optarg};
+			later[nlater++] = (struct override){key, flag, optarg};
 	}
 	if (optind < argc) {
 		fprintf(stderr, "ftp-alg: unexpected argument '%s'\n", argv[optind]);
@@ -326,6 +341,8 @@ static int parse_args(struct daemon *d, int argc, char **argv, const char **chec
 		if (apply(&d->cfg, later[i].key, later[i].flag, later[i].value) < 0)
 			return -EINVAL;
 	}
+	d->noverrides = nlater;
+	d->verbose = verbose;
 	if (verbose)
 		d->cfg.log_level = LOG_LVL_DEBUG;
 	return 0;

@@ -36,6 +36,13 @@ struct session {
 	 */
 	bool routed_in_passive;
 	bool routed_in_active;
+	/* Settings fixed at the session's start: a reload applies to new sessions. */
+	bool no_rewrite;
+	uint8_t advertise[16]; /* address announced in 227 (if has_advertise) */
+	bool has_advertise;
+	uint16_t passive_lo, passive_hi;
+	char server_name[32];
+	char class_name[32];
 	bool seqadj_ok;
 	struct stream dir[2];
 	time_t last_seen;
@@ -187,6 +194,51 @@ static void count_refusal(struct alg *a, const char *reason)
 	}
 }
 
+/* The [server] and [class] this connection falls under, and the global settings. */
+static void apply_settings(struct alg *a, struct session *s)
+{
+	const struct cfg_server *sv = config_server_for(&a->cfg, s->orig.family, s->orig.daddr, s->orig.dport);
+	const struct cfg_class *cl = config_class_for(&a->cfg, s->orig.family, s->orig.saddr);
+	s->passive_lo = a->cfg.passive_lo;
+	s->passive_hi = a->cfg.passive_hi;
+	if (a->cfg.has_public4 && s->orig.family == AF_INET) {
+		memcpy(s->advertise, a->cfg.public4, 4);
+		s->has_advertise = true;
+	}
+	if (sv) {
+		snprintf(s->server_name, sizeof(s->server_name), "%s", sv->name);
+		if (sv->passive_lo) {
+			s->passive_lo = sv->passive_lo;
+			s->passive_hi = sv->passive_hi;
+		}
+		if (sv->has_masq) {
+			memcpy(s->advertise, sv->masq, 16);
+			s->has_advertise = true;
+		}
+	}
+	if (cl) {
+		snprintf(s->class_name, sizeof(s->class_name), "%s", cl->name);
+		s->no_rewrite = cl->no_rewrite;
+		if (cl->has_masq) {
+			memcpy(s->advertise, cl->masq, 16);
+			s->has_advertise = true;
+		}
+	}
+}
+
+/* A published server's own session limit. */
+static bool server_full(struct alg *a, const struct flow *orig)
+{
+	const struct cfg_server *sv = config_server_for(&a->cfg, orig->family, orig->daddr, orig->dport);
+	if (!sv || !sv->max_sessions)
+		return false;
+	unsigned n = 0;
+	for (struct session *s = a->all; s; s = s->next_all)
+		if (!s->closing && strcmp(s->server_name, sv->name) == 0)
+			n++;
+	return n >= sv->max_sessions;
+}
+
 static struct session *session_new(struct alg *a, const struct flow *orig)
 {
 	if (a->nsessions >= a->cfg.max_sessions) {
@@ -204,6 +256,7 @@ static struct session *session_new(struct alg *a, const struct flow *orig)
 	s->id = a->next_id++;
 	s->orig = *orig;
 	s->alg = a;
+	apply_settings(a, s);
 	stream_init(&s->dir[0]);
 	stream_init(&s->dir[1]);
 	uint32_t h = flow_hash(orig);
@@ -267,9 +320,10 @@ static void session_free(struct alg *a, struct session *s)
 static void log_session_start(struct session *s, const char *how)
 {
 	char c[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN];
-	log_msg(LOG_LVL_DEBUG, "session=%llu event=open how=%s client=%s:%u server=%s:%u", (unsigned long long)s->id, how,
-		addr_str(s->orig.family, s->orig.saddr, c, sizeof(c)), s->orig.sport,
-		addr_str(s->orig.family, s->orig.daddr, d, sizeof(d)), s->orig.dport);
+	log_msg(LOG_LVL_DEBUG, "session=%llu event=open how=%s client=%s:%u server=%s:%u%s%s%s%s",
+		(unsigned long long)s->id, how, addr_str(s->orig.family, s->orig.saddr, c, sizeof(c)), s->orig.sport,
+		addr_str(s->orig.family, s->orig.daddr, d, sizeof(d)), s->orig.dport, s->server_name[0] ? " published=" : "",
+		s->server_name, s->class_name[0] ? " class=" : "", s->class_name);
 }
 
 /* Which side is outside, for a connection the gateway only routes. */
@@ -371,12 +425,12 @@ static int choose_pinhole(struct alg *a, struct session *s, bool active, const u
 	memcpy(p.local, active ? s->reply.daddr : s->orig.daddr, l);
 	memcpy(p.target, target, l);
 
-	if (a->cfg.passive_lo && !active) {
-		unsigned span = (unsigned)a->cfg.passive_hi - a->cfg.passive_lo + 1;
+	if (s->passive_lo && !active) {
+		unsigned span = (unsigned)s->passive_hi - s->passive_lo + 1;
 		unsigned tries = 0;
 		do {
-			if (a->next_passive < a->cfg.passive_lo || a->next_passive > a->cfg.passive_hi)
-				a->next_passive = a->cfg.passive_lo;
+			if (a->next_passive < s->passive_lo || a->next_passive > s->passive_hi)
+				a->next_passive = s->passive_lo;
 			p.port = a->next_passive++;
 		} while (hole_in_use(a, &p) && ++tries < span);
 		if (tries >= span)
@@ -421,7 +475,7 @@ static void log_rewrite(struct session *s, const char *what, const char *old, si
 {
 	char e1[200], e2[200], pub[INET6_ADDRSTRLEN], srv[INET6_ADDRSTRLEN], cli[INET6_ADDRSTRLEN];
 	const struct alg *a = s->alg;
-	const uint8_t *pa = a->cfg.has_public4 && s->orig.family == AF_INET ? a->cfg.public4 : s->orig.daddr;
+	const uint8_t *pa = s->has_advertise ? s->advertise : s->orig.daddr;
 
 	log_msg(LOG_LVL_INFO,
 		"session=%llu event=%s client=%s public=%s:%u server=%s pinhole=%us old=\"%s\" new=\"%s\"",
@@ -463,7 +517,7 @@ static int reply_227(struct session *s, const char *line, size_t len, size_t max
 		log_refusal(s, "227-names-other-host", line, len);
 		return -1;
 	}
-	if (!s->dnat && !s->routed_in_passive)
+	if ((!s->dnat && !s->routed_in_passive) || s->no_rewrite)
 		return -1;
 	struct pinhole hole;
 	if (choose_pinhole(a, s, false, s->reply.saddr, ep.port, &hole) < 0) {
@@ -472,7 +526,7 @@ static int reply_227(struct session *s, const char *line, size_t len, size_t max
 	}
 	uint16_t published = hole.port;
 	struct ftp_endpoint pub = {.family = AF_INET, .port = published};
-	memcpy(pub.addr, a->cfg.has_public4 ? a->cfg.public4 : s->orig.daddr, 4);
+	memcpy(pub.addr, s->has_advertise ? s->advertise : s->orig.daddr, 4);
 	char rep[64];
 	int n = ftp_format_hostport(&pub, min_len_for(s, span.len, max_shrink), rep, sizeof(rep));
 	if (n < 0 || (!s->seqadj_ok && (size_t)n != span.len)) {
@@ -498,7 +552,7 @@ static int reply_229(struct session *s, const char *line, size_t len, size_t max
 		log_refusal(s, "malformed-229", line, len);
 		return -1;
 	}
-	if (!s->have_reply || (!s->dnat && !s->routed_in_passive))
+	if (!s->have_reply || (!s->dnat && !s->routed_in_passive) || s->no_rewrite)
 		return -1;
 	struct pinhole hole;
 	if (choose_pinhole(a, s, false, s->reply.saddr, port, &hole) < 0) {
@@ -799,7 +853,7 @@ static void flow_from_pkt(const struct pkt_info *pi, struct flow *f)
 	f->dport = pi->dport;
 }
 
-static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt_info *pi)
+static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt_info *pi, bool *refuse)
 {
 	struct flow f;
 	struct ct_info ct;
@@ -813,6 +867,10 @@ static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt
 		bool syn = (pi->flags & (PKT_TCP_SYN | PKT_TCP_ACK)) == PKT_TCP_SYN;
 		if (!syn && pi->payload_len == 0)
 			return NULL;
+		if (syn && server_full(a, &f)) {
+			*refuse = true;
+			return NULL;
+		}
 		s = session_new(a, &f);
 		if (!s)
 			return NULL;
@@ -866,9 +924,15 @@ void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t 
 		add_verdict(v, id, true, NULL, 0);
 		return;
 	}
-	struct session *s = lookup_or_create(a, dir, &pi);
+	bool refuse = false;
+	struct session *s = lookup_or_create(a, dir, &pi, &refuse);
 	if (!s) {
-		add_verdict(v, id, true, NULL, 0);
+		if (refuse) {
+			/* Over a published server's MaxSessions: the client's SYN goes no further. */
+			count_refusal(a, "server-max-sessions");
+			a->ctr.dropped++;
+		}
+		add_verdict(v, id, !refuse, NULL, 0);
 		return;
 	}
 	s->last_seen = now;

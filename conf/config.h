@@ -8,6 +8,40 @@
 #define CONFIG_MAX_CONTROL_PORTS 16
 #define CONFIG_DEFAULT_PATH "/etc/ftp-alg/ftp-alg.conf"
 
+#define CONFIG_MAX_SERVERS 32
+#define CONFIG_MAX_CLASSES 16
+#define CONFIG_MAX_PREFIXES 8
+
+/* [server NAME]: a published FTP server; ftp-alg forwards its control port too. */
+struct cfg_server {
+	char name[32];
+	int family;
+	uint8_t pub[16];
+	uint16_t pub_port;
+	uint8_t addr[16];
+	uint16_t port;
+	uint16_t passive_lo, passive_hi;
+	unsigned max_sessions; /* 0: no limit of its own */
+	bool has_masq;
+	uint8_t masq[16];
+	int line; /* where the section starts, for messages */
+};
+
+/* [class NAME]: what clients from some prefixes are told (split horizon). */
+struct cfg_class {
+	char name[32];
+	struct {
+		int family;
+		uint8_t net[16];
+		uint8_t plen;
+	} from[CONFIG_MAX_PREFIXES];
+	unsigned nfrom;
+	bool no_rewrite;
+	bool has_masq;
+	uint8_t masq[16];
+	int line;
+};
+
 struct alg_config {
 	uint16_t control_ports[CONFIG_MAX_CONTROL_PORTS];
 	unsigned ncontrol_ports;
@@ -21,7 +55,16 @@ struct alg_config {
 	unsigned max_sessions;
 	int log_level;
 	char table[32];
+	struct cfg_server servers[CONFIG_MAX_SERVERS];
+	unsigned nservers;
+	struct cfg_class classes[CONFIG_MAX_CLASSES];
+	unsigned nclasses;
 };
+
+/* The [server] section whose public address and port a connection was made to, or NULL. */
+const struct cfg_server *config_server_for(const struct alg_config *c, int family, const uint8_t *addr, uint16_t port);
+/* The first [class] whose From contains addr, or NULL. */
+const struct cfg_class *config_class_for(const struct alg_config *c, int family, const uint8_t *addr);
 
 void config_defaults(struct alg_config *c);
 

@@ -26,6 +26,8 @@
 #define SET_ONCE4 "once4"
 #define MAP_PASV6 "pasv6"
 #define SET_ONCE6 "once6"
+#define MAP_PUBLISH4 "publish4"
+#define MAP_PUBLISH6 "publish6"
 #define OBJ_SEQADJ4 "seqadj4"
 #define OBJ_SEQADJ6 "seqadj6"
 
@@ -40,6 +42,8 @@
 #define PRIO_CONTROL -150
 /* Before the admin's DNAT rules, so an armed pinhole wins for exactly its client. */
 #define PRIO_PINHOLE -110
+/* Published servers' control ports, after pinholes and before the admin's DNAT. */
+#define PRIO_PUBLISH -105
 
 struct nft {
 	struct mnl_socket *nl;
@@ -321,6 +325,32 @@ static void rule_pinhole(struct batch *bt, const struct pinhole_layout *l)
 	rule_put(bt, r);
 }
 
+/*
+ * meta nfproto ipv4 meta l4proto tcp ct state new dnat ip to ip daddr . tcp dport map @publish4
+ * (and ip6 with publish6): the control ports of [server] sections.
+ */
+static void rule_publish(struct batch *bt, const struct pinhole_layout *l)
+{
+	struct nftnl_rule *r = rule_new(bt->n, "publish");
+	e_nfproto(r, l->nfproto);
+	e_l4proto_tcp(r);
+	e_ct_new(r);
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, l->daddr_off, l->alen, NFT_REG_1);
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, l->reg_daddr);
+	const char *map = l->nfproto == NFPROTO_IPV4 ? MAP_PUBLISH4 : MAP_PUBLISH6;
+	e_lookup(r, map, NFT_REG_1, NFT_REG_1);
+	struct nftnl_expr *e = nftnl_expr_alloc("nat");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, l->nfproto);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, l->reg_data_port);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, l->reg_data_port);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
+	add_expr(r, e);
+	rule_put(bt, r);
+}
+
 static void put_chain(struct batch *bt, const char *name, const char *type, uint32_t hook, int prio)
 {
 	struct nftnl_chain *c = nftnl_chain_alloc();
@@ -374,16 +404,8 @@ static void put_sets(struct batch *bt, const struct alg_config *cfg)
 	struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
 	nftnl_set_nlmsg_build_payload(nlh, s);
 	batch_next(bt);
-	for (unsigned i = 0; i < cfg->ncontrol_ports; i++) {
-		struct nftnl_set_elem *e = nftnl_set_elem_alloc();
-		uint16_t port = htons(cfg->control_ports[i]);
-		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, &port, 2);
-		nftnl_set_elem_add(s, e);
-	}
-	nlh = batch_msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
-	nftnl_set_elems_nlmsg_build_payload(nlh, s);
 	nftnl_set_free(s);
-	batch_next(bt);
+	(void)cfg;
 
 	/* set once4 { type ipv4_addr . ipv4_addr . inet_service; flags dynamic, timeout; size 65535 } */
 	/* map pasv4 { type ipv4_addr . ipv4_addr . inet_service : ipv4_addr . inet_service; flags timeout } */
@@ -397,6 +419,19 @@ static void put_sets(struct batch *bt, const struct alg_config *cfg)
 		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, klen);
 		nftnl_set_set_u32(s, NFTNL_SET_ID, 2 + 2 * (uint32_t)i);
 		nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, 65535);
+		nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
+		nftnl_set_nlmsg_build_payload(nlh, s);
+		nftnl_set_free(s);
+		batch_next(bt);
+
+		/* map publish4 { type ipv4_addr . inet_service : ipv4_addr . inet_service } */
+		s = set_new(n, i ? MAP_PUBLISH6 : MAP_PUBLISH4);
+		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, atype << TYPE_BITS | TYPE_INET_SERVICE);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, l->alen + 4);
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, atype << TYPE_BITS | TYPE_INET_SERVICE);
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, l->alen + 4);
+		nftnl_set_set_u32(s, NFTNL_SET_ID, 10 + (uint32_t)i);
 		nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
 		nftnl_set_nlmsg_build_payload(nlh, s);
 		nftnl_set_free(s);
@@ -440,12 +475,15 @@ static int setup(struct nft *n, const struct alg_config *cfg)
 	put_sets(&bt, cfg);
 	put_chain(&bt, "control", "filter", NF_INET_PRE_ROUTING, PRIO_CONTROL);
 	put_chain(&bt, "pinhole", "nat", NF_INET_PRE_ROUTING, PRIO_PINHOLE);
+	put_chain(&bt, "publish", "nat", NF_INET_PRE_ROUTING, PRIO_PUBLISH);
 	rule_seqadj(&bt, NFPROTO_IPV4, OBJ_SEQADJ4);
 	rule_seqadj(&bt, NFPROTO_IPV6, OBJ_SEQADJ6);
 	rule_queue(&bt, IP_CT_DIR_ORIGINAL, cfg->queue);
 	rule_queue(&bt, IP_CT_DIR_REPLY, (uint16_t)(cfg->queue + 1));
 	rule_pinhole(&bt, &layout4);
 	rule_pinhole(&bt, &layout6);
+	rule_publish(&bt, &layout4);
+	rule_publish(&bt, &layout6);
 	return batch_commit(&bt);
 }
 
@@ -475,6 +513,8 @@ int nft_open(struct nft **out, const struct alg_config *cfg)
 		n->path = NFT_QUEUE_XT;
 		r = setup(n, cfg);
 	}
+	if (r == 0)
+		r = nft_apply_config(n, cfg);
 	if (r < 0) {
 		mnl_socket_close(n->nl);
 		n->nl = NULL;
@@ -483,6 +523,68 @@ int nft_open(struct nft **out, const struct alg_config *cfg)
 	}
 	*out = n;
 	return 0;
+}
+
+/* Replace a set's elements with the given ones, inside an open batch. */
+static void put_elements(struct batch *bt, const char *set, const uint8_t (*keys)[20], const uint8_t (*data)[20],
+			 unsigned n, uint32_t klen, uint32_t dlen)
+{
+	struct nftnl_set *s = set_new(bt->n, set);
+	struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_DELSETELEM, 0); /* no elements given: flush */
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	batch_next(bt);
+	if (n > 0) {
+		for (unsigned i = 0; i < n; i++) {
+			struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, keys[i], klen);
+			if (data)
+				nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, data[i], dlen);
+			nftnl_set_elem_add(s, e);
+		}
+		nlh = batch_msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+		batch_next(bt);
+	}
+	nftnl_set_free(s);
+}
+
+int nft_apply_config(struct nft *n, const struct alg_config *cfg)
+{
+	static uint8_t ports[CONFIG_MAX_CONTROL_PORTS + CONFIG_MAX_SERVERS][20];
+	static uint8_t k4[CONFIG_MAX_SERVERS][20], d4[CONFIG_MAX_SERVERS][20];
+	static uint8_t k6[CONFIG_MAX_SERVERS][20], d6[CONFIG_MAX_SERVERS][20];
+	unsigned np = 0, n4 = 0, n6 = 0;
+
+	memset(ports, 0, sizeof(ports));
+	for (unsigned i = 0; i < cfg->ncontrol_ports; i++) {
+		uint16_t p = htons(cfg->control_ports[i]);
+		memcpy(ports[np++], &p, 2);
+	}
+	for (unsigned i = 0; i < cfg->nservers; i++) {
+		const struct cfg_server *sv = &cfg->servers[i];
+		uint16_t pp = htons(sv->pub_port), sp = htons(sv->port);
+		bool dup = false;
+		for (unsigned j = 0; j < np; j++)
+			dup |= memcmp(ports[j], &pp, 2) == 0;
+		if (!dup)
+			memcpy(ports[np++], &pp, 2);
+		size_t al = sv->family == AF_INET ? 4 : 16;
+		uint8_t *k = sv->family == AF_INET ? k4[n4] : k6[n6];
+		uint8_t *d = sv->family == AF_INET ? d4[n4++] : d6[n6++];
+		memset(k, 0, 20);
+		memset(d, 0, 20);
+		memcpy(k, sv->pub, al);
+		memcpy(k + al, &pp, 2);
+		memcpy(d, sv->addr, al);
+		memcpy(d + al, &sp, 2);
+	}
+	/* One batch: control ports and published servers change together. */
+	struct batch bt;
+	batch_begin(&bt, n);
+	put_elements(&bt, SET_CTL_PORTS, (const uint8_t(*)[20])ports, NULL, np, 2, 0);
+	put_elements(&bt, MAP_PUBLISH4, (const uint8_t(*)[20])k4, (const uint8_t(*)[20])d4, n4, 8, 8);
+	put_elements(&bt, MAP_PUBLISH6, (const uint8_t(*)[20])k6, (const uint8_t(*)[20])d6, n6, 20, 20);
+	return batch_commit(&bt);
 }
 
 void nft_close(struct nft *n)

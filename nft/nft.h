@@ -22,6 +22,9 @@ void nft_close(struct nft *n); /* deletes the table */
 enum nft_queue_path nft_queue_path(const struct nft *n);
 const char *nft_queue_path_name(enum nft_queue_path p);
 
+/* Control ports and [server] sections into the kernel, in one batch (start and reload). */
+int nft_apply_config(struct nft *n, const struct alg_config *cfg);
+
 int nft_pinhole_add(struct nft *n, const struct pinhole *p);
 /* Returns 1 if the pinhole was still armed, 0 if it had been used or had expired, or -errno. */
 int nft_pinhole_del(struct nft *n, const struct pinhole *p);
