@@ -351,6 +351,7 @@ struct load_ctx {
 	void *rctx;
 	char section[64];
 	int kind; /* 0 global, 1 server, 2 class, -1 a bad section */
+	int section_line; /* line of the last [header] read */
 };
 
 static bool valid_name(const char *n)
@@ -377,7 +378,7 @@ static void begin_section(struct load_ctx *l, const char *section)
 			struct cfg_server *sv = &l->c->servers[l->c->nservers++];
 			memset(sv, 0, sizeof(*sv));
 			snprintf(sv->name, sizeof(sv->name), "%s", name + 1);
-			sv->line = l->line;
+			sv->line = l->section_line;
 			l->kind = 1;
 			return;
 		}
@@ -388,14 +389,14 @@ static void begin_section(struct load_ctx *l, const char *section)
 			struct cfg_class *cl = &l->c->classes[l->c->nclasses++];
 			memset(cl, 0, sizeof(*cl));
 			snprintf(cl->name, sizeof(cl->name), "%s", name + 1);
-			cl->line = l->line;
+			cl->line = l->section_line;
 			l->kind = 2;
 			return;
 		}
 	} else {
 		snprintf(err, sizeof(err), "unknown section [%s] (use [server NAME] or [class NAME])", section);
 	}
-	l->report(l->rctx, l->path, l->line, err);
+	l->report(l->rctx, l->path, l->section_line, err);
 	l->bad++;
 }
 
@@ -430,8 +431,11 @@ static char *line_reader(char *str, int num, void *stream)
 {
 	struct line_reader *r = stream;
 	char *s = fgets(str, num, r->f);
-	if (s)
+	if (s) {
 		r->l->line++;
+		if (s[strspn(s, " \t")] == '[')
+			r->l->section_line = r->l->line;
+	}
 	return s;
 }
 

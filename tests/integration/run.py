@@ -84,9 +84,11 @@ table ip lab {
     iifname "br-out" ip daddr 203.0.113.2 tcp dport 21 dnat to 192.0.2.11
     iifname "br-out" ip daddr 203.0.113.3 tcp dport 21 dnat to 192.0.2.12
     iifname "br-out" ip daddr 203.0.113.4 tcp dport 21 dnat to 198.51.100.100
+    iifname "br-lan" ip daddr 203.0.113.1 tcp dport 21 dnat to 192.0.2.10
   }
   chain masq { type nat hook postrouting priority srcnat; policy accept;
     oifname "br-out" ip saddr { 192.0.2.0/24, 198.51.100.0/24 } masquerade
+    iifname "br-lan" oifname "br-lan" masquerade
   }
   chain forward { type filter hook forward priority filter; policy drop;
     ct state invalid counter drop
@@ -444,6 +446,8 @@ class Suite:
             self.check("ftplib 20 active transfers on one connection LAN->%s" % s,
                        lambda s=s: self.ftplib(s, 20, "port"))
         self.check("lftp active LAN->vsftpd-out 1MiB", lambda: self.lftp("vsftpd-out", epsv=False, active=True))
+        self.check("hairpin: LAN client PASV to the public address", lambda: self.curl("vsftpd", False, ns="fa-lc"))
+        self.check("hairpin: LAN client EPSV to the public address", lambda: self.curl("vsftpd", True, ns="fa-lc"))
         self.ipv6()
         if not self.quick:
             self.check("curl active PORT LAN->vsftpd-out 100MiB",
@@ -784,6 +788,78 @@ class Suite:
                 lab.stop_alg()
         self.check("status --json lists the live session; bad reload refused, good reload and SIGHUP keep it working",
                    status_and_reload)
+
+        def publishing():
+            conf2 = os.path.join(lab.work, "publish.conf")
+            with open(conf2, "w") as f:
+                f.write("[server files]\nPublic = 203.0.113.2:2121\nServer = 192.0.2.11:21\n"
+                        "PassivePorts = 40000-40009\nMaxSessions = 2\n\n"
+                        "[server more]\nPublic = 203.0.113.3:2122\nServer = 192.0.2.12:21\n\n"
+                        "[class hairpin]\nFrom = 192.0.2.50/32\nRewrite = no\n")
+            r = sh([self.binary, "--check-config", conf2], check=False)
+            if r.returncode != 0:
+                raise AssertionError("config rejected: %s" % r.stderr)
+            lab.start_alg(self.binary, ["--config", conf2, "--control-socket", ctl])
+            holders = []
+            try:
+                # Port 2121 and 2122 are forwarded by ftp-alg alone: the lab's ruleset knows only 21.
+                res = json.loads(nsx("fa-c", ["python3", os.path.join(HERE, "ftpclient.py"), "--host", "203.0.113.2",
+                                              "--port", "2121", "--path", "/%s/f1M" % DATA_DIR, "--sha256",
+                                              self.files["f1M"], "--count", "10"], check=False).stdout.splitlines()[-1])
+                if res["ok"] != 10:
+                    raise AssertionError("2121: %s" % res)
+                for reply in res["replies"]:
+                    m = re.search(r"\(203,0,113,2,(\d+),(\d+)\)", reply)
+                    if not m or not 40000 <= int(m.group(1)) * 256 + int(m.group(2)) <= 40009:
+                        raise AssertionError("not remapped into 40000-40009: %r" % reply)
+                out = os.path.join(lab.work, "pub.out")
+                r = nsx("fa-c", ["curl", "-sS", "--max-time", "20", "-o", out, "ftp://203.0.113.3:2122/%s/f1M" % DATA_DIR],
+                        check=False)
+                if r.returncode != 0 or sha256(out) != self.files["f1M"]:
+                    raise AssertionError("2122: %s" % r.stderr)
+                # MaxSessions = 2: two held sessions, the third SYN goes nowhere.
+                for _ in range(2):
+                    p = subprocess.Popen(["ip", "netns", "exec", "fa-c", "python3", os.path.join(HERE, "ftpclient.py"),
+                                          "--host", "203.0.113.2", "--port", "2121", "--path", "/%s/f1M" % DATA_DIR,
+                                          "--sha256", self.files["f1M"], "--announce-only"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                    holders.append(p)
+                    json.loads(p.stdout.readline())
+                r = nsx("fa-c", ["python3", "-c", "import socket\ntry:\n socket.create_connection(('203.0.113.2',2121),"
+                                 "timeout=2)\n print('connected')\nexcept OSError as e:\n print('refused', e)"],
+                        check=False)
+                if "connected" in r.stdout:
+                    raise AssertionError("a third session got through MaxSessions = 2")
+                # The hairpin class is told the server's own address, and nothing opens for it.
+                p = subprocess.Popen(["ip", "netns", "exec", "fa-lc", "python3", os.path.join(HERE, "ftpclient.py"),
+                                      "--host", "203.0.113.1", "--path", "/%s/f1M" % DATA_DIR, "--sha256",
+                                      self.files["f1M"], "--announce-then-quit"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                holders.append(p)
+                ann = json.loads(p.stdout.readline())
+                if ann["host"] != "192.0.2.10":
+                    raise AssertionError("class Rewrite = no: got %r" % ann["reply"])
+                st = json.loads(sh([self.binary, "status", "--json", "--control-socket", ctl]).stdout)
+                if "server-max-sessions" not in st["counters"]["refused_by_reason"]:
+                    raise AssertionError("the refused SYN was not counted: %s" % st["counters"])
+                pub = nsx("fa-gw", "nft list map inet ftp_alg publish4").stdout
+                if "203.0.113.2 . 2121 : 192.0.2.11 . 21" not in pub or "203.0.113.3 . 2122 : 192.0.2.12 . 21" not in pub:
+                    raise AssertionError("publish4 map: %s" % pub)
+                # A reload without [server more] removes its forward at once.
+                with open(conf2, "w") as f:
+                    f.write("[server files]\nPublic = 203.0.113.2:2121\nServer = 192.0.2.11:21\n")
+                sh([self.binary, "reload", "--control-socket", ctl])
+                pub = nsx("fa-gw", "nft list map inet ftp_alg publish4").stdout
+                if "2122" in pub or "2121" not in pub:
+                    raise AssertionError("after reload, publish4 map: %s" % pub)
+            finally:
+                for p in holders:
+                    if p.poll() is None:
+                        p.kill()
+                    p.wait()
+                lab.stop_alg()
+        self.check("published servers on 2121/2122 with PassivePorts, MaxSessions, a no-rewrite class, reload",
+                   publishing)
 
         def unreachable():
             r = sh([self.binary, "status", "--control-socket", os.path.join(lab.work, "none.sock")], check=False)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include "conf/config.h"
 
@@ -122,11 +123,70 @@ static void missing_file(void **state)
 	assert_int_equal(config_load(&c, "/nonexistent/ftp-alg.conf", report, &r), -ENOENT);
 }
 
+static void sections(void **state)
+{
+	struct alg_config c;
+	struct reports r = {0};
+	(void)state;
+	config_defaults(&c);
+	char *p = write_tmp("ControlPorts = 21\n"
+			    "[server files]\n"
+			    "Public = 203.0.113.2:2121\n"
+			    "Server = 192.0.2.11:21\n"
+			    "PassivePorts = 40000-40009\n"
+			    "MaxSessions = 2\n"
+			    "[server v6]\n"
+			    "Public = [2001:db8:1::4]:21\n"
+			    "Server = [2001:db8:3::10]:21\n"
+			    "[class lan]\n"
+			    "From = 192.0.2.0/24, 2001:db8:2::/64\n"
+			    "Rewrite = no\n");
+	assert_int_equal(config_load(&c, p, report, &r), 0);
+	assert_int_equal(c.nservers, 2);
+	assert_string_equal(c.servers[0].name, "files");
+	assert_int_equal(c.servers[0].pub_port, 2121);
+	assert_int_equal(c.servers[0].passive_lo, 40000);
+	assert_int_equal(c.servers[1].family, AF_INET6);
+	const uint8_t pub[4] = {203, 0, 113, 2}, lan[4] = {192, 0, 2, 77}, out[4] = {203, 0, 113, 10};
+	assert_ptr_equal(config_server_for(&c, AF_INET, pub, 2121), &c.servers[0]);
+	assert_null(config_server_for(&c, AF_INET, pub, 21));
+	assert_non_null(config_class_for(&c, AF_INET, lan));
+	assert_true(config_class_for(&c, AF_INET, lan)->no_rewrite);
+	assert_null(config_class_for(&c, AF_INET, out));
+	unlink(p);
+}
+
+static void bad_sections(void **state)
+{
+	struct alg_config c;
+	struct reports r = {0};
+	(void)state;
+	config_defaults(&c);
+	char *p = write_tmp("[server a]\n"		 /* 1: lacks Server */
+			    "Public = 203.0.113.2:2121\n" /* 2 */
+			    "[server b]\n"		 /* 3: same public port as a */
+			    "Public = 203.0.113.2:2121\n" /* 4 */
+			    "Server = 192.0.2.11:70000\n" /* 5: bad port */
+			    "Server = 192.0.2.11:21\n"	 /* 6 */
+			    "[bogus]\n"			 /* 7 */
+			    "x = 1\n"			 /* 8 */
+			    "[class c]\n"		 /* 9: no From */
+			    "Rewrite = maybe\n"		 /* 10 */
+			    "this line has no equals\n");	 /* 11 */
+	assert_int_equal(config_load(&c, p, report, &r), -EINVAL);
+	int want[] = {5, 7, 10, 11, 1, 3, 9};
+	assert_int_equal(r.n, 7);
+	for (int i = 0; i < 7; i++)
+		assert_int_equal(r.lines[i], want[i]);
+	unlink(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(defaults), cmocka_unit_test(good_file), cmocka_unit_test(every_bad_line_reported),
-		cmocka_unit_test(values), cmocka_unit_test(missing_file),
+		cmocka_unit_test(values), cmocka_unit_test(missing_file), cmocka_unit_test(sections),
+		cmocka_unit_test(bad_sections),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
