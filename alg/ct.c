@@ -8,6 +8,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <time.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -83,6 +84,8 @@ static int get_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void
 	memset(o, 0, sizeof(*o));
 	get_flow(ct, false, &o->orig);
 	get_flow(ct, true, &o->reply);
+	if (nfct_attr_is_set(ct, ATTR_HELPER_NAME) > 0)
+		snprintf(o->helper, sizeof(o->helper), "%s", (const char *)nfct_get_attr(ct, ATTR_HELPER_NAME));
 	static const int attrs[2][3] = {
 		{ATTR_ORIG_NAT_SEQ_CORRECTION_POS, ATTR_ORIG_NAT_SEQ_OFFSET_BEFORE, ATTR_ORIG_NAT_SEQ_OFFSET_AFTER},
 		{ATTR_REPL_NAT_SEQ_CORRECTION_POS, ATTR_REPL_NAT_SEQ_OFFSET_BEFORE, ATTR_REPL_NAT_SEQ_OFFSET_AFTER},

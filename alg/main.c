@@ -348,8 +348,18 @@ static int parse_args(struct daemon *d, int argc, char **argv, const char **chec
 	return 0;
 }
 
-static void startup_checks(void)
+static void warn_helper(void *ctx, const char *table, const char *name)
 {
+	(void)ctx;
+	log_msg(LOG_LVL_WARN,
+		"table %s has a ct helper object '%s' of type ftp: where it is attached to the same flows, ftp-alg steps "
+		"aside; fix: drop its 'ct helper set' rule for the FTP control port",
+		table, name ? name : "?");
+}
+
+static void startup_checks(struct daemon *d)
+{
+	nft_find_ftp_helpers(d->nft, warn_helper, NULL);
 	FILE *f = fopen("/proc/sys/net/ipv4/ip_forward", "re");
 	if (f) {
 		int c = fgetc(f);
@@ -544,7 +554,7 @@ int main(int argc, char **argv)
 		log_msg(LOG_LVL_INFO, "Masquerading as '%s'", inet_ntop(AF_INET, d.cfg.public4, pub, sizeof(pub)));
 	else
 		log_msg(LOG_LVL_INFO, "Masquerading as the address each client connected to");
-	startup_checks();
+	startup_checks(&d);
 	sd_notify("READY=1");
 
 	int rc = run(&d);

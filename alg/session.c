@@ -38,6 +38,7 @@ struct session {
 	bool routed_in_active;
 	/* Settings fixed at the session's start: a reload applies to new sessions. */
 	bool no_rewrite;
+	bool kernel_helper; /* the kernel's ftp helper has this connection: step aside */
 	uint8_t advertise[16]; /* address announced in 227 (if has_advertise) */
 	bool has_advertise;
 	uint16_t passive_lo, passive_hi;
@@ -93,7 +94,13 @@ struct alg {
 	time_t now;
 	time_t started;
 	unsigned armed; /* pinholes the daemon tracks */
+	/* Refusal logs: at most RL_PER_SECOND a second, the rest counted. */
+	time_t rl_second;
+	unsigned rl_count;
+	unsigned long rl_suppressed;
 };
+
+#define RL_PER_SECOND 20
 
 static size_t addr_len(int family)
 {
@@ -340,6 +347,16 @@ static void learn_routing(struct alg *a, struct session *s)
 /* Learn the reply tuple and make sure the kernel keeps sequence offsets for us. */
 static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info *ct)
 {
+	if (strcmp(ct->helper, "ftp") == 0 && !s->kernel_helper) {
+		/* Two ALGs on one connection rewrite each other's lines: the kernel's keeps it. */
+		s->kernel_helper = true;
+		s->dir[0].opaque = s->dir[1].opaque = true;
+		log_msg(LOG_LVL_WARN,
+			"session=%llu event=kernel-helper reason=\"the kernel's ftp conntrack helper is attached to this "
+			"connection; ftp-alg leaves it alone\" fix=\"remove 'ct helper set' (or iptables CT --helper ftp) "
+			"for the FTP control port\"",
+			(unsigned long long)s->id);
+	}
 	if (!s->have_reply) {
 		link_reply(a, s, &ct->reply);
 		learn_routing(a, s);
@@ -488,7 +505,20 @@ static void log_rewrite(struct session *s, const char *what, const char *old, si
 static void log_refusal(struct session *s, const char *reason, const char *line, size_t len)
 {
 	char e[200];
-	count_refusal(s->alg, reason);
+	struct alg *a = s->alg;
+	count_refusal(a, reason);
+	if (a->now != a->rl_second) {
+		if (a->rl_suppressed)
+			log_msg(LOG_LVL_WARN, "event=refusals-suppressed count=%lu reason=\"more than %d a second\"",
+				a->rl_suppressed, RL_PER_SECOND);
+		a->rl_second = a->now;
+		a->rl_count = 0;
+		a->rl_suppressed = 0;
+	}
+	if (++a->rl_count > RL_PER_SECOND) {
+		a->rl_suppressed++;
+		return;
+	}
 	log_msg(LOG_LVL_WARN, "session=%llu event=refused reason=%s line=\"%s\"", (unsigned long long)s->id, reason,
 		log_escape(line, len, e, sizeof(e)));
 }

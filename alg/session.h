@@ -24,6 +24,7 @@ struct flow {
 struct ct_info {
 	struct flow orig;
 	struct flow reply;
+	char helper[16]; /* a kernel conntrack helper attached to this connection, if any */
 	bool seqadj_present[2];
 	uint32_t corr_pos[2];
 	int32_t off_before[2];

@@ -741,6 +741,48 @@ int nft_pinholes_armed(struct nft *n, void (*cb)(void *ctx, const struct pinhole
 	return 0;
 }
 
+struct helper_dump {
+	const char *own;
+	void (*cb)(void *ctx, const char *table, const char *name);
+	void *ctx;
+};
+
+static int obj_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct helper_dump *d = data;
+	struct nftnl_obj *o = nftnl_obj_alloc();
+	if (o && nftnl_obj_nlmsg_parse(nlh, o) == 0 && nftnl_obj_get_u32(o, NFTNL_OBJ_TYPE) == NFT_OBJECT_CT_HELPER) {
+		const char *helper = nftnl_obj_get_str(o, NFTNL_OBJ_CT_HELPER_NAME);
+		const char *table = nftnl_obj_get_str(o, NFTNL_OBJ_TABLE);
+		if (helper && strcmp(helper, "ftp") == 0 && table && strcmp(table, d->own) != 0)
+			d->cb(d->ctx, table, nftnl_obj_get_str(o, NFTNL_OBJ_NAME));
+	}
+	nftnl_obj_free(o);
+	return MNL_CB_OK;
+}
+
+int nft_find_ftp_helpers(struct nft *n, void (*cb)(void *ctx, const char *table, const char *name), void *ctx)
+{
+	char buf[16384];
+	uint32_t seq = n->seq++;
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETOBJ, NFPROTO_UNSPEC, NLM_F_DUMP, seq);
+	struct nftnl_obj *o = nftnl_obj_alloc();
+	nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_CT_HELPER);
+	nftnl_obj_nlmsg_build_payload(nlh, o);
+	nftnl_obj_free(o);
+	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	struct helper_dump d = {.own = n->table, .cb = cb, .ctx = ctx};
+	int r;
+	do {
+		ssize_t len = mnl_socket_recvfrom(n->nl, buf, sizeof(buf));
+		if (len < 0)
+			return -errno;
+		r = mnl_cb_run(buf, (size_t)len, seq, n->portid, obj_cb, &d);
+	} while (r > 0);
+	return r < 0 ? -errno : 0;
+}
+
 const char *nft_strerror(int err)
 {
 	switch (-err) {

@@ -32,4 +32,7 @@ int nft_pinhole_del(struct nft *n, const struct pinhole *p);
 /* Call cb for every pinhole still armed in the kernel (key fields only). */
 int nft_pinholes_armed(struct nft *n, void (*cb)(void *ctx, const struct pinhole *p), void *ctx);
 
+/* Call cb for each nft ct helper object of type "ftp" outside our table. */
+int nft_find_ftp_helpers(struct nft *n, void (*cb)(void *ctx, const char *table, const char *name), void *ctx);
+
 const char *nft_strerror(int err);

@@ -861,6 +861,21 @@ class Suite:
         self.check("published servers on 2121/2122 with PassivePorts, MaxSessions, a no-rewrite class, reload",
                    publishing)
 
+        def with_kernel_helper():
+            # The admin also attached the kernel's ftp helper: ftp-alg warns and the two never both rewrite.
+            lab.helper(True)
+            lab.start_alg(self.binary, ["--control-socket", ctl])
+            try:
+                if "has a ct helper object 'ftp-standard' of type ftp" not in lab.log():
+                    raise AssertionError("no start-up warning about the kernel helper:\n" + lab.log()[-600:])
+                self.curl("vsftpd", epsv=False)
+                self.curl("vsftpd-short", epsv=False)
+                self.ftplib("vsftpd", 10, "both")
+            finally:
+                lab.stop_alg()
+                lab.helper(False)
+        self.check("kernel ftp helper also configured: warned at start, transfers still correct", with_kernel_helper)
+
         def unreachable():
             r = sh([self.binary, "status", "--control-socket", os.path.join(lab.work, "none.sock")], check=False)
             if r.returncode != 1 or "cannot reach the daemon" not in r.stderr:
