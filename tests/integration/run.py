@@ -899,6 +899,30 @@ class Suite:
                 raise AssertionError("bad config installed kernel objects")
         self.check("bad config: file:line, exit 2, nothing installed", t)
 
+        def broken_files():
+            cases = {
+                "ControlPorts = 21,0\n": [1],
+                "# ok\nMasqueradeAddress = ftp.example.com\nPinholeTimeout = 0\n": [2, 3],
+                "[server a]\nPublic = 203.0.113.1:2121\n": [1],
+                "[server a]\nPublic = 203.0.113.1:21\nServer = 192.0.2.10:21\n"
+                "[server b]\nPublic = 203.0.113.1:21\nServer = 192.0.2.11:21\n": [4],
+                "[class x]\nFrom = 192.0.2.0/33\n": [1, 2],
+                "LogLevel = loud\nno equals sign here\n": [1, 2],
+            }
+            shipped = os.path.join(HERE, "..", "..", "conf", "ftp-alg.conf")
+            r = sh([self.binary, "--check-config", shipped], check=False)
+            if r.returncode != 0:
+                raise AssertionError("the shipped config fails: %s" % r.stderr)
+            for i, (text, lines) in enumerate(cases.items()):
+                path = os.path.join(self.lab.work, "broken%d.conf" % i)
+                with open(path, "w") as f:
+                    f.write(text)
+                r = sh([self.binary, "--check-config", path], check=False)
+                got = sorted(int(x) for x in re.findall(r"^%s:(\d+): " % re.escape(path), r.stderr, re.M))
+                if r.returncode != 2 or got != lines:
+                    raise AssertionError("%r: rc=%d lines=%s want %s\n%s" % (text, r.returncode, got, lines, r.stderr))
+        self.check("check-config on broken files: exit 2, every bad line named", broken_files)
+
 
 def prepare_files():
     d = os.path.join(FTP_ROOT, DATA_DIR)
