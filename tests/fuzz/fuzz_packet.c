@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The whole packet path behind a fake queue and kernel: the input is a
+ * sequence of packets of one control connection, in both directions. Every
+ * packet handed back for the kernel must parse and carry the same flow.
+ */
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "alg/log.h"
+#include "alg/pkt.h"
+#include "alg/session.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const uint8_t CLIENT[4] = {203, 0, 113, 10}, PUBLIC[4] = {203, 0, 113, 1}, SERVER[4] = {192, 0, 2, 10};
+static struct ct_info ct;
+
+static int k_ct_get(void *k, const struct flow *seen, int dir, struct ct_info *out)
+{
+	(void)k;
+	(void)seen;
+	(void)dir;
+	*out = ct;
+	return 0;
+}
+
+static int k_seqadj(void *k, const struct flow *o, int dir, uint32_t pos, int32_t b, int32_t a)
+{
+	(void)k, (void)o, (void)dir, (void)pos, (void)b, (void)a;
+	return 0;
+}
+
+static int k_hole(void *k, const struct pinhole *p)
+{
+	(void)k;
+	(void)p;
+	return 0;
+}
+
+static const struct alg_kernel_ops ops = {k_ct_get, k_seqadj, k_hole, k_hole, NULL, NULL};
+
+static size_t build(uint8_t *p, int dir, uint32_t seq, uint8_t flags, const uint8_t *payload, size_t plen)
+{
+	size_t len = 40 + plen;
+	memset(p, 0, 40);
+	p[0] = 0x45;
+	p[2] = (uint8_t)(len >> 8);
+	p[3] = (uint8_t)len;
+	p[8] = 64;
+	p[9] = IPPROTO_TCP;
+	memcpy(p + 12, dir ? SERVER : CLIENT, 4);
+	memcpy(p + 16, dir ? CLIENT : PUBLIC, 4);
+	p[20] = dir ? 0 : 0x9c;
+	p[21] = dir ? 21 : 0x40;
+	p[22] = dir ? 0x9c : 0;
+	p[23] = dir ? 0x40 : 21;
+	p[24] = (uint8_t)(seq >> 24);
+	p[25] = (uint8_t)(seq >> 16);
+	p[26] = (uint8_t)(seq >> 8);
+	p[27] = (uint8_t)seq;
+	p[32] = 0x50;
+	p[33] = flags;
+	if (plen)
+		memcpy(p + 40, payload, plen);
+	return len;
+}
+
+static void check(const struct alg_verdicts *v)
+{
+	for (unsigned i = 0; i < v->n; i++) {
+		if (!v->v[i].data)
+			continue;
+		struct pkt_info pi;
+		if (pkt_parse(v->v[i].data, v->v[i].len, &pi) != 0 || pi.family != AF_INET)
+			abort();
+	}
+}
+
+static void emit(void *ctx, const struct alg_verdicts *v)
+{
+	(void)ctx;
+	check(v);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static bool init;
+	if (!init) {
+		log_open("fuzz", 0, 0);
+		memset(&ct, 0, sizeof(ct));
+		ct.orig.family = ct.reply.family = AF_INET;
+		memcpy(ct.orig.saddr, CLIENT, 4);
+		memcpy(ct.orig.daddr, PUBLIC, 4);
+		ct.orig.sport = 40000;
+		ct.orig.dport = 21;
+		memcpy(ct.reply.saddr, SERVER, 4);
+		memcpy(ct.reply.daddr, CLIENT, 4);
+		ct.reply.sport = 21;
+		ct.reply.dport = 40000;
+		ct.seqadj_present[1] = true;
+		init = true;
+	}
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	struct alg *a = alg_new(&cfg, &ops, NULL);
+	uint32_t seq[2] = {1000, 5000}, id = 0;
+	struct alg_verdicts v;
+	uint8_t pkt[2048];
+	time_t now = 1000;
+
+	/* Handshake and greeting, so that later bytes are parsed. */
+	alg_packet(a, 0, id++, pkt, build(pkt, 0, seq[0]++, PKT_TCP_SYN, NULL, 0), now, &v);
+	alg_verdicts_done(a);
+	alg_packet(a, 1, id++, pkt, build(pkt, 1, seq[1]++, PKT_TCP_SYN | PKT_TCP_ACK, NULL, 0), now, &v);
+	alg_verdicts_done(a);
+
+	size_t pos = 0;
+	while (pos + 2 <= size) {
+		uint8_t ctl = data[pos++], lenb = data[pos++];
+		size_t n = lenb;
+		if (n > size - pos)
+			n = size - pos;
+		int dir = ctl & 1;
+		if (ctl & 0x80) {
+			/* Raw bytes as a whole packet: anything the network might send. */
+			alg_packet(a, dir, id++, data + pos, n, now, &v);
+		} else {
+			uint32_t s = seq[dir];
+			if (ctl & 0x02)
+				s -= (uint32_t)(ctl >> 2 & 0x0f); /* overlap with what was sent */
+			if (ctl & 0x40)
+				s += 7; /* a gap */
+			uint8_t flags = PKT_TCP_ACK | ((ctl & 0x20) ? PKT_TCP_FIN : 0);
+			alg_packet(a, dir, id++, pkt, build(pkt, dir, s, flags, data + pos, n), now, &v);
+			if (!(ctl & 0x42))
+				seq[dir] += (uint32_t)n;
+		}
+		check(&v);
+		alg_verdicts_done(a);
+		pos += n;
+		if (ctl & 0x10)
+			alg_tick(a, ++now, emit, NULL);
+	}
+	char *st = alg_status(a, now, true, "fuzz", "none");
+	free(st);
+	alg_free(a);
+	return 0;
+}
