@@ -21,6 +21,7 @@
 #include "log.h"
 #include "queue.h"
 #include "route.h"
+#include "sandbox.h"
 #include "session.h"
 
 #ifndef FTP_ALG_VERSION
@@ -202,6 +203,7 @@ static void usage(FILE *f)
 		   "      --queue N              use NFQUEUE numbers N and N+1 (default 21)\n"
 		   "      --pinhole-timeout S    seconds an announced data port stays open (default 60)\n"
 		   "      --table NAME           name of the nftables table ftp-alg owns (default ftp_alg)\n"
+		   "      --user NAME            run as this user once started (default nobody)\n"
 		   "      --control-socket PATH  where status and reload talk to the daemon\n"
 		   "                             (default " CONTROL_DEFAULT_PATH ")\n"
 		   "  -v, --verbose              log debug messages\n"
@@ -220,6 +222,7 @@ enum {
 	OPT_VERSION,
 	OPT_SOCKET,
 	OPT_JSON,
+	OPT_USER,
 };
 
 static int apply(struct alg_config *c, const char *key, const char *flag, const char *value)
@@ -247,6 +250,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, const char **chec
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"control-socket", required_argument, NULL, OPT_SOCKET},
+		{"user", required_argument, NULL, OPT_USER},
 		{0},
 	};
 	struct override *later = d->overrides;
@@ -305,6 +309,10 @@ static int parse_args(struct daemon *d, int argc, char **argv, const char **chec
 			exit(0);
 		case OPT_SOCKET:
 			d->control_path = optarg;
+			break;
+		case OPT_USER:
+			key = "User";
+			flag = "--user";
 			break;
 		default:
 			usage(stderr);
@@ -555,6 +563,20 @@ int main(int argc, char **argv)
 	else
 		log_msg(LOG_LVL_INFO, "Masquerading as the address each client connected to");
 	startup_checks(&d);
+	char why[256] = "";
+	r = sandbox_enter(d.cfg.user, why, sizeof(why));
+	if (r < 0) {
+		log_msg(LOG_LVL_ERR, "cannot drop privileges: %s", why);
+		alg_free(d.alg);
+		control_close(d.control_fd, d.control_path);
+		queue_close(d.q);
+		nft_close(d.nft);
+		route_close(d.route);
+		ct_close(d.ct);
+		return 1;
+	}
+	log_msg(LOG_LVL_INFO, "running as uid %u with CAP_NET_ADMIN only%s%s", (unsigned)getuid(), why[0] ? "; " : "",
+		why);
 	sd_notify("READY=1");
 
 	int rc = run(&d);

@@ -23,6 +23,7 @@ void config_defaults(struct alg_config *c)
 	c->max_sessions = 16384;
 	c->log_level = 6;
 	snprintf(c->table, sizeof(c->table), "ftp_alg");
+	snprintf(c->user, sizeof(c->user), "nobody");
 }
 
 /* Decimal without sign, leading '+', spaces or overflow. */
@@ -155,6 +156,12 @@ int config_set(struct alg_config *c, const char *key, const char *value, char *e
 			return -EINVAL;
 		}
 		c->max_sessions = (unsigned)v;
+	} else if (strcasecmp(key, "User") == 0) {
+		if (!*value || strlen(value) >= sizeof(c->user) || strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(value)) {
+			snprintf(err, errlen, "'%s' is not a user name", value);
+			return -EINVAL;
+		}
+		snprintf(c->user, sizeof(c->user), "%s", value);
 	} else if (strcasecmp(key, "LogLevel") == 0) {
 		int l = parse_level(value);
 		if (l < 0) {

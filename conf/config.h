@@ -55,6 +55,7 @@ struct alg_config {
 	unsigned max_sessions;
 	int log_level;
 	char table[32];
+	char user[32]; /* run as this user after start-up */
 	struct cfg_server servers[CONFIG_MAX_SERVERS];
 	unsigned nservers;
 	struct cfg_class classes[CONFIG_MAX_CLASSES];

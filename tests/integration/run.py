@@ -147,6 +147,13 @@ class Lab:
                 p.wait()
         self.procs = []
         for n in NS:
+            # Servers fork; whatever still runs in the namespace goes with it.
+            pids = sh(["ip", "netns", "pids", n], check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
             sh(["ip", "netns", "del", n], check=False)
 
     def up(self):
@@ -662,6 +669,23 @@ class Suite:
 
     def shutdown(self):
         self.mode = "ftp-alg"
+
+        def least_privilege():
+            with open("/proc/%d/status" % self.lab.alg.pid) as f:
+                st = dict(l.split(":\t", 1) for l in f.read().splitlines() if ":\t" in l)
+            uid = st["Uid"].split()[1]
+            if uid != str(65534):
+                raise AssertionError("runs as uid %s, not nobody" % uid)
+            cap_net_admin = 1 << 12
+            for key in ("CapEff", "CapPrm"):
+                if int(st[key], 16) != cap_net_admin:
+                    raise AssertionError("%s is %s, not CAP_NET_ADMIN alone" % (key, st[key]))
+            if int(st["CapBnd"], 16) & ~cap_net_admin:
+                raise AssertionError("bounding set %s holds more than CAP_NET_ADMIN" % st["CapBnd"])
+            sanitized = "sanitizer build: no seccomp filter" in self.lab.log()
+            if not sanitized and st["Seccomp"].strip() != "2":
+                raise AssertionError("no seccomp filter (Seccomp: %s)" % st["Seccomp"])
+        self.check("least privilege: nobody, CAP_NET_ADMIN only, seccomp filter (plain build)", least_privilege)
 
         def t():
             rc = self.lab.stop_alg()
