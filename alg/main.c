@@ -522,7 +522,14 @@ int main(int argc, char **argv)
 	}
 	r = nft_open(&d.nft, &d.cfg);
 	if (r < 0) {
-		log_msg(LOG_LVL_ERR, "cannot create nftables table inet %s: %s", d.cfg.table, nft_strerror(r));
+		/* With the capability, EPERM means the owned table belongs to another process. */
+		if (r == -EPERM && geteuid() == 0)
+			log_msg(LOG_LVL_ERR,
+				"table inet %s is owned by another process: another ftp-alg runs in this network "
+				"namespace (a second instance needs its own --table, --queue and --control-socket)",
+				d.cfg.table);
+		else
+			log_msg(LOG_LVL_ERR, "cannot create nftables table inet %s: %s", d.cfg.table, nft_strerror(r));
 		ct_close(d.ct);
 		return 1;
 	}

@@ -687,6 +687,16 @@ class Suite:
                 raise AssertionError("no seccomp filter (Seccomp: %s)" % st["Seccomp"])
         self.check("least privilege: nobody, CAP_NET_ADMIN only, seccomp filter (plain build)", least_privilege)
 
+        def second_daemon():
+            r = nsx("fa-gw", [self.binary, "--control-socket", os.path.join(self.lab.work, "second.sock")],
+                    check=False, timeout=10)
+            if r.returncode != 1 or "another ftp-alg" not in r.stderr:
+                raise AssertionError("rc=%d %r" % (r.returncode, r.stderr[-400:]))
+            if "ftp_alg" not in nsx("fa-gw", "nft list tables").stdout:
+                raise AssertionError("the second daemon removed the first one's table")
+            self.curl("vsftpd", epsv=False)
+        self.check("a second daemon in the same namespace refuses to start, the first keeps working", second_daemon)
+
         def t():
             rc = self.lab.stop_alg()
             if rc != 0:
