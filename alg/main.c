@@ -437,6 +437,17 @@ static int run(struct daemon *d)
 	}
 }
 
+/* Close whatever is open, in the reverse order of opening; each step takes a missing piece. */
+static void daemon_close(struct daemon *d)
+{
+	alg_free(d->alg);
+	control_close(d->control_fd, d->control_path);
+	queue_close(d->q);
+	nft_close(d->nft);
+	route_close(d->route);
+	ct_close(d->ct);
+}
+
 /* ftp-alg status|reload: talk to a running daemon. */
 static int client(int argc, char **argv)
 {
@@ -517,7 +528,7 @@ int main(int argc, char **argv)
 	r = route_open(&d.route);
 	if (r < 0) {
 		log_msg(LOG_LVL_ERR, "cannot open rtnetlink: %s", strerror(-r));
-		ct_close(d.ct);
+		daemon_close(&d);
 		return 1;
 	}
 	r = nft_open(&d.nft, &d.cfg);
@@ -530,7 +541,7 @@ int main(int argc, char **argv)
 				d.cfg.table);
 		else
 			log_msg(LOG_LVL_ERR, "cannot create nftables table inet %s: %s", d.cfg.table, nft_strerror(r));
-		ct_close(d.ct);
+		daemon_close(&d);
 		return 1;
 	}
 	r = queue_open(&d.q, d.cfg.queue);
@@ -540,13 +551,13 @@ int main(int argc, char **argv)
 				d.cfg.queue, d.cfg.queue + 1);
 		else
 			log_msg(LOG_LVL_ERR, "cannot bind NFQUEUE %u: %s", d.cfg.queue, strerror(-r));
-		nft_close(d.nft);
-		ct_close(d.ct);
+		daemon_close(&d);
 		return 1;
 	}
 	d.alg = alg_new(&d.cfg, &kernel_ops, &d);
 	if (!d.alg) {
 		log_msg(LOG_LVL_ERR, "out of memory");
+		daemon_close(&d);
 		return 1;
 	}
 	if (!d.control_path)
@@ -574,12 +585,7 @@ int main(int argc, char **argv)
 	r = sandbox_enter(d.cfg.user, why, sizeof(why));
 	if (r < 0) {
 		log_msg(LOG_LVL_ERR, "cannot drop privileges: %s", why);
-		alg_free(d.alg);
-		control_close(d.control_fd, d.control_path);
-		queue_close(d.q);
-		nft_close(d.nft);
-		route_close(d.route);
-		ct_close(d.ct);
+		daemon_close(&d);
 		return 1;
 	}
 	log_msg(LOG_LVL_INFO, "running as uid %u with CAP_NET_ADMIN only%s%s", (unsigned)getuid(), why[0] ? "; " : "",
@@ -588,12 +594,7 @@ int main(int argc, char **argv)
 
 	int rc = run(&d);
 	alg_shutdown(d.alg, emit, &d);
-	alg_free(d.alg);
-	control_close(d.control_fd, d.control_path);
-	queue_close(d.q);
-	nft_close(d.nft);
-	route_close(d.route);
-	ct_close(d.ct);
+	daemon_close(&d);
 	log_msg(LOG_LVL_INFO, "stopped; table inet %s removed", d.cfg.table);
 	return rc;
 }

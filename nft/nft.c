@@ -282,6 +282,20 @@ static const struct pinhole_layout layout4 = {NFPROTO_IPV4, 4, 12, 16, NFT_REG32
 static const struct pinhole_layout layout6 = {NFPROTO_IPV6, 16, 8, 24, NFT_REG_2, NFT_REG_3, NFT_REG_2, SET_ONCE6,
 					      MAP_PASV6};
 
+/* dnat ip to <address in reg 1> . <port in the layout's data register>, after a map lookup. */
+static void e_dnat_from_map(struct nftnl_rule *r, const struct pinhole_layout *l)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("nat");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, l->nfproto);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, l->reg_data_port);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, l->reg_data_port);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
+	add_expr(r, e);
+}
+
 static void e_key(struct nftnl_rule *r, const struct pinhole_layout *l)
 {
 	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, l->saddr_off, l->alen, NFT_REG_1);
@@ -313,15 +327,7 @@ static void rule_pinhole(struct batch *bt, const struct pinhole_layout *l)
 	add_expr(r, e);
 	e_key(r, l);
 	e_lookup(r, l->map, NFT_REG_1, NFT_REG_1);
-	e = nftnl_expr_alloc("nat");
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, l->nfproto);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, l->reg_data_port);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, l->reg_data_port);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
-	add_expr(r, e);
+	e_dnat_from_map(r, l);
 	rule_put(bt, r);
 }
 
@@ -339,15 +345,7 @@ static void rule_publish(struct batch *bt, const struct pinhole_layout *l)
 	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, l->reg_daddr);
 	const char *map = l->nfproto == NFPROTO_IPV4 ? MAP_PUBLISH4 : MAP_PUBLISH6;
 	e_lookup(r, map, NFT_REG_1, NFT_REG_1);
-	struct nftnl_expr *e = nftnl_expr_alloc("nat");
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, l->nfproto);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, l->reg_data_port);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, l->reg_data_port);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
-	add_expr(r, e);
+	e_dnat_from_map(r, l);
 	rule_put(bt, r);
 }
 

@@ -172,6 +172,21 @@ static const char *out_payload(struct conn *c)
 	return buf;
 }
 
+/* The fake conntrack: client:40000 -> dst:21, answered by server:21 -> reply_dst:40000. */
+static void set_ct(struct conn *c, const uint8_t *client, const uint8_t *dst, const uint8_t *server,
+		   const uint8_t *reply_dst)
+{
+	c->k.ct.orig.family = c->k.ct.reply.family = AF_INET;
+	memcpy(c->k.ct.orig.saddr, client, 4);
+	memcpy(c->k.ct.orig.daddr, dst, 4);
+	c->k.ct.orig.sport = 40000;
+	c->k.ct.orig.dport = 21;
+	memcpy(c->k.ct.reply.saddr, server, 4);
+	memcpy(c->k.ct.reply.daddr, reply_dst, 4);
+	c->k.ct.reply.sport = 21;
+	c->k.ct.reply.dport = 40000;
+}
+
 static void start_conn(struct conn *c, const struct alg_config *cfg)
 {
 	c->alg = alg_new(cfg, &fake_ops, &c->k);
@@ -186,15 +201,7 @@ static void setup_conn(struct conn *c, const struct alg_config *cfg)
 {
 	memset(c, 0, sizeof(*c));
 	c->k.seqadj_ext = true;
-	c->k.ct.orig.family = c->k.ct.reply.family = AF_INET;
-	memcpy(c->k.ct.orig.saddr, CLIENT, 4);
-	memcpy(c->k.ct.orig.daddr, PUBLIC, 4);
-	c->k.ct.orig.sport = 40000;
-	c->k.ct.orig.dport = 21;
-	memcpy(c->k.ct.reply.saddr, SERVER, 4);
-	memcpy(c->k.ct.reply.daddr, CLIENT, 4);
-	c->k.ct.reply.sport = 21;
-	c->k.ct.reply.dport = 40000;
+	set_ct(c, CLIENT, PUBLIC, SERVER, CLIENT);
 	c->alg = alg_new(cfg, &fake_ops, &c->k);
 	c->seq[0] = 1000;
 	c->seq[1] = 5000;
@@ -340,15 +347,7 @@ static void no_seqadj_keeps_length(void **state)
 	cfg.passive_hi = 7000;
 	memset(&c, 0, sizeof(c));
 	c.k.seqadj_ext = false;
-	c.k.ct.orig.family = c.k.ct.reply.family = AF_INET;
-	memcpy(c.k.ct.orig.saddr, CLIENT, 4);
-	memcpy(c.k.ct.orig.daddr, PUBLIC, 4);
-	c.k.ct.orig.sport = 40000;
-	c.k.ct.orig.dport = 21;
-	memcpy(c.k.ct.reply.saddr, SERVER, 4);
-	memcpy(c.k.ct.reply.daddr, CLIENT, 4);
-	c.k.ct.reply.sport = 21;
-	c.k.ct.reply.dport = 40000;
+	set_ct(&c, CLIENT, PUBLIC, SERVER, CLIENT);
 	c.alg = alg_new(&cfg, &fake_ops, &c.k);
 	c.seq[0] = 1000;
 	c.seq[1] = 5000;
@@ -377,15 +376,7 @@ static void setup_active(struct conn *c)
 	config_defaults(&cfg);
 	memset(c, 0, sizeof(*c));
 	c->k.seqadj_ext = true;
-	c->k.ct.orig.family = c->k.ct.reply.family = AF_INET;
-	memcpy(c->k.ct.orig.saddr, LAN_CLIENT, 4);
-	memcpy(c->k.ct.orig.daddr, OUT_SERVER, 4);
-	c->k.ct.orig.sport = 40000;
-	c->k.ct.orig.dport = 21;
-	memcpy(c->k.ct.reply.saddr, OUT_SERVER, 4);
-	memcpy(c->k.ct.reply.daddr, GW, 4);
-	c->k.ct.reply.sport = 21;
-	c->k.ct.reply.dport = 40000;
+	set_ct(c, LAN_CLIENT, OUT_SERVER, OUT_SERVER, GW);
 	start_conn(c, &cfg);
 }
 
@@ -475,15 +466,7 @@ static void routed_passive_remaps_port(void **state)
 	memset(&c, 0, sizeof(c));
 	c.k.seqadj_ext = true;
 	memcpy(c.k.outside, OUT, 4);
-	c.k.ct.orig.family = c.k.ct.reply.family = AF_INET;
-	memcpy(c.k.ct.orig.saddr, OUT, 4);
-	memcpy(c.k.ct.orig.daddr, IN, 4);
-	c.k.ct.orig.sport = 40000;
-	c.k.ct.orig.dport = 21;
-	memcpy(c.k.ct.reply.saddr, IN, 4);
-	memcpy(c.k.ct.reply.daddr, OUT, 4);
-	c.k.ct.reply.sport = 21;
-	c.k.ct.reply.dport = 40000;
+	set_ct(&c, OUT, IN, IN, OUT);
 	start_conn(&c, &cfg);
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "EPSV\r\n");
 	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "229 Entering Extended Passive Mode (|||6446|)\r\n");
@@ -500,15 +483,7 @@ static void routed_passive_remaps_port(void **state)
 	memset(&c, 0, sizeof(c));
 	c.k.seqadj_ext = true;
 	memcpy(c.k.outside, OUT, 4);
-	c.k.ct.orig.family = c.k.ct.reply.family = AF_INET;
-	memcpy(c.k.ct.orig.saddr, IN, 4);
-	memcpy(c.k.ct.orig.daddr, OUT, 4);
-	c.k.ct.orig.sport = 40000;
-	c.k.ct.orig.dport = 21;
-	memcpy(c.k.ct.reply.saddr, OUT, 4);
-	memcpy(c.k.ct.reply.daddr, IN, 4);
-	c.k.ct.reply.sport = 21;
-	c.k.ct.reply.dport = 40000;
+	set_ct(&c, IN, OUT, OUT, IN);
 	start_conn(&c, &cfg);
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PORT 192,0,2,10,195,80\r\n");
 	assert_string_equal(out_payload(&c), "PORT 192,0,2,10,195,81\r\n");
