@@ -1007,12 +1007,12 @@ void alg_verdicts_done(struct alg *a)
 }
 
 static void flush_dir(struct alg *a, struct session *s, int dir, void (*emit)(void *, const struct alg_verdicts *),
-		      void *ctx)
+		      void *ctx, bool neutralize_partial)
 {
 	struct stream_result res;
 	struct alg_verdicts v = {.dir = dir};
 
-	stream_flush(&s->dir[dir], &res);
+	stream_flush(&s->dir[dir], &res, neutralize_partial ? "XXXX" : NULL, 4);
 	s->held_since[dir] = 0;
 	if (res.nout == 0)
 		return;
@@ -1082,10 +1082,19 @@ void alg_tick(struct alg *a, time_t now, void (*emit)(void *ctx, const struct al
 		next = s->next_all;
 		for (int d = 0; d < 2; d++)
 			if (s->held_since[d] && now - s->held_since[d] >= HOLD_TIMEOUT) {
-				log_msg(LOG_LVL_INFO, "session=%llu event=hold-timeout effect=\"released unmodified\"",
-					(unsigned long long)s->id);
+				/*
+				 * A line held this long is split finer than its sender's window allows.
+				 * A reply goes out untouched (it opens nothing); a PORT/EPRT would reach
+				 * the server unchecked, so its verb is neutralized as for a refused one.
+				 */
+				bool client = d == DIR_ORIG;
+				log_msg(LOG_LVL_INFO, "session=%llu event=hold-timeout effect=\"%s\"",
+					(unsigned long long)s->id,
+					client ? "released with its verb neutralized" : "released unmodified");
+				if (client)
+					count_refusal(a, "PORT-split-too-fine");
 				s->dir[d].line_long = true;
-				flush_dir(a, s, d, emit, ctx);
+				flush_dir(a, s, d, emit, ctx, client);
 			}
 		for (unsigned i = 0; i < s->nholes;)
 			if (s->holes[i].expires <= now) {
@@ -1106,7 +1115,7 @@ void alg_shutdown(struct alg *a, void (*emit)(void *ctx, const struct alg_verdic
 {
 	for (struct session *s = a->all; s; s = s->next_all)
 		for (int d = 0; d < 2; d++)
-			flush_dir(a, s, d, emit, ctx);
+			flush_dir(a, s, d, emit, ctx, d == DIR_ORIG);
 	while (a->all)
 		session_free(a, a->all);
 }

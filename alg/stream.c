@@ -494,14 +494,33 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 	return 0;
 }
 
-void stream_flush(struct stream *s, struct stream_result *res)
+void stream_flush(struct stream *s, struct stream_result *res, const char *mark, size_t mark_len)
 {
 	memset(res, 0, sizeof(*res));
 	free_released(s);
+	/* Overwrite the partial line's first bytes where they are held (same length, no offsets). */
+	/* Whatever part of the line is there: "XX" of "PO" breaks the verb as well as "XXXX". */
+	if (mark && s->line_total < mark_len)
+		mark_len = s->line_total;
+	bool can_mark = mark && mark_len > 0 && s->synced && !s->line_start_released;
 	for (unsigned i = 0; i < s->nheld; i++) {
-		s->released[s->nreleased] = s->held[i];
-		res->out[res->nout++] = (struct stream_out){.id = s->held[i].id,
+		struct stream_held *h = &s->held[i];
+		bool modified = false;
+		for (size_t k = 0; can_mark && k < mark_len; k++) {
+			uint32_t at = s->line_seq + (uint32_t)k - h->seq;
+			if (at < h->len) {
+				h->pkt[h->payload_off + at] = (uint8_t)mark[k];
+				modified = true;
+			}
+		}
+		if (modified)
+			remember_emitted(s, h->seq, h->len, h->pkt + h->payload_off, h->len);
+		s->released[s->nreleased] = *h;
+		res->out[res->nout++] = (struct stream_out){.id = h->id,
 							    .verdict = STREAM_ACCEPT,
+							    .modified = modified,
+							    .payload = s->released[s->nreleased].pkt + h->payload_off,
+							    .len = h->len,
 							    .held = &s->released[s->nreleased]};
 		s->nreleased++;
 	}

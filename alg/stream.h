@@ -153,7 +153,10 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 		   const uint8_t *pkt, size_t pkt_len, size_t payload_off, size_t payload_len,
 		   struct stream_result *res);
 
-/* Release every held segment unmodified (timeout, teardown). */
-void stream_flush(struct stream *s, struct stream_result *res);
+/*
+ * Release every held segment (timeout, teardown): unmodified, or with the
+ * partial line's first mark_len bytes replaced by mark where they are held.
+ */
+void stream_flush(struct stream *s, struct stream_result *res, const char *mark, size_t mark_len);
 /* Free the copies behind the previous result's held entries. */
 void stream_result_done(struct stream *s, struct stream_result *res);

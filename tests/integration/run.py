@@ -85,6 +85,7 @@ table ip lab {
     iifname "br-out" ip daddr 203.0.113.3 tcp dport 21 dnat to 192.0.2.12
     iifname "br-out" ip daddr 203.0.113.4 tcp dport 21 dnat to 198.51.100.100
     iifname "br-lan" ip daddr 203.0.113.1 tcp dport 21 dnat to 192.0.2.10
+    iifname "br-out" ip daddr 203.0.113.5 tcp dport 21 dnat to 192.0.2.13
   }
   chain masq { type nat hook postrouting priority srcnat; policy accept;
     oifname "br-out" ip saddr { 192.0.2.0/24, 198.51.100.0/24 } masquerade
@@ -166,13 +167,14 @@ class Lab:
         nsx(g, "ip link add br-lan type bridge")
         for br in ("br-out", "br-lan"):
             nsx(g, "ip link set %s up" % br)
-        for a in ("203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"):
+        for a in ("203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4", "203.0.113.5"):
             nsx(g, "ip addr add %s/24 dev br-out" % a)
         nsx(g, "ip addr add 192.0.2.1/24 dev br-lan")
         nsx(g, "ip addr add 198.51.100.1/24 dev br-lan")
         for n, br, addrs, gw in (("fa-c", "br-out", ["203.0.113.10"], "203.0.113.1"),
                                  ("fa-x", "br-out", ["203.0.113.20"], "203.0.113.1"),
-                                 ("fa-s", "br-lan", ["192.0.2.10", "192.0.2.11", "192.0.2.12"], "192.0.2.1"),
+                                 ("fa-s", "br-lan", ["192.0.2.10", "192.0.2.11", "192.0.2.12", "192.0.2.13"],
+                                  "192.0.2.1"),
                                  ("fa-lc", "br-lan", [LAN_CLIENT], "192.0.2.1"),
                                  ("fa-o", "br-out", ["203.0.113.30", "203.0.113.31", BOUNCE_SERVER], "203.0.113.1")):
             peer = "v" + n[3:].replace("-", "")
@@ -231,6 +233,8 @@ class Lab:
         elif kind == "pure-ftpd":
             cmd = [os.path.join(self.pkgroot, "usr/sbin/pure-ftpd"), "-S", addr + ",21", "-e", "-H", "-A",
                    "-c", "200", "-C", "200"]
+        elif kind == "evil":
+            cmd = ["python3", os.path.join(HERE, "evil_server.py"), "--addr", addr]
         else:
             self.bounce_log = os.path.join(self.work, "bounce.jsonl")
             cmd = ["python3", os.path.join(HERE, "bounce_server.py"), "--addr", addr, "--log", self.bounce_log]
@@ -243,6 +247,7 @@ class Lab:
         started = [self.start_server("fa-s", name, addr, kind) for name, (pub, addr, kind) in SERVERS.items()]
         started += [self.start_server("fa-o", name, addr, kind) for name, (addr, kind) in OUTSIDE.items()]
         started.append(self.start_server("fa-o", "bounce", BOUNCE_SERVER, "bounce"))
+        started.append(self.start_server("fa-s", "evil", "192.0.2.13", "evil"))
         for ns, name, addr in (("fa-s", "vsftpd6-routed", V6_ROUTED_SERVER), ("fa-s", "vsftpd6-nat", V6_NAT_SERVER),
                                ("fa-c", "vsftpd6-out", V6_OUT_SERVER)):
             started.append(self.start_server(ns, name, addr, "vsftpd"))
@@ -667,6 +672,127 @@ class Suite:
                     own.kill()
         self.check("bounce control: the client's own PORT is rewritten and its data arrives", control)
 
+        def split_port():
+            # A bounce PORT sent one byte per segment stalls on the sender's window while held;
+            # it must still reach the server neutralized, and nothing may reach the third host.
+            third = listener("fa-x", THIRD_HOST, 6000)
+            try:
+                time.sleep(0.3)
+                open(lab.bounce_log, "w").close()
+                code = ("import socket,time\ns=socket.create_connection(('%s',21),timeout=10)\n"
+                        "s.setsockopt(socket.IPPROTO_TCP,socket.TCP_NODELAY,1)\nf=s.makefile('rb')\nf.readline()\n"
+                        "for c in (b'USER anonymous\\r\\n',b'PASS x\\r\\n'):\n s.sendall(c)\n f.readline()\n"
+                        "for b in b'PORT 203,0,113,20,23,112\\r\\n':\n s.sendall(bytes([b]))\n time.sleep(0.01)\n"
+                        "print(f.readline())\ns.sendall(b'RETR f\\r\\n')\nprint(f.readline())\n" % BOUNCE_SERVER)
+                r = nsx("fa-lc", ["python3", "-c", code], check=False, timeout=30)
+                got = [l for l in lines() if "203,0,113,20" in l]
+                if len(got) != 1 or not got[0].startswith("XX") or "203,0,113,1," in got[0]:
+                    raise AssertionError("server saw %r (%s %s)" % (got, r.stdout, r.stderr[-300:]))
+                time.sleep(0.5)
+                third.terminate()
+                out, _ = third.communicate(timeout=15)
+                if "CONNECTED" in out:
+                    raise AssertionError("the third host was reached: %s" % out)
+            finally:
+                if third.poll() is None:
+                    third.kill()
+        self.check("bounce: a PORT sent one byte per segment still reaches the server neutralized", split_port)
+
+    def hostile(self):
+        """Hostile server replies through the real gateway: what the client gets, which pinholes exist."""
+        self.mode = "hostile"
+
+        def talk(case, commands):
+            code = ("import socket,sys,json,time\ns=socket.create_connection(('203.0.113.5',21),timeout=5)\n"
+                    "s.settimeout(0.2)\n"
+                    "def rd():\n b=b''\n end=time.time()+4\n while time.time()<end:\n  try:\n   d=s.recv(65536)\n"
+                    "  except OSError:\n   if b:\n    return b\n   continue\n"
+                    "  if not d:\n   return b\n  b+=d\n return b\n"
+                    "out=[]\nrd()\n"
+                    "for c in sys.argv[1:]:\n s.sendall(c.encode('latin-1')+b'\\r\\n')\n out.append(rd().decode('latin-1'))\n"
+                    "print(json.dumps(out))\n")
+            r = nsx("fa-c", ["python3", "-c", code, "USER " + case, "PASS x"] + commands, check=False, timeout=30)
+            try:
+                return json.loads(r.stdout.strip().splitlines()[-1])[2:]
+            except (ValueError, IndexError):
+                raise AssertionError("client failed: %s %s" % (r.stdout, r.stderr))
+
+        def armed():
+            r = nsx("fa-gw", "nft -j list set inet ftp_alg once4")
+            for item in json.loads(r.stdout)["nftables"]:
+                if "set" in item:
+                    return item["set"].get("elem", [])
+            return []
+
+        sent = {}
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("evil", os.path.join(HERE, "evil_server.py"))
+        evil = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(evil)
+        for name, case in evil.CASES.items():
+            for verb, (data, _) in case.items():
+                sent[(name, verb)] = data.decode("latin-1")
+
+        untouched = {
+            "thirdhost": "a 227 naming a third host", "loopback": "a 227 naming loopback",
+            "broadcast": "a 227 naming broadcast", "gateway": "a 227 naming the gateway",
+            "octet256": "octet 256", "fourdigits": "a four-digit octet", "hex": "hexadecimal",
+            "sign": "a sign", "fullwidth": "full-width digits", "port0": "port 0",
+            "intext": "227 inside a 150 reply's text", "multiline": "a multi-line 227",
+            "barecr": "227 after a bare CR", "longline": "a line over 4096 bytes",
+        }
+        for name, what in untouched.items():
+            def t(name=name):
+                got = talk(name, ["PASV"])
+                if got[0] != sent[(name, "PASV")]:
+                    raise AssertionError("client got %r, server sent %r" % (got[0][:120], sent[(name, "PASV")][:120]))
+                if armed():
+                    raise AssertionError("a pinhole was opened: %s" % armed())
+            self.check("%s: passed untouched, nothing opened" % what, t)
+
+        def port65536():
+            got = talk("port65536", ["EPSV"])
+            if got[0] != sent[("port65536", "EPSV")] or armed():
+                raise AssertionError("got %r, armed %s" % (got[0], armed()))
+        self.check("229 with port 65536: passed untouched, nothing opened", port65536)
+
+        def unsolicited():
+            got = talk("unsolicited", ["NOOP"])
+            if got[0] != sent[("unsolicited", "NOOP")] or armed():
+                raise AssertionError("got %r, armed %s" % (got[0], armed()))
+        self.check("a 227 that answers no PASV: passed untouched, nothing opened", unsolicited)
+
+        def tls():
+            got = talk("tls", ["AUTH TLS", "PASV"])
+            if got[1] != sent[("tls", "PASV")] or armed():
+                raise AssertionError("after 234 the connection was parsed: %r, armed %s" % (got[1], armed()))
+            if "event=opaque" not in self.lab.log():
+                raise AssertionError("going opaque was not logged")
+        self.check("after AUTH TLS (234) nothing is parsed", tls)
+
+        def fromclient():
+            talk("fromclient", ["227 Entering Passive Mode (192,0,2,13,195,80)."])
+            if armed():
+                raise AssertionError("a 227 from the client opened %s" % armed())
+        self.check("a 227 sent by the client opens nothing", fromclient)
+
+        def split():
+            before = self.lab.log().count("public=203.0.113.5:")
+            got = talk("sevenbytes", ["PASV"])
+            if got[0] != "227 Entering Passive Mode (203,0,113,5,195,80).\r\n":
+                raise AssertionError("client got %r" % got[0])
+            if self.lab.log().count("public=203.0.113.5:") != before + 1:
+                raise AssertionError("no pinhole armed for it")
+        self.check("a 227 split seven bytes per segment is rewritten whole and arms one pinhole", split)
+
+        def onebyte():
+            # Finer than the sender's window lets it go unacknowledged: held 2 s, then released untouched.
+            got = talk("onebyte", ["PASV"])
+            if got[0] != sent[("onebyte", "PASV")] or armed():
+                raise AssertionError("got %r, armed %s" % (got[0], armed()))
+        self.check("a 227 split one byte per segment: released untouched after the hold limit, nothing opened",
+                   onebyte)
+
     def shutdown(self):
         self.mode = "ftp-alg"
 
@@ -1003,6 +1129,7 @@ def main():
         suite.transfers("ftp-alg")
         suite.alg_specific()
         suite.bounce()
+        suite.hostile()
         suite.shutdown()
         suite.operations()
         suite.bad_config()

@@ -27,7 +27,8 @@ struct fake {
 static bool fake_may(void *ctx, const char *line, size_t len)
 {
 	(void)ctx;
-	return memcmp(line, "227 ", len < 4 ? len : 4) == 0;
+	size_t n = len < 4 ? len : 4;
+	return memcmp(line, "227 ", n) == 0 || memcmp(line, "PORT", n) == 0;
 }
 
 static int fake_line(void *ctx, const char *line, size_t len, size_t max_shrink, char *out, size_t cap)
@@ -344,7 +345,7 @@ static void flush_releases_unmodified(void **state)
 	sim_init(m, LONG_TO);
 	assert_true(sim_send(m, LONG_IN, 0, 30));
 	struct stream_result r;
-	stream_flush(&m->s, &r);
+	stream_flush(&m->s, &r, NULL, 0);
 	assert_int_equal(r.nout, 1);
 	assert_false(r.out[0].modified);
 	deliver(m, &r, 0);
@@ -354,6 +355,31 @@ static void flush_releases_unmodified(void **state)
 	assert_int_equal(m->f.rewrites, 0);
 	stream_free(&m->s);
 	free(m);
+}
+
+/* A PORT line held until its timeout leaves with its verb broken, however little of it came. */
+static void flush_marks_held_prefix(void **state)
+{
+	(void)state;
+	for (size_t have = 1; have <= 8; have++) {
+		struct sim *m = calloc(1, sizeof(*m));
+		sim_init(m, LONG_TO);
+		const char *in = "PORT 203,0,113,20,23,112\r\n";
+		/* Hold byte by byte, as the session layer does for a PORT prefix. */
+		for (size_t i = 0; i < have; i++)
+			assert_true(sim_send(m, in, i, 1));
+		struct stream_result r;
+		stream_flush(&m->s, &r, "XXXX", 4);
+		deliver(m, &r, 0);
+		stream_result_done(&m->s, &r);
+		size_t marked = have < 4 ? have : 4;
+		for (size_t i = 0; i < marked; i++)
+			assert_int_equal(m->rx.buf[i], 'X');
+		for (size_t i = marked; i < have; i++)
+			assert_int_equal(m->rx.buf[i], (uint8_t)in[i]);
+		stream_free(&m->s);
+		free(m);
+	}
 }
 
 static void long_line_not_parsed(void **state)
@@ -387,6 +413,7 @@ int main(void)
 		cmocka_unit_test(adopted_mid_line),
 		cmocka_unit_test(flush_releases_unmodified),
 		cmocka_unit_test(long_line_not_parsed),
+		cmocka_unit_test(flush_marks_held_prefix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""A scripted FTP server for hostile-traffic tests.
+
+The login name picks a case; the case gives the exact bytes sent in reply to
+each command, and how they are cut into TCP segments. Real servers never
+send most of these, which is why a script plays them.
+"""
+import argparse
+import socket
+import threading
+import time
+
+SRV = "192,0,2,13"
+OK227 = b"227 Entering Passive Mode (192,0,2,13,195,80).\r\n"
+
+# case: {command verb: (reply bytes, segment size or 0 for one write)}
+CASES = {
+    "thirdhost": {"PASV": (b"227 Entering Passive Mode (203,0,113,20,195,80).\r\n", 0)},
+    "loopback": {"PASV": (b"227 Entering Passive Mode (127,0,0,1,195,80).\r\n", 0)},
+    "broadcast": {"PASV": (b"227 Entering Passive Mode (255,255,255,255,195,80).\r\n", 0)},
+    "gateway": {"PASV": (b"227 Entering Passive Mode (192,0,2,1,195,80).\r\n", 0)},
+    "octet256": {"PASV": (b"227 Entering Passive Mode (192,0,2,256,195,80).\r\n", 0)},
+    "fourdigits": {"PASV": (b"227 Entering Passive Mode (0192,0,2,13,195,80).\r\n", 0)},
+    "hex": {"PASV": (b"227 Entering Passive Mode (0xc0,0,2,13,195,80).\r\n", 0)},
+    "sign": {"PASV": (b"227 Entering Passive Mode (+192,0,2,13,195,80).\r\n", 0)},
+    "fullwidth": {"PASV": ("227 Entering Passive Mode (１９２,0,2,13,195,80).\r\n".encode(), 0)},
+    "port0": {"PASV": (b"227 Entering Passive Mode (192,0,2,13,0,0).\r\n", 0)},
+    "port65536": {"EPSV": (b"229 Entering Extended Passive Mode (|||65536|)\r\n", 0)},
+    "intext": {"PASV": (b"150-227 Entering Passive Mode (192,0,2,13,195,80).\r\n150 no\r\n", 0)},
+    "multiline": {"PASV": (b"227-Entering Passive Mode (192,0,2,13,195,80).\r\n227 see above\r\n", 0)},
+    "unsolicited": {"NOOP": (OK227, 0)},
+    "barecr": {"PASV": (b"200 ok\r227 Entering Passive Mode (192,0,2,13,195,80).\r\n", 0)},
+    "longline": {"PASV": (b"227 " + b"x" * 5000 + b" (192,0,2,13,195,80).\r\n", 0)},
+    "tls": {"AUTH": (b"234 Proceed.\r\n", 0), "PASV": (OK227, 0)},
+    "fromclient": {},
+    "onebyte": {"PASV": (OK227, 1)},
+    "sevenbytes": {"PASV": (OK227, 7)},
+}
+
+
+def send(conn, data, seg):
+    if not seg:
+        conn.sendall(data)
+        return
+    for i in range(0, len(data), seg):
+        conn.sendall(data[i:i + seg])
+        time.sleep(0.01)  # with TCP_NODELAY, one segment each
+
+
+def serve(conn):
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    case = {}
+    conn.sendall(b"220 evil\r\n")
+    f = conn.makefile("rb")
+    for raw in f:
+        verb = raw[:4].decode("latin-1").upper()
+        if verb == "USER":
+            case = CASES.get(raw[5:].strip().decode("latin-1"), {})
+            conn.sendall(b"331 ok\r\n")
+        elif verb == "PASS":
+            conn.sendall(b"230 ok\r\n")
+        elif verb == "QUIT":
+            conn.sendall(b"221 bye\r\n")
+            break
+        elif verb in case:
+            send(conn, *case[verb])
+        else:
+            conn.sendall(b"500 no\r\n")
+    conn.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--addr", required=True)
+    a = ap.parse_args()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((a.addr, 21))
+    s.listen(16)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()
