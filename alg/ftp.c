@@ -47,6 +47,21 @@ enum ftp_verb ftp_command_verb(const char *buf, size_t len)
 	return FTP_VERB_OTHER;
 }
 
+/* Commands a client may open an FTP session with (RFC 959, 2228, 2389, 2640, 7151 and common ones). */
+bool ftp_plausible_first_command(const char *buf, size_t len)
+{
+	static const char *const first[] = {"USER", "AUTH", "FEAT", "HOST", "OPTS", "SYST", "CLNT", "LANG", "NOOP",
+					    "HELP", "QUIT", "PBSZ", "PROT", "SITE", "STAT", "ACCT", "PASS"};
+	len = trim_eol(buf, len);
+	if (len < 4 || (len > 4 && buf[4] != ' '))
+		return false;
+	for (size_t i = 0; i < sizeof(first) / sizeof(first[0]); i++)
+		if (upper(buf[0]) == first[i][0] && upper(buf[1]) == first[i][1] && upper(buf[2]) == first[i][2] &&
+		    upper(buf[3]) == first[i][3])
+			return true;
+	return false;
+}
+
 const char *ftp_verb_name(enum ftp_verb v)
 {
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)

@@ -36,6 +36,8 @@ struct ftp_span {
 
 enum ftp_verb ftp_command_verb(const char *buf, size_t len);
 const char *ftp_verb_name(enum ftp_verb v);
+/* Could this line open an FTP session? (Anything else on a control port is not FTP.) */
+bool ftp_plausible_first_command(const char *buf, size_t len);
 
 /*
  * Reply line: three digits then ' ' (final line), '-' (first line of a

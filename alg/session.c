@@ -50,6 +50,7 @@ struct session {
 	time_t held_since[2];
 
 	bool greeted;
+	bool client_spoke; /* the client's first line has been seen */
 	bool multiline;
 	int multiline_code;
 	struct pending {
@@ -754,6 +755,20 @@ static int client_port(struct session *s, enum ftp_verb v, const char *line, siz
 /* A line the client sent. */
 static int client_line(struct session *s, const char *line, size_t len, size_t max_shrink, char *out, size_t cap)
 {
+	if (!s->client_spoke) {
+		s->client_spoke = true;
+		/* NAT slipstreaming and pinning: a connection that does not open like FTP is never parsed. */
+		if (!s->greeted || !ftp_plausible_first_command(line, len)) {
+			char e[120];
+			s->dir[0].opaque = s->dir[1].opaque = true;
+			count_refusal(s->alg, "not-ftp");
+			log_msg(LOG_LVL_WARN, "session=%llu event=opaque reason=\"%s\" line=\"%s\"",
+				(unsigned long long)s->id,
+				s->greeted ? "the first client line is not an FTP command" : "the client spoke before the 220 greeting",
+				log_escape(line, len, e, sizeof(e)));
+			return -1;
+		}
+	}
 	enum ftp_verb v = ftp_command_verb(line, len);
 	struct pending *p = pending_push(s, v);
 	if (v == FTP_VERB_PORT || v == FTP_VERB_EPRT)
@@ -909,6 +924,7 @@ static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt
 		} else {
 			/* Joined mid-session (started before this daemon): the greeting is long past. */
 			s->greeted = true;
+			s->client_spoke = true;
 			log_session_start(s, "adopted");
 			if (a->ops->ct_get(a->kernel, &f, DIR_ORIG, &ct) == 0)
 				learn_from_ct(a, s, &ct);
@@ -934,6 +950,7 @@ static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt
 		if (!s)
 			return NULL;
 		s->greeted = !(pi->flags & PKT_TCP_SYN);
+		s->client_spoke = s->greeted;
 		log_session_start(s, "adopted");
 	}
 	learn_from_ct(a, s, &ct);

@@ -34,6 +34,8 @@ CASES = {
     "tls": {"AUTH": (b"234 Proceed.\r\n", 0), "PASV": (OK227, 0)},
     "fromclient": {},
     "onebyte": {"PASV": (OK227, 1)},
+    # Before any USER: what a connection that never logs in gets.
+    "default": {"PASV": (OK227, 0)},
     "sevenbytes": {"PASV": (OK227, 7)},
 }
 
@@ -49,7 +51,7 @@ def send(conn, data, seg):
 
 def serve(conn):
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    case = {}
+    case = CASES["default"]
     conn.sendall(b"220 evil\r\n")
     f = conn.makefile("rb")
     for raw in f:

@@ -711,9 +711,10 @@ class Suite:
                     "out=[]\nrd()\n"
                     "for c in sys.argv[1:]:\n s.sendall(c.encode('latin-1')+b'\\r\\n')\n out.append(rd().decode('latin-1'))\n"
                     "print(json.dumps(out))\n")
-            r = nsx("fa-c", ["python3", "-c", code, "USER " + case, "PASS x"] + commands, check=False, timeout=30)
+            login = ["USER " + case, "PASS x"] if case else []
+            r = nsx("fa-c", ["python3", "-c", code] + login + commands, check=False, timeout=30)
             try:
-                return json.loads(r.stdout.strip().splitlines()[-1])[2:]
+                return json.loads(r.stdout.strip().splitlines()[-1])[len(login):]
             except (ValueError, IndexError):
                 raise AssertionError("client failed: %s %s" % (r.stdout, r.stderr))
 
@@ -775,6 +776,16 @@ class Suite:
             if armed():
                 raise AssertionError("a 227 from the client opened %s" % armed())
         self.check("a 227 sent by the client opens nothing", fromclient)
+
+        def not_ftp():
+            # NAT slipstreaming: an HTTP request to the control port, then the server "answers" a PASV.
+            got = talk(None, ["GET / HTTP/1.1", "PASV"])
+            if got[1] != sent[("default", "PASV")] or armed():
+                raise AssertionError("a connection that opened with HTTP was parsed: %r, armed %s" % (got[1], armed()))
+            got = talk(None, ["NOOP", "PASV"])
+            if got[1] != "227 Entering Passive Mode (203,0,113,5,195,80).\r\n":
+                raise AssertionError("control: an FTP opening was not parsed: %r" % got[1])
+        self.check("a connection whose first client line is not FTP is never parsed (control: NOOP is)", not_ftp)
 
         def split():
             before = self.lab.log().count("public=203.0.113.5:")

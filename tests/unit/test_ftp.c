@@ -30,6 +30,19 @@ static void verbs(void **state)
 	assert_int_equal(ftp_command_verb(S("USER PASV\r\n")), FTP_VERB_OTHER);
 }
 
+static void first_commands(void **state)
+{
+	(void)state;
+	assert_true(ftp_plausible_first_command(S("USER anonymous\r\n")));
+	assert_true(ftp_plausible_first_command(S("auth tls\r\n")));
+	assert_true(ftp_plausible_first_command(S("FEAT\r\n")));
+	assert_false(ftp_plausible_first_command(S("GET / HTTP/1.1\r\n")));
+	assert_false(ftp_plausible_first_command(S("POST /x HTTP/1.1\r\n")));
+	assert_false(ftp_plausible_first_command(S("PASV\r\n")));
+	assert_false(ftp_plausible_first_command(S("USERX\r\n")));
+	assert_false(ftp_plausible_first_command(S("\x16\x03\x01")));
+}
+
 static void reply_codes(void **state)
 {
 	char sep;
@@ -212,7 +225,7 @@ static void rewrite_roundtrip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(verbs),	     cmocka_unit_test(reply_codes),
+		cmocka_unit_test(verbs),	     cmocka_unit_test(reply_codes), cmocka_unit_test(first_commands),
 		cmocka_unit_test(parse_227),	     cmocka_unit_test(parse_229),
 		cmocka_unit_test(parse_port_eprt),   cmocka_unit_test(format_and_splice),
 		cmocka_unit_test(rewrite_roundtrip),

@@ -195,6 +195,8 @@ static void start_conn(struct conn *c, const struct alg_config *cfg)
 	send_pkt(c, DIR_ORIG, PKT_TCP_SYN, NULL);
 	send_pkt(c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
 	send_pkt(c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
+	send_pkt(c, DIR_ORIG, PKT_TCP_ACK, "USER anonymous\r\n");
+	send_pkt(c, DIR_REPLY, PKT_TCP_ACK, "230 Login successful.\r\n");
 }
 
 static void setup_conn(struct conn *c, const struct alg_config *cfg)
@@ -208,6 +210,8 @@ static void setup_conn(struct conn *c, const struct alg_config *cfg)
 	send_pkt(c, DIR_ORIG, PKT_TCP_SYN, NULL);
 	send_pkt(c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
 	send_pkt(c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
+	send_pkt(c, DIR_ORIG, PKT_TCP_ACK, "USER anonymous\r\n");
+	send_pkt(c, DIR_REPLY, PKT_TCP_ACK, "230 Login successful.\r\n");
 }
 
 static void open_conn(struct conn *c)
@@ -354,6 +358,8 @@ static void no_seqadj_keeps_length(void **state)
 	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
 	send_pkt(&c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
 	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "USER anonymous\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "230 Login successful.\r\n");
 	int calls = c.k.seqadj_calls;
 	/* 192,0,2,10,4,1 -> 203,0,113,1,27,88 would lengthen the line: refused, passed as is. */
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
@@ -520,6 +526,8 @@ static void same_port_two_clients(void **state)
 	send_pkt(&c2, DIR_ORIG, PKT_TCP_SYN, NULL);
 	send_pkt(&c2, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
 	send_pkt(&c2, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
+	send_pkt(&c2, DIR_ORIG, PKT_TCP_ACK, "USER anonymous\r\n");
+	send_pkt(&c2, DIR_REPLY, PKT_TCP_ACK, "230 Login successful.\r\n");
 	send_pkt(&c1, DIR_ORIG, PKT_TCP_ACK, "PORT 192,0,2,50,195,80\r\n");
 	send_pkt(&c1, DIR_REPLY, PKT_TCP_ACK, "200 ok\r\n");
 	send_pkt(&c2, DIR_ORIG, PKT_TCP_ACK, "PORT 192,0,2,51,195,80\r\n");
@@ -560,6 +568,19 @@ static void status_and_pinhole_accounting(void **state)
 	alg_free(c.alg);
 }
 
+/* NAT slipstreaming: an HTTP request on the control port makes the connection opaque. */
+static void not_ftp_is_never_parsed(void **state)
+{
+	struct conn c;
+	(void)state;
+	open_conn(&c);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "POST / HTTP/1.1\r\nPASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
+	assert_string_equal(out_payload(&c), "");
+	assert_int_equal(c.k.nadded, 0);
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", 0, 0);
@@ -570,6 +591,7 @@ int main(void)
 		cmocka_unit_test(port_rewritten_armed_on_200), cmocka_unit_test(port_bounce_neutralized),
 		cmocka_unit_test(replies_paired_in_order), cmocka_unit_test(routed_passive_remaps_port),
 		cmocka_unit_test(same_port_two_clients), cmocka_unit_test(status_and_pinhole_accounting),
+		cmocka_unit_test(not_ftp_is_never_parsed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
