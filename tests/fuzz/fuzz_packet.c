@@ -13,6 +13,7 @@
 #include "alg/log.h"
 #include "alg/pkt.h"
 #include "alg/session.h"
+#include "tests/common/tcp4.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -45,28 +46,8 @@ static const struct alg_kernel_ops ops = {k_ct_get, k_seqadj, k_hole, k_hole, NU
 
 static size_t build(uint8_t *p, int dir, uint32_t seq, uint8_t flags, const uint8_t *payload, size_t plen)
 {
-	size_t len = 40 + plen;
-	memset(p, 0, 40);
-	p[0] = 0x45;
-	p[2] = (uint8_t)(len >> 8);
-	p[3] = (uint8_t)len;
-	p[8] = 64;
-	p[9] = IPPROTO_TCP;
-	memcpy(p + 12, dir ? SERVER : CLIENT, 4);
-	memcpy(p + 16, dir ? CLIENT : PUBLIC, 4);
-	p[20] = dir ? 0 : 0x9c;
-	p[21] = dir ? 21 : 0x40;
-	p[22] = dir ? 0x9c : 0;
-	p[23] = dir ? 0x40 : 21;
-	p[24] = (uint8_t)(seq >> 24);
-	p[25] = (uint8_t)(seq >> 16);
-	p[26] = (uint8_t)(seq >> 8);
-	p[27] = (uint8_t)seq;
-	p[32] = 0x50;
-	p[33] = flags;
-	if (plen)
-		memcpy(p + 40, payload, plen);
-	return len;
+	return tcp4_build(p, dir ? SERVER : CLIENT, dir ? CLIENT : PUBLIC, dir ? 21 : 40000, dir ? 40000 : 21, seq, flags,
+			  payload, plen);
 }
 
 static void check(const struct alg_verdicts *v)

@@ -10,7 +10,8 @@ import argparse
 import json
 import re
 import socket
-import threading
+
+from scripted import serve_forever
 
 
 def serve(conn, log, addr):
@@ -66,13 +67,7 @@ def main():
     ap.add_argument("--addr", required=True)
     ap.add_argument("--log", required=True)
     a = ap.parse_args()
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((a.addr, 21))
-    s.listen(16)
-    while True:
-        c, _ = s.accept()
-        threading.Thread(target=serve, args=(c, a.log, a.addr), daemon=True).start()
+    serve_forever(a.addr, serve, a.log, a.addr)
 
 
 if __name__ == "__main__":

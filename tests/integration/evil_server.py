@@ -7,10 +7,10 @@ send most of these, which is why a script plays them.
 """
 import argparse
 import socket
-import threading
 import time
 
-SRV = "192,0,2,13"
+from scripted import serve_forever
+
 OK227 = b"227 Entering Passive Mode (192,0,2,13,195,80).\r\n"
 
 # case: {command verb: (reply bytes, segment size or 0 for one write)}
@@ -75,13 +75,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--addr", required=True)
     a = ap.parse_args()
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((a.addr, 21))
-    s.listen(16)
-    while True:
-        c, _ = s.accept()
-        threading.Thread(target=serve, args=(c,), daemon=True).start()
+    serve_forever(a.addr, serve)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@
 #include "alg/log.h"
 #include "alg/pkt.h"
 #include "alg/session.h"
+#include "tests/common/tcp4.h"
 
 /* A fake kernel: records what the session layer asks for. */
 struct fake_kernel {
@@ -117,31 +118,9 @@ struct conn {
 
 static size_t build(const struct ct_info *ct, uint8_t *p, int dir, uint32_t seq, uint8_t flags, const char *payload)
 {
-	size_t plen = payload ? strlen(payload) : 0, len = 40 + plen;
-	memset(p, 0, 40);
-	p[0] = 0x45;
-	p[2] = (uint8_t)(len >> 8);
-	p[3] = (uint8_t)len;
-	p[8] = 64;
-	p[9] = IPPROTO_TCP;
 	/* As seen at prerouting before NAT: each direction carries its conntrack tuple. */
 	const struct flow *f = dir == DIR_ORIG ? &ct->orig : &ct->reply;
-	memcpy(p + 12, f->saddr, 4);
-	memcpy(p + 16, f->daddr, 4);
-	uint16_t sport = f->sport, dport = f->dport;
-	p[20] = (uint8_t)(sport >> 8);
-	p[21] = (uint8_t)sport;
-	p[22] = (uint8_t)(dport >> 8);
-	p[23] = (uint8_t)dport;
-	p[24] = (uint8_t)(seq >> 24);
-	p[25] = (uint8_t)(seq >> 16);
-	p[26] = (uint8_t)(seq >> 8);
-	p[27] = (uint8_t)seq;
-	p[32] = 0x50;
-	p[33] = flags;
-	if (plen)
-		memcpy(p + 40, payload, plen);
-	return len;
+	return tcp4_build(p, f->saddr, f->daddr, f->sport, f->dport, seq, flags, payload, payload ? strlen(payload) : 0);
 }
 
 static void send_pkt(struct conn *c, int dir, uint8_t flags, const char *payload)
