@@ -947,7 +947,13 @@ class Suite:
                 p.stdin.flush()
                 if not json.loads(p.stdout.readline()).get("sha256_ok"):
                     raise AssertionError("the live session broke across reloads")
-                st = json.loads(sh([self.binary, "status", "--json", "--control-socket", ctl]).stdout)
+                # Use is accounted on the daemon's one-second tick.
+                deadline = time.time() + 3
+                while True:
+                    st = json.loads(sh([self.binary, "status", "--json", "--control-socket", ctl]).stdout)
+                    if st["counters"]["pinholes_used"] >= 1 or time.time() > deadline:
+                        break
+                    time.sleep(0.2)
                 if st["counters"]["pinholes_used"] < 1:
                     raise AssertionError("the used pinhole was not counted: %s" % st["counters"])
                 if "event=reload-refused" not in lab.log() or lab.log().count("event=reload ") < 2:
