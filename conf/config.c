@@ -56,6 +56,19 @@ static int parse_port(const char *s, size_t len, uint16_t *port)
 	return 0;
 }
 
+/* The next item of a list separated by commas and/or spaces; NULL at the end. */
+static const char *next_item(const char **p, size_t *len)
+{
+	while (**p == ' ' || **p == ',')
+		(*p)++;
+	if (!**p)
+		return NULL;
+	const char *item = *p;
+	*len = strcspn(item, " ,");
+	*p += *len;
+	return item;
+}
+
 int config_parse_port_range(const char *s, uint16_t *lo, uint16_t *hi)
 {
 	const char *dash = strchr(s, '-');
@@ -90,23 +103,18 @@ int config_set(struct alg_config *c, const char *key, const char *value, char *e
 
 	if (strcasecmp(key, "ControlPorts") == 0) {
 		unsigned n = 0;
-		const char *p = value;
-		while (*p) {
-			while (*p == ' ' || *p == ',')
-				p++;
-			if (!*p)
-				break;
-			size_t l = strcspn(p, " ,");
+		const char *p = value, *item;
+		size_t l;
+		while ((item = next_item(&p, &l))) {
 			if (n == CONFIG_MAX_CONTROL_PORTS) {
 				snprintf(err, errlen, "at most %d control ports", CONFIG_MAX_CONTROL_PORTS);
 				return -EINVAL;
 			}
-			if (parse_port(p, l, &c->control_ports[n]) < 0) {
-				snprintf(err, errlen, "'%.*s' is not a port (1-65535)", (int)l, p);
+			if (parse_port(item, l, &c->control_ports[n]) < 0) {
+				snprintf(err, errlen, "'%.*s' is not a port (1-65535)", (int)l, item);
 				return -EINVAL;
 			}
 			n++;
-			p += l;
 		}
 		if (n == 0) {
 			snprintf(err, errlen, "ControlPorts needs at least one port");
@@ -308,24 +316,19 @@ static int set_server(struct cfg_server *sv, const char *key, const char *value,
 static int set_class(struct cfg_class *cl, const char *key, const char *value, char *err, size_t errlen)
 {
 	if (strcasecmp(key, "From") == 0) {
-		const char *p = value;
-		while (*p) {
-			while (*p == ' ' || *p == ',')
-				p++;
-			if (!*p)
-				break;
-			size_t l = strcspn(p, " ,");
+		const char *p = value, *item;
+		size_t l;
+		while ((item = next_item(&p, &l))) {
 			if (cl->nfrom == CONFIG_MAX_PREFIXES) {
 				snprintf(err, errlen, "at most %d prefixes per class", CONFIG_MAX_PREFIXES);
 				return -EINVAL;
 			}
-			if (parse_prefix(p, l, &cl->from[cl->nfrom].family, cl->from[cl->nfrom].net,
+			if (parse_prefix(item, l, &cl->from[cl->nfrom].family, cl->from[cl->nfrom].net,
 					 &cl->from[cl->nfrom].plen) < 0) {
-				snprintf(err, errlen, "'%.*s' is not a prefix (ADDRESS/LENGTH)", (int)l, p);
+				snprintf(err, errlen, "'%.*s' is not a prefix (ADDRESS/LENGTH)", (int)l, item);
 				return -EINVAL;
 			}
 			cl->nfrom++;
-			p += l;
 		}
 	} else if (strcasecmp(key, "Rewrite") == 0) {
 		if (strcasecmp(value, "no") == 0)
