@@ -22,11 +22,6 @@ void log_set_level(int max_level)
 	max_lvl = max_level;
 }
 
-int log_get_level(void)
-{
-	return max_lvl;
-}
-
 void log_msg(int level, const char *fmt, ...)
 {
 	va_list ap;

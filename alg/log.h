@@ -7,7 +7,6 @@ enum log_level { LOG_LVL_ERR = 3, LOG_LVL_WARN = 4, LOG_LVL_INFO = 6, LOG_LVL_DE
 
 void log_open(const char *ident, int max_level, int use_syslog);
 void log_set_level(int max_level);
-int log_get_level(void);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*

@@ -94,7 +94,6 @@ struct alg {
 	size_t pktbuf_used;
 	time_t now;
 	time_t started;
-	unsigned armed; /* pinholes the daemon tracks */
 	/* Refusal logs: at most RL_PER_SECOND a second, the rest counted. */
 	time_t rl_second;
 	unsigned rl_count;
@@ -154,11 +153,6 @@ void alg_set_config(struct alg *a, const struct alg_config *cfg)
 const struct alg_counters *alg_counters(const struct alg *a)
 {
 	return &a->ctr;
-}
-
-unsigned alg_session_count(const struct alg *a)
-{
-	return a->nsessions;
 }
 
 static struct session *find_orig(struct alg *a, const struct flow *f)

@@ -115,7 +115,6 @@ void alg_tick(struct alg *a, time_t now, void (*emit)(void *ctx, const struct al
 void alg_shutdown(struct alg *a, void (*emit)(void *ctx, const struct alg_verdicts *v), void *ctx);
 
 const struct alg_counters *alg_counters(const struct alg *a);
-unsigned alg_session_count(const struct alg *a);
 
 /*
  * What "ftp-alg status" shows, as text or JSON; header is a line the

@@ -44,6 +44,7 @@ void stream_free(struct stream *s)
 	free_released(s);
 	free(s->scratch);
 	free(s->outbuf);
+	free(s->curbuf);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -262,6 +263,12 @@ static int hold(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *pkt,
 static int release(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *cur, size_t cur_len, bool cur_changed,
 		   struct stream_result *res)
 {
+	if (s->nheld == 0 && s->nedits == 0) {
+		/* Nearly every segment: nothing held, nothing rewritten. */
+		res->out[res->nout++] = (struct stream_out){
+			.id = id, .verdict = STREAM_ACCEPT, .modified = cur_changed, .payload = cur, .len = cur_len};
+		return 0;
+	}
 	unsigned n = s->nheld + 1;
 	uint32_t base = s->nheld ? s->held[0].seq : seq;
 	size_t total = cur_len;
@@ -392,16 +399,12 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 	}
 
 	size_t prefix = (size_t)(uint32_t)(s->next_seq - seq);
-	if (reserve(&s->scratch, &s->scratch_cap, payload_len) < 0) {
-		out_simple(res, id, STREAM_ACCEPT, STREAM_OK);
-		return -ENOMEM;
-	}
 	/* The current segment's bytes; the seen prefix is replaced by the first copy. */
-	uint8_t *cur = malloc(payload_len);
-	if (!cur) {
+	if (reserve(&s->curbuf, &s->curbuf_cap, payload_len) < 0) {
 		out_simple(res, id, STREAM_ACCEPT, STREAM_OK);
 		return -ENOMEM;
 	}
+	uint8_t *cur = s->curbuf;
 	memcpy(cur, payload, payload_len);
 	bool cur_changed = false;
 
@@ -415,7 +418,6 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 					if (s->held[i].seq == seq)
 						first = i;
 				if (first == s->nheld) {
-					free(cur);
 					out_simple(res, id, STREAM_DROP, STREAM_RETRANSMIT);
 					return 0;
 				}
@@ -424,7 +426,6 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 		uint32_t old_end = first < s->nheld ? s->held[first].seq : s->next_seq;
 		uint32_t old_len = (uint32_t)(old_end - seq);
 		if ((sdiff(old_end, seq) > 0 && intersects_emitted(s, seq, old_len)) || !offset_still_right(s, seq)) {
-			free(cur);
 			out_simple(res, id, STREAM_DROP, STREAM_OVERLAPS_EDIT);
 			return 0;
 		}
@@ -444,13 +445,6 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 		s->next_seq = seq + len;
 		res->out[res->nout++] = (struct stream_out){
 			.id = id, .verdict = STREAM_ACCEPT, .modified = cur_changed, .payload = cur, .len = payload_len};
-		if (reserve(&s->outbuf, &s->outbuf_cap, payload_len) == 0) {
-			memcpy(s->outbuf, cur, payload_len);
-			res->out[res->nout - 1].payload = s->outbuf;
-		} else {
-			res->out[res->nout - 1].modified = false;
-		}
-		free(cur);
 		return 0;
 	}
 
@@ -465,7 +459,6 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 	if (partial && ops->may_rewrite && ops->may_rewrite(ctx, s->line, s->line_len)) {
 		if (s->nheld < STREAM_HOLD_MAX) {
 			int r = hold(s, id, seq, pkt, pkt_len, payload_off, cur, payload_len);
-			free(cur);
 			if (r < 0) {
 				out_simple(res, id, STREAM_ACCEPT, STREAM_OK);
 				return r;
@@ -479,7 +472,6 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 	if (s->synced && s->line_total > 0)
 		s->line_start_released = true;
 	int r = release(s, id, seq, cur, payload_len, cur_changed, res);
-	free(cur);
 	if (r < 0) {
 		/* Out of memory: pass everything unmodified rather than lose it. */
 		for (unsigned i = 0; i < s->nheld; i++) {

@@ -98,6 +98,8 @@ struct stream {
 
 	uint8_t *scratch;
 	size_t scratch_cap;
+	uint8_t *curbuf; /* the current segment's payload, reused from call to call */
+	size_t curbuf_cap;
 	uint8_t *outbuf;
 	size_t outbuf_cap;
 };
