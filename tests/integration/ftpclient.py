@@ -73,21 +73,16 @@ def main():
     ftp.trust_server_pasv_ipv4_address = True
     ftp.connect(a.host, a.port, timeout=15)
     ftp.login()
-    if a.announce_then_quit:
+    if a.announce_then_quit or a.announce_only:
         ftp.sendcmd("TYPE I")
         resp = ftp.sendcmd("PASV")
         host, port = ftplib.parse227(resp)
         print(json.dumps({"reply": resp, "host": host, "port": port}), flush=True)
         sys.stdin.readline()
-        ftp.quit()
-        print(json.dumps({"quit": True}), flush=True)
-        return 0
-    if a.announce_only:
-        ftp.sendcmd("TYPE I")
-        resp = ftp.sendcmd("PASV")
-        host, port = ftplib.parse227(resp)
-        print(json.dumps({"reply": resp, "host": host, "port": port}), flush=True)
-        sys.stdin.readline()
+        if a.announce_then_quit:
+            ftp.quit()
+            print(json.dumps({"quit": True}), flush=True)
+            return 0
         h = hashlib.sha256()
         with socket.create_connection((host, port), timeout=10) as data:
             ftp.sendcmd("RETR " + a.path)
