@@ -107,6 +107,15 @@ static uint32_t pseudo_sum(const struct pkt_info *pi, size_t l4_len)
 	return s;
 }
 
+bool pkt_checksum_ok(const uint8_t *p, size_t len, const struct pkt_info *pi)
+{
+	size_t end = pi->payload_off + pi->payload_len;
+
+	if (end > len || pi->l4_off > end)
+		return false;
+	return pkt_checksum(p + pi->l4_off, end - pi->l4_off, pseudo_sum(pi, end - pi->l4_off)) == 0;
+}
+
 int pkt_rebuild(const uint8_t *p, size_t len, const struct pkt_info *pi, const uint8_t *payload, size_t plen,
 		uint8_t *out, size_t cap)
 {

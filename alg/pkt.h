@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,5 +38,8 @@ int pkt_parse(const uint8_t *p, size_t len, struct pkt_info *pi);
  */
 int pkt_rebuild(const uint8_t *p, size_t len, const struct pkt_info *pi, const uint8_t *payload, size_t plen,
 		uint8_t *out, size_t cap);
+
+/* Whether the TCP checksum (over the pseudo-header, header and payload) is right. */
+bool pkt_checksum_ok(const uint8_t *p, size_t len, const struct pkt_info *pi);
 
 uint16_t pkt_checksum(const uint8_t *data, size_t len, uint32_t sum);

@@ -497,11 +497,9 @@ static void log_rewrite(struct session *s, const char *what, const char *old, si
 		log_escape(old, oldlen, e1, sizeof(e1)), log_escape(neu, newlen, e2, sizeof(e2)));
 }
 
-static void log_refusal(struct session *s, const char *reason, const char *line, size_t len)
+/* Refusal logs are capped per second so a flood cannot fill the journal; the excess is counted. */
+static bool log_gate(struct alg *a)
 {
-	char e[200];
-	struct alg *a = s->alg;
-	count_refusal(a, reason);
 	if (a->now != a->rl_second) {
 		if (a->rl_suppressed)
 			log_msg(LOG_LVL_WARN, "event=refusals-suppressed count=%lu reason=\"more than %d a second\"",
@@ -512,8 +510,18 @@ static void log_refusal(struct session *s, const char *reason, const char *line,
 	}
 	if (++a->rl_count > RL_PER_SECOND) {
 		a->rl_suppressed++;
-		return;
+		return false;
 	}
+	return true;
+}
+
+static void log_refusal(struct session *s, const char *reason, const char *line, size_t len)
+{
+	char e[200];
+	struct alg *a = s->alg;
+	count_refusal(a, reason);
+	if (!log_gate(a))
+		return;
 	log_msg(LOG_LVL_WARN, "session=%llu event=refused reason=%s line=\"%s\"", (unsigned long long)s->id, reason,
 		log_escape(line, len, e, sizeof(e)));
 }
@@ -961,8 +969,29 @@ void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t 
 	v->dir = dir;
 	a->now = now;
 	a->ctr.packets++;
-	if (pkt_parse(pkt, len, &pi) < 0) {
-		add_verdict(v, id, true, NULL, 0);
+	/*
+	 * Only TCP to or from a control port reaches this queue, and the kernel
+	 * has already reassembled fragments and completed local checksums. What
+	 * cannot be parsed (IPv6 extension headers, bad lengths) or fails its
+	 * checksum is dropped, never passed on unread: a rewrite would give a
+	 * corrupt segment a valid checksum, and an unread PORT could bounce.
+	 */
+	int pr = pkt_parse(pkt, len, &pi);
+	if (pr < 0 || ((pi.payload_len || (pi.flags & PKT_TCP_SYN)) && !pkt_checksum_ok(pkt, len, &pi))) {
+		const char *why = pr < 0 ? "unparseable-packet" : "bad-checksum";
+		count_refusal(a, why);
+		a->ctr.dropped++;
+		if (log_gate(a)) {
+			char sa[INET6_ADDRSTRLEN], da[INET6_ADDRSTRLEN];
+			if (pr < 0)
+				log_msg(LOG_LVL_WARN, "event=dropped reason=%s length=%zu error=\"%s\"", why, len,
+					strerror(-pr));
+			else
+				log_msg(LOG_LVL_WARN, "event=dropped reason=%s src=%s:%u dst=%s:%u", why,
+					addr_str(pi.family, pi.saddr, sa, sizeof(sa)), pi.sport,
+					addr_str(pi.family, pi.daddr, da, sizeof(da)), pi.dport);
+		}
+		add_verdict(v, id, false, NULL, 0);
 		return;
 	}
 	bool refuse = false;

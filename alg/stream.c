@@ -45,6 +45,7 @@ void stream_free(struct stream *s)
 	free(s->scratch);
 	free(s->outbuf);
 	free(s->curbuf);
+	free(s->seen);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -53,6 +54,7 @@ void stream_syn(struct stream *s, uint32_t isn)
 	s->started = true;
 	s->synced = true;
 	s->next_seq = isn + 1;
+	s->seen_start = isn + 1;
 	s->line_seq = isn + 1;
 	s->line_len = 0;
 	s->line_total = 0;
@@ -147,8 +149,58 @@ static bool intersects_emitted(const struct stream *s, uint32_t seq, uint32_t le
 	return false;
 }
 
+/* Record bytes [next_seq, next_seq + n) as first seen; call before next_seq moves past them. */
+static void seen_add(struct stream *s, const uint8_t *p, size_t n)
+{
+	if (!s->seen) {
+		s->seen = malloc(STREAM_SEEN);
+		if (!s->seen)
+			return;
+		s->seen_start = s->next_seq;
+	}
+	uint32_t seq = s->next_seq;
+	if (n > STREAM_SEEN) {
+		seq += (uint32_t)(n - STREAM_SEEN);
+		p += n - STREAM_SEEN;
+		n = STREAM_SEEN;
+	}
+	for (size_t i = 0; i < n; i++)
+		s->seen[(seq + (uint32_t)i) & (STREAM_SEEN - 1)] = p[i];
+	uint32_t end = s->next_seq + (uint32_t)n;
+	if (sdiff(end, s->seen_start) > STREAM_SEEN)
+		s->seen_start = end - STREAM_SEEN;
+}
+
+/* Forget what was seen (resynchronised or gone opaque): nothing before next_seq can be checked. */
+static void seen_reset(struct stream *s)
+{
+	s->seen_start = s->next_seq;
+}
+
+/*
+ * Replace [seq, seq + n) in buf with the first copy. Returns 1 if that
+ * changed it, 0 if it was the same, -1 if the ring no longer covers it.
+ */
+static int seen_restore(const struct stream *s, uint32_t seq, uint8_t *buf, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (!s->seen || sdiff(seq, s->seen_start) < 0 || sdiff(s->next_seq, seq) < (int32_t)n)
+		return -1;
+	int changed = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t b = s->seen[(seq + (uint32_t)i) & (STREAM_SEEN - 1)];
+		if (buf[i] != b) {
+			buf[i] = b;
+			changed = 1;
+		}
+	}
+	return changed;
+}
+
 /* A segment that carries only bytes seen before. */
-static void retransmission(struct stream *s, uint32_t id, uint32_t seq, uint32_t len, struct stream_result *res)
+static void retransmission(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *payload, uint32_t len,
+			   struct stream_result *res)
 {
 	if (!offset_still_right(s, seq)) {
 		/* From before an older rewrite: the kernel would place it wrongly. Already acknowledged anyway. */
@@ -174,6 +226,20 @@ static void retransmission(struct stream *s, uint32_t id, uint32_t seq, uint32_t
 		/* Not byte-identical to what we sent: let the sender try again. */
 		out_simple(res, id, STREAM_DROP, STREAM_OVERLAPS_EDIT);
 		return;
+	}
+	/*
+	 * Never parsed again. Where the ring still has the first copy, that is
+	 * what goes on, so the receiver gets the bytes that were parsed; older
+	 * bytes go on as sent (the receiver acknowledged them long ago).
+	 */
+	if (reserve(&s->curbuf, &s->curbuf_cap, len) == 0) {
+		memcpy(s->curbuf, payload, len);
+		if (seen_restore(s, seq, s->curbuf, len) == 1) {
+			res->out[res->nout++] = (struct stream_out){
+				.id = id, .verdict = STREAM_ACCEPT, .modified = true, .payload = s->curbuf, .len = len};
+			res->reason = STREAM_RETRANSMIT;
+			return;
+		}
 	}
 	out_simple(res, id, STREAM_ACCEPT, STREAM_RETRANSMIT);
 }
@@ -388,9 +454,10 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 		s->started = true;
 		s->synced = false;
 		s->next_seq = seq;
+		seen_reset(s);
 	}
 	if (sdiff(seq + len, s->next_seq) <= 0) {
-		retransmission(s, id, seq, len, res);
+		retransmission(s, id, seq, payload, len, res);
 		return 0;
 	}
 	if (sdiff(seq, s->next_seq) > 0) {
@@ -429,6 +496,16 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 			out_simple(res, id, STREAM_DROP, STREAM_OVERLAPS_EDIT);
 			return 0;
 		}
+		/* The released part of the overlap: the first copy wins, as the parser saw it. */
+		if (sdiff(old_end, seq) > 0) {
+			int r = seen_restore(s, seq, cur, old_len);
+			if (r < 0) {
+				out_simple(res, id, STREAM_DROP, STREAM_RETRANSMIT);
+				return 0;
+			}
+			if (r > 0)
+				cur_changed = true;
+		}
 		for (unsigned i = first; i < s->nheld; i++) {
 			struct stream_held *h = &s->held[i];
 			size_t at = (size_t)(uint32_t)(h->seq - seq);
@@ -443,6 +520,7 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 
 	if (s->opaque) {
 		s->next_seq = seq + len;
+		seen_reset(s);
 		res->out[res->nout++] = (struct stream_out){
 			.id = id, .verdict = STREAM_ACCEPT, .modified = cur_changed, .payload = cur, .len = payload_len};
 		return 0;
@@ -453,6 +531,7 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 		if (s->held[i].len > max_seg)
 			max_seg = s->held[i].len;
 	parse_bytes(s, ops, ctx, s->next_seq, cur + prefix, payload_len - prefix, max_seg);
+	seen_add(s, cur + prefix, payload_len - prefix);
 	s->next_seq = seq + len;
 
 	bool partial = s->synced && s->line_total > 0 && !s->line_long && !s->line_start_released;

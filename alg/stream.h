@@ -21,6 +21,8 @@
 #define STREAM_EDIT_MAX 8
 #define STREAM_EMIT_RING 8
 #define STREAM_HIST 16
+/* The newest original bytes kept per direction, so a retransmission carries the first copy (power of 2). */
+#define STREAM_SEEN 2048
 
 struct stream_ops {
 	/* May the incomplete line (so far) be one that gets rewritten? */
@@ -102,6 +104,8 @@ struct stream {
 	size_t curbuf_cap;
 	uint8_t *outbuf;
 	size_t outbuf_cap;
+	uint8_t *seen; /* ring: byte at seq x is seen[x % STREAM_SEEN] */
+	uint32_t seen_start; /* oldest seq the ring may hold; it ends at next_seq */
 };
 
 enum stream_verdict {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
-/* An IPv4 TCP packet for tests, as NFQUEUE hands one over (checksums left zero). */
+/* An IPv4 TCP packet for tests, as NFQUEUE hands one over: a correct TCP checksum, IP checksum left zero. */
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,5 +31,14 @@ static inline size_t tcp4_build(uint8_t *p, const uint8_t *src, const uint8_t *d
 	p[33] = flags;
 	if (plen)
 		memcpy(p + 40, payload, plen);
+	uint32_t sum = IPPROTO_TCP + (uint32_t)(len - 20);
+	for (size_t i = 12; i < 20; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	for (size_t i = 20; i < len; i += 2)
+		sum += (uint32_t)(p[i] << 8 | (i + 1 < len ? p[i + 1] : 0));
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	p[36] = (uint8_t)(~sum >> 8);
+	p[37] = (uint8_t)~sum;
 	return len;
 }

@@ -10,6 +10,7 @@ import socket
 import time
 
 from scripted import serve_forever
+import inject
 
 OK227 = b"227 Entering Passive Mode (192,0,2,13,195,80).\r\n"
 
@@ -49,18 +50,42 @@ def send(conn, data, seg):
         time.sleep(0.01)  # with TCP_NODELAY, one segment each
 
 
+def injections(conn, state):
+    """Answer the first PASV; forge answers to the second (overlap, bad checksum, out of window, fragments)."""
+    state["pasv"] = state.get("pasv", 0) + 1
+    if state["pasv"] == 1:
+        time.sleep(0.2)
+        state["first"] = inject.Stream(conn).seq
+        conn.sendall(OK227)
+        return
+    time.sleep(0.3)  # the first 227 is acknowledged: the send queue is empty
+    st = inject.Stream(conn)
+    # The first 227 again, same length, another port: a retransmission with different content.
+    st.send(state["first"], b"227 Entering Passive Mode (192,0,2,13,195,81).\r\n")
+    time.sleep(0.1)
+    st.send(st.seq, b"227 Entering Passive Mode (192,0,2,13,195,82).\r\n", bad_checksum=True)
+    time.sleep(0.1)
+    st.send(st.seq + 100000, b"227 Entering Passive Mode (192,0,2,13,195,83).\r\n")
+    time.sleep(0.1)
+    st.send(st.seq, b"227 Entering Passive Mode (192,0,2,13,195,84).\r\n", fragments=3)
+
+
 def serve(conn):
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     case = CASES["default"]
+    state = {}
     conn.sendall(b"220 evil\r\n")
     f = conn.makefile("rb")
     for raw in f:
         verb = raw[:4].decode("latin-1").upper()
         if verb == "USER":
-            case = CASES.get(raw[5:].strip().decode("latin-1"), {})
+            name = raw[5:].strip().decode("latin-1")
+            case = "inject" if name == "inject" else CASES.get(name, {})
             conn.sendall(b"331 ok\r\n")
         elif verb == "PASS":
             conn.sendall(b"230 ok\r\n")
+        elif verb == "PASV" and case == "inject":
+            injections(conn, state)
         elif verb == "QUIT":
             conn.sendall(b"221 bye\r\n")
             break

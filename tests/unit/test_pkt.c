@@ -52,6 +52,27 @@ static void verify_checksums(const uint8_t *p, size_t len)
 	assert_int_equal(pkt_checksum(p + pi.l4_off, l4, s), 0);
 }
 
+static void checksum_ok_detects_corruption(void **state)
+{
+	uint8_t p[256];
+	struct pkt_info pi;
+	(void)state;
+	size_t len = make_v4(p, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
+	assert_int_equal(pkt_parse(p, len, &pi), 0);
+	uint8_t out[256];
+	int n = pkt_rebuild(p, len, &pi, p + 40, pi.payload_len, out, sizeof(out));
+	assert_int_equal(n, (int)len);
+	assert_true(pkt_checksum_ok(out, len, &pi));
+	out[60] ^= 0x01;
+	assert_false(pkt_checksum_ok(out, len, &pi));
+	out[60] ^= 0x01;
+	out[37] ^= 0x80;
+	assert_false(pkt_checksum_ok(out, len, &pi));
+	/* Lengths that do not fit the buffer are never read. */
+	pi.payload_len = 1000;
+	assert_false(pkt_checksum_ok(out, len, &pi));
+}
+
 static void parse_v4(void **state)
 {
 	uint8_t p[256];
@@ -147,6 +168,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(parse_v4),
+		cmocka_unit_test(checksum_ok_detects_corruption),
 		cmocka_unit_test(rebuild_v4_both_signs),
 		cmocka_unit_test(rebuild_v6),
 		cmocka_unit_test(malformed),

@@ -233,6 +233,38 @@ static void pasv_rewritten_with_pinhole(void **state)
 	alg_free(c.alg);
 }
 
+/* Insertion: a forged 227 with a bad checksum, or one the parser cannot read, is dropped unread. */
+static void bad_packets_dropped_unread(void **state)
+{
+	struct conn c;
+	(void)state;
+	open_conn(&c);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	uint8_t p[2048];
+	const char *forged = "227 Entering Passive Mode (192,0,2,10,195,80).\r\n";
+	size_t len = build(&c.k.ct, p, DIR_REPLY, c.seq[DIR_REPLY], PKT_TCP_ACK, forged);
+	p[len - 3] ^= 0x01;
+	alg_packet(c.alg, DIR_REPLY, c.id++, p, len, 1000, &c.v);
+	assert_int_equal(c.v.n, 1);
+	assert_false(c.v.v[0].accept);
+	alg_verdicts_done(c.alg);
+	assert_int_equal(c.k.nadded, 0);
+	/* An IPv4 fragment (the kernel reassembles before the queue) is not read either. */
+	len = build(&c.k.ct, p, DIR_REPLY, c.seq[DIR_REPLY], PKT_TCP_ACK, forged);
+	p[6] = 0x20; /* more fragments */
+	alg_packet(c.alg, DIR_REPLY, c.id++, p, len, 1000, &c.v);
+	assert_int_equal(c.v.n, 1);
+	assert_false(c.v.v[0].accept);
+	alg_verdicts_done(c.alg);
+	assert_int_equal(c.k.nadded, 0);
+	assert_int_equal(alg_counters(c.alg)->dropped, 2);
+	/* The genuine reply at the same place is still rewritten. */
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, forged);
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,195,80).\r\n");
+	assert_int_equal(c.k.nadded, 1);
+	alg_free(c.alg);
+}
+
 static void refusals(void **state)
 {
 	struct conn c;
@@ -564,7 +596,8 @@ int main(void)
 {
 	log_open("test", 0, 0);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(pasv_rewritten_with_pinhole), cmocka_unit_test(refusals),
+		cmocka_unit_test(pasv_rewritten_with_pinhole), cmocka_unit_test(bad_packets_dropped_unread),
+		cmocka_unit_test(refusals),
 		cmocka_unit_test(auth_tls_goes_opaque),	       cmocka_unit_test(epsv_and_passive_ports),
 		cmocka_unit_test(pinholes_bounded_per_session), cmocka_unit_test(no_seqadj_keeps_length),
 		cmocka_unit_test(port_rewritten_armed_on_200), cmocka_unit_test(port_bounce_neutralized),

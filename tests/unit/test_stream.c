@@ -312,6 +312,32 @@ static void future_segment_dropped(void **state)
 	free(m);
 }
 
+/*
+ * A segment that overlaps bytes already seen, with different content there:
+ * the first copy wins, and line starts come from it, so the forged "227"
+ * prefix is neither delivered nor parsed.
+ */
+static void overlap_first_copy_wins(void **state)
+{
+	(void)state;
+	static const char *const FORGED = "227 E\r\n227 Entering Passive Mode (192,0,2,10,195,80).\r\n200 ok\r\n";
+	struct sim *m = calloc(1, sizeof(*m));
+	sim_init(m, LONG_TO);
+	sim_send(m, LONG_IN, 0, 7);
+	assert_int_equal(strlen(FORGED), strlen(LONG_IN));
+	sim_send(m, FORGED, 0, strlen(FORGED));
+	expect_rx(m, LONG_OUT);
+	assert_int_equal(m->f.rewrites, 1);
+	/* A whole retransmission with other bytes is never parsed again. */
+	int lines = m->f.lines;
+	static const char *const OTHER = "150 x\r\n227 Entering Passive Mode (192,0,2,10,195,99).\r\n200 ok\r\n";
+	sim_send(m, OTHER, 0, strlen(OTHER));
+	assert_int_equal(m->f.lines, lines);
+	assert_int_equal(m->f.rewrites, 1);
+	stream_free(&m->s);
+	free(m);
+}
+
 /* Joined mid-stream (after a restart): nothing is parsed before the first line end. */
 static void adopted_mid_line(void **state)
 {
@@ -409,7 +435,7 @@ int main(void)
 		cmocka_unit_test(retransmit_modified_is_identical),
 		cmocka_unit_test(retransmit_of_held_is_dropped),
 		cmocka_unit_test(coalesced_retransmission_supersedes),
-		cmocka_unit_test(future_segment_dropped),
+		cmocka_unit_test(future_segment_dropped), cmocka_unit_test(overlap_first_copy_wins),
 		cmocka_unit_test(adopted_mid_line),
 		cmocka_unit_test(flush_releases_unmodified),
 		cmocka_unit_test(long_line_not_parsed),
