@@ -129,6 +129,9 @@ int pkt_rebuild(const uint8_t *p, size_t len, const struct pkt_info *pi, const u
 	memmove(out, p, pi->payload_off);
 	memmove(out + pi->payload_off, payload, plen);
 	if (pi->family == AF_INET) {
+		/* A grown packet may no longer fit the path: let the gateway fragment it rather than drop it. */
+		if (newlen > pi->payload_off + pi->payload_len)
+			out[6] &= (uint8_t)~0x40;
 		put16(out + 2, (uint16_t)newlen);
 		put16(out + 10, 0);
 		put16(out + 10, pkt_checksum(out, pi->l4_off, 0));
@@ -140,4 +143,35 @@ int pkt_rebuild(const uint8_t *p, size_t len, const struct pkt_info *pi, const u
 	uint16_t c = pkt_checksum(out + pi->l4_off, l4_len, pseudo_sum(pi, l4_len));
 	put16(out + pi->l4_off + 16, c);
 	return (int)newlen;
+}
+
+int pkt_clamp_mss(uint8_t *p, size_t len, const struct pkt_info *pi, uint16_t headroom)
+{
+	size_t off = pi->l4_off + 20, end = pi->payload_off;
+
+	if (end > len || off > end)
+		return -EINVAL;
+	while (off < end) {
+		uint8_t kind = p[off];
+		if (kind == 0)
+			break;
+		if (kind == 1) {
+			off++;
+			continue;
+		}
+		if (end - off < 2 || p[off + 1] < 2 || p[off + 1] > end - off)
+			return -EBADMSG;
+		if (kind == 2 && p[off + 1] == 4) {
+			uint16_t mss = get16(p + off + 2);
+			if (mss <= PKT_MSS_FLOOR + headroom)
+				return 0;
+			put16(p + off + 2, (uint16_t)(mss - headroom));
+			size_t l4_len = pi->payload_off + pi->payload_len - pi->l4_off;
+			put16(p + pi->l4_off + 16, 0);
+			put16(p + pi->l4_off + 16, pkt_checksum(p + pi->l4_off, l4_len, pseudo_sum(pi, l4_len)));
+			return 1;
+		}
+		off += p[off + 1];
+	}
+	return 0;
 }

@@ -33,8 +33,8 @@ int pkt_parse(const uint8_t *p, size_t len, struct pkt_info *pi);
 
 /*
  * Write the packet with its TCP payload replaced to out. Fixes the IP
- * length, the IPv4 header checksum and the TCP checksum. Returns the new
- * length or -ENOSPC / -EMSGSIZE.
+ * length, the IPv4 header checksum and the TCP checksum, and clears DF on an
+ * IPv4 packet that grew. Returns the new length or -ENOSPC / -EMSGSIZE.
  */
 int pkt_rebuild(const uint8_t *p, size_t len, const struct pkt_info *pi, const uint8_t *payload, size_t plen,
 		uint8_t *out, size_t cap);
@@ -43,3 +43,13 @@ int pkt_rebuild(const uint8_t *p, size_t len, const struct pkt_info *pi, const u
 bool pkt_checksum_ok(const uint8_t *p, size_t len, const struct pkt_info *pi);
 
 uint16_t pkt_checksum(const uint8_t *data, size_t len, uint32_t sum);
+
+/* An MSS option is never clamped below this. */
+#define PKT_MSS_FLOOR 256
+
+/*
+ * Lower the MSS option of a SYN in place by headroom (not below
+ * PKT_MSS_FLOOR) and fix the TCP checksum. Returns 1 if changed, 0 if
+ * there is no MSS option or it is already small, -EBADMSG for bad options.
+ */
+int pkt_clamp_mss(uint8_t *p, size_t len, const struct pkt_info *pi, uint16_t headroom);

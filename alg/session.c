@@ -23,8 +23,18 @@ struct hole {
 	bool seen; /* still armed in the kernel at the last check */
 };
 
+/* Everything of one client address: the per-client limits count here. */
+struct peer {
+	int family;
+	uint8_t addr[16];
+	unsigned nsessions;
+	unsigned nholes;
+	struct peer *next;
+};
+
 struct session {
 	uint64_t id;
+	struct peer *peer;
 	struct flow orig;
 	struct flow reply;
 	bool have_reply;
@@ -63,6 +73,7 @@ struct session {
 
 	struct hole *holes;
 	unsigned nholes;
+	unsigned holes_cap; /* MaxPinholesPerSession when the session began; a reload does not resize */
 	uint64_t rewrites;
 	uint64_t packets;
 	bool closing;
@@ -85,6 +96,8 @@ struct alg {
 	struct session *by_reply[HASH_BUCKETS];
 	struct session *all;
 	unsigned nsessions;
+	struct peer *peers[HASH_BUCKETS];
+	unsigned nholes; /* armed pinholes of all sessions */
 	uint64_t next_id;
 	uint16_t next_passive;
 	struct alg_counters ctr;
@@ -241,20 +254,94 @@ static bool server_full(struct alg *a, const struct flow *orig)
 	return n >= sv->max_sessions;
 }
 
+static uint32_t addr_hash(int family, const uint8_t *addr)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < addr_len(family); i++)
+		h = (h ^ addr[i]) * 16777619u;
+	return h % HASH_BUCKETS;
+}
+
+static struct peer *peer_get(struct alg *a, int family, const uint8_t *addr, bool create)
+{
+	struct peer **head = &a->peers[addr_hash(family, addr)];
+	for (struct peer *p = *head; p; p = p->next)
+		if (p->family == family && memcmp(p->addr, addr, addr_len(family)) == 0)
+			return p;
+	if (!create)
+		return NULL;
+	struct peer *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->family = family;
+	memcpy(p->addr, addr, addr_len(family));
+	p->next = *head;
+	*head = p;
+	return p;
+}
+
+/* Drop p from the table once no session refers to it. */
+static void peer_forget(struct alg *a, struct peer *p)
+{
+	if (p->nsessions > 0)
+		return;
+	struct peer **pp = &a->peers[addr_hash(p->family, p->addr)];
+	while (*pp != p)
+		pp = &(*pp)->next;
+	*pp = p->next;
+	free(p);
+}
+
+static void peer_put(struct alg *a, struct peer *p)
+{
+	p->nsessions--;
+	peer_forget(a, p);
+}
+
+/* Every change to a session's armed pinholes goes through here, so the limits stay exact. */
+static void holes_changed(struct alg *a, struct session *s, int delta)
+{
+	a->nholes = (unsigned)((int)a->nholes + delta);
+	s->peer->nholes = (unsigned)((int)s->peer->nholes + delta);
+}
+
+/* Why a new pinhole for s would break a limit, or NULL. A full session replaces its oldest. */
+static const char *holes_limit(const struct alg *a, const struct session *s)
+{
+	if (s->nholes == s->holes_cap)
+		return NULL;
+	if (a->nholes >= a->cfg.max_pinholes)
+		return "max-pinholes";
+	if (s->peer->nholes >= a->cfg.max_pinholes_per_client)
+		return "client-max-pinholes";
+	return NULL;
+}
+
 static struct session *session_new(struct alg *a, const struct flow *orig)
 {
 	if (a->nsessions >= a->cfg.max_sessions) {
 		count_refusal(a, "max-sessions");
 		return NULL;
 	}
-	struct session *s = calloc(1, sizeof(*s));
-	if (!s)
+	struct peer *peer = peer_get(a, orig->family, orig->saddr, true);
+	if (!peer)
 		return NULL;
-	s->holes = calloc(a->cfg.max_pinholes_per_session, sizeof(*s->holes));
-	if (!s->holes) {
-		free(s);
+	if (peer->nsessions >= a->cfg.max_sessions_per_client) {
+		count_refusal(a, "client-max-sessions");
 		return NULL;
 	}
+	struct session *s = calloc(1, sizeof(*s));
+	if (s)
+		s->holes = calloc(a->cfg.max_pinholes_per_session, sizeof(*s->holes));
+	if (s)
+		s->holes_cap = a->cfg.max_pinholes_per_session;
+	if (!s || !s->holes) {
+		free(s);
+		peer_forget(a, peer);
+		return NULL;
+	}
+	peer->nsessions++;
+	s->peer = peer;
 	s->id = a->next_id++;
 	s->orig = *orig;
 	s->alg = a;
@@ -295,6 +382,7 @@ static void holes_remove_all(struct alg *a, struct session *s)
 			a->ctr.pinholes_expired++;
 		}
 	}
+	holes_changed(a, s, -(int)s->nholes);
 	s->nholes = 0;
 }
 
@@ -315,6 +403,7 @@ static void session_free(struct alg *a, struct session *s)
 	stream_free(&s->dir[0]);
 	stream_free(&s->dir[1]);
 	free(s->holes);
+	peer_put(a, s->peer);
 	free(s);
 	a->nsessions--;
 }
@@ -463,12 +552,13 @@ static int choose_pinhole(struct alg *a, struct session *s, bool active, const u
 /* Arm a chosen pinhole; only done once the rewritten line is certain to go out. */
 static int arm_pinhole(struct alg *a, struct session *s, const struct pinhole *p)
 {
-	if (s->nholes == a->cfg.max_pinholes_per_session) {
+	if (s->nholes == s->holes_cap) {
 		/* Bounded per session: the oldest announcement loses its hole. */
 		if (s->holes[0].expires > a->now)
 			a->ops->pinhole_del(a->kernel, &s->holes[0].p);
 		memmove(&s->holes[0], &s->holes[1], (s->nholes - 1) * sizeof(s->holes[0]));
 		s->nholes--;
+		holes_changed(a, s, -1);
 	}
 	int r = a->ops->pinhole_add(a->kernel, p);
 	if (r < 0) {
@@ -478,6 +568,7 @@ static int arm_pinhole(struct alg *a, struct session *s, const struct pinhole *p
 		return r;
 	}
 	s->holes[s->nholes++] = (struct hole){.p = *p, .expires = a->now + (time_t)p->timeout};
+	holes_changed(a, s, 1);
 	a->ctr.pinholes++;
 	return 0;
 }
@@ -552,6 +643,11 @@ static int reply_227(struct session *s, const char *line, size_t len, size_t max
 	}
 	if ((!s->dnat && !s->routed_in_passive) || s->no_rewrite)
 		return -1;
+	const char *limit = holes_limit(a, s);
+	if (limit) {
+		log_refusal(s, limit, line, len);
+		return -1;
+	}
 	struct pinhole hole;
 	if (choose_pinhole(a, s, false, s->reply.saddr, ep.port, &hole) < 0) {
 		log_refusal(s, "no-free-public-port", line, len);
@@ -562,7 +658,7 @@ static int reply_227(struct session *s, const char *line, size_t len, size_t max
 	memcpy(pub.addr, s->has_advertise ? s->advertise : s->orig.daddr, 4);
 	char rep[64];
 	int n = ftp_format_hostport(&pub, min_len_for(s, span.len, max_shrink), rep, sizeof(rep));
-	if (n < 0 || (!s->seqadj_ok && (size_t)n != span.len)) {
+	if (n < 0 || (!s->seqadj_ok && (size_t)n != span.len) || len - span.len + (size_t)n > cap) {
 		log_refusal(s, "227-cannot-keep-length", line, len);
 		return -1;
 	}
@@ -587,6 +683,11 @@ static int reply_229(struct session *s, const char *line, size_t len, size_t max
 	}
 	if (!s->have_reply || (!s->dnat && !s->routed_in_passive) || s->no_rewrite)
 		return -1;
+	const char *limit = holes_limit(a, s);
+	if (limit) {
+		log_refusal(s, limit, line, len);
+		return -1;
+	}
 	struct pinhole hole;
 	if (choose_pinhole(a, s, false, s->reply.saddr, port, &hole) < 0) {
 		log_refusal(s, "no-free-public-port", line, len);
@@ -607,7 +708,7 @@ static int reply_229(struct session *s, const char *line, size_t len, size_t max
 		memset(rep, '0', min - (size_t)n);
 		n = (int)min;
 	}
-	if (n < 0 || (!s->seqadj_ok && (size_t)n != span.len)) {
+	if (n < 0 || (!s->seqadj_ok && (size_t)n != span.len) || len - span.len + (size_t)n > cap) {
 		log_refusal(s, "229-cannot-keep-length", line, len);
 		return -1;
 	}
@@ -721,6 +822,9 @@ static int client_port(struct session *s, enum ftp_verb v, const char *line, siz
 	if (!s->have_reply || (!s->snat && !s->routed_in_active))
 		return -1;
 
+	const char *limit = holes_limit(a, s);
+	if (limit)
+		return neutralize(s, limit, line, len, out, cap);
 	struct pinhole hole;
 	if (choose_pinhole(a, s, true, s->orig.saddr, ep.port, &hole) < 0)
 		return neutralize(s, "no-free-public-port", line, len, out, cap);
@@ -736,7 +840,7 @@ static int client_port(struct session *s, enum ftp_verb v, const char *line, siz
 		if (n > 0 && (size_t)n < min)
 			n = -ERANGE;
 	}
-	if (n < 0 || (!s->seqadj_ok && (size_t)n != span.len)) {
+	if (n < 0 || (!s->seqadj_ok && (size_t)n != span.len) || len - span.len + (size_t)n > cap) {
 		log_refusal(s, "PORT-cannot-keep-length", line, len);
 		return -1;
 	}
@@ -1010,6 +1114,20 @@ void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t 
 	if (pi.flags & PKT_TCP_SYN) {
 		if (!s->dir[dir].started || s->dir[dir].next_seq == pi.seq + 1)
 			stream_syn(&s->dir[dir], pi.seq);
+		/*
+		 * Each side learns an MSS lowered by what rewrites may add, so a
+		 * full segment that grows still fits the MTU (IPv6 cannot fragment
+		 * on the way).
+		 */
+		if (pktbuf_reserve(a, len) == 0) {
+			uint8_t *c = a->pktbuf + a->pktbuf_used;
+			memcpy(c, pkt, len);
+			if (pkt_clamp_mss(c, len, &pi, STREAM_GROW_MAX) == 1) {
+				a->pktbuf_used += len;
+				add_verdict(v, id, true, c, len);
+				return;
+			}
+		}
 		add_verdict(v, id, true, NULL, 0);
 		return;
 	}
@@ -1107,6 +1225,7 @@ static void account_pinholes(struct alg *a, time_t now)
 				}
 				memmove(h, h + 1, (s->nholes - i - 1) * sizeof(*h));
 				s->nholes--;
+				holes_changed(a, s, -1);
 			} else {
 				i++;
 			}

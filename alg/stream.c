@@ -259,8 +259,15 @@ static void complete_line(struct stream *s, const struct stream_ops *ops, void *
 	int64_t budget = (int64_t)max_seg - 1 + pending_delta(s);
 	if (budget < 0)
 		budget = 0;
-	char out[STREAM_LINE_MAX + 64];
-	int r = ops->line(ctx, s->line, s->line_len, (size_t)budget, out, sizeof(out));
+	char out[STREAM_LINE_MAX + STREAM_GROW_MAX];
+	/* Growth is capped per release: the MSS clamp leaves exactly that much room in a full segment. */
+	int64_t grow = STREAM_GROW_MAX - pending_delta(s);
+	if (grow < 0)
+		grow = 0;
+	size_t cap = s->line_len + (size_t)grow;
+	if (cap > sizeof(out))
+		cap = sizeof(out);
+	int r = ops->line(ctx, s->line, s->line_len, (size_t)budget, out, cap);
 	if (r < 0 || (size_t)r > sizeof(out))
 		return;
 	if ((size_t)r == s->line_len && memcmp(out, s->line, s->line_len) == 0)

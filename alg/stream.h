@@ -21,6 +21,11 @@
 #define STREAM_EDIT_MAX 8
 #define STREAM_EMIT_RING 8
 #define STREAM_HIST 16
+/*
+ * Most bytes the rewrites of one release may add. The session lowers the MSS
+ * of each control connection by as much, so a full segment still fits.
+ */
+#define STREAM_GROW_MAX 64
 /* The newest original bytes kept per direction, so a retransmission carries the first copy (power of 2). */
 #define STREAM_SEEN 2048
 
@@ -30,7 +35,7 @@ struct stream_ops {
 	/*
 	 * A complete line including its LF. Write a replacement to out and
 	 * return its length, or return -1 to keep it. The replacement must be
-	 * at least len - max_shrink bytes long.
+	 * at least len - max_shrink and at most cap bytes long.
 	 */
 	int (*line)(void *ctx, const char *line, size_t len, size_t max_shrink, char *out, size_t cap);
 };

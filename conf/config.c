@@ -21,6 +21,9 @@ void config_defaults(struct alg_config *c)
 	/* RFC 2577: a data port below 1024 is a bounce attempt at a well-known service. */
 	c->min_data_port = 1024;
 	c->max_sessions = 16384;
+	c->max_sessions_per_client = 256;
+	c->max_pinholes_per_client = 256;
+	c->max_pinholes = 32768;
 	c->log_level = 6;
 	snprintf(c->table, sizeof(c->table), "ftp_alg");
 	snprintf(c->user, sizeof(c->user), "nobody");
@@ -158,6 +161,18 @@ int config_set(struct alg_config *c, const char *key, const char *value, char *e
 			return -EINVAL;
 		}
 		c->max_pinholes_per_session = (unsigned)v;
+	} else if (strcasecmp(key, "MaxPinholesPerClient") == 0 || strcasecmp(key, "MaxPinholes") == 0 ||
+		   strcasecmp(key, "MaxSessionsPerClient") == 0) {
+		if (parse_uint(value, strlen(value), 1000000, &v) < 0 || v == 0) {
+			snprintf(err, errlen, "'%s' is not a number from 1 to 1000000", value);
+			return -EINVAL;
+		}
+		if (strcasecmp(key, "MaxPinholes") == 0)
+			c->max_pinholes = (unsigned)v;
+		else if (strcasecmp(key, "MaxPinholesPerClient") == 0)
+			c->max_pinholes_per_client = (unsigned)v;
+		else
+			c->max_sessions_per_client = (unsigned)v;
 	} else if (strcasecmp(key, "MaxSessions") == 0) {
 		if (parse_uint(value, strlen(value), 1000000, &v) < 0 || v == 0) {
 			snprintf(err, errlen, "'%s' is not a number from 1 to 1000000", value);

@@ -52,7 +52,10 @@ struct alg_config {
 	uint32_t pinhole_timeout; /* seconds */
 	uint16_t min_data_port;	  /* PORT/EPRT below this are refused */
 	unsigned max_pinholes_per_session;
+	unsigned max_pinholes_per_client;
+	unsigned max_pinholes; /* all sessions together */
 	unsigned max_sessions;
+	unsigned max_sessions_per_client;
 	int log_level;
 	char table[32];
 	char user[32]; /* run as this user after start-up */

@@ -70,6 +70,22 @@ def injections(conn, state):
     st.send(st.seq, b"227 Entering Passive Mode (192,0,2,13,195,84).\r\n", fragments=3)
 
 
+def fullmss(conn, state):
+    """Answer HELP and PASV together in exactly one full-MSS segment that ends with the 227."""
+    state["pasv"] = state.get("pasv", 0) + 1
+    mss = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
+    head = b"214-mss=%d\r\n" % mss
+    tail = b"214 end\r\n" + OK227
+    fill = mss - len(head) - len(tail)
+    body = b"".join(b"214-" + b"x" * 60 + b"\r\n" for _ in range(fill // 66))
+    body += b"214-" + b"y" * (fill - len(body) - 6) + b"\r\n"
+    conn.sendall(head + body + tail)
+
+
+# Cases that need the connection itself: called for each PASV.
+SPECIAL = {"inject": injections, "fullmss": fullmss}
+
+
 def serve(conn):
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     case = CASES["default"]
@@ -80,12 +96,14 @@ def serve(conn):
         verb = raw[:4].decode("latin-1").upper()
         if verb == "USER":
             name = raw[5:].strip().decode("latin-1")
-            case = "inject" if name == "inject" else CASES.get(name, {})
+            case = name if name in SPECIAL else CASES.get(name, {})
             conn.sendall(b"331 ok\r\n")
         elif verb == "PASS":
             conn.sendall(b"230 ok\r\n")
-        elif verb == "PASV" and case == "inject":
-            injections(conn, state)
+        elif verb == "PASV" and isinstance(case, str):
+            SPECIAL[case](conn, state)
+        elif verb == "HELP" and isinstance(case, str):
+            pass  # answered together with the PASV that follows
         elif verb == "QUIT":
             conn.sendall(b"221 bye\r\n")
             break

@@ -825,6 +825,22 @@ class Suite:
         self.check("forged segments: a retransmission with other bytes, a bad checksum and an out-of-window 227 "
                    "open nothing; a 227 in IP fragments is rewritten", injected)
 
+        def full_segment():
+            # The 227 ends a segment the server filled to its MSS; growing it must not push it past the MTU.
+            got = talk("fullmss", ["HELP\r\nPASV"])[0]
+            m = re.match(r"214-mss=(\d+)\r\n", got)
+            if not m:
+                raise AssertionError("client got %r" % got[:200])
+            mss = int(m.group(1))
+            if mss != 1460 - 64 - 12:
+                raise AssertionError("the server's MSS is %d, not the client's 1460 lowered by 64 (and 12 for "
+                                     "timestamps)" % mss)
+            want = "227 Entering Passive Mode (203,0,113,5,195,80).\r\n"
+            if not got.endswith("214 end\r\n" + want) or len(got) != mss + 1:
+                raise AssertionError("client got %d bytes ending %r" % (len(got), got[-80:]))
+        self.check("a 227 at the end of a full-MSS segment is rewritten and still fits (MSS lowered by 64)",
+                   full_segment)
+
         def onebyte():
             # Finer than the sender's window lets it go unacknowledged: held 2 s, then released untouched.
             got = talk("onebyte", ["PASV"])

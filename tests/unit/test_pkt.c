@@ -73,6 +73,65 @@ static void checksum_ok_detects_corruption(void **state)
 	assert_false(pkt_checksum_ok(out, len, &pi));
 }
 
+static void grown_v4_clears_df(void **state)
+{
+	uint8_t p[256], out[256];
+	struct pkt_info pi;
+	(void)state;
+	size_t len = make_v4(p, "227 (192,0,2,10,195,80)\r\n");
+	assert_int_equal(pkt_parse(p, len, &pi), 0);
+	const char *same = "227 (192,0,2,99,195,80)\r\n", *longer = "227 (203,0,113,10,195,80)\r\n";
+	assert_int_equal(pkt_rebuild(p, len, &pi, (const uint8_t *)same, strlen(same), out, sizeof(out)), (int)len);
+	assert_int_equal(out[6] & 0x40, 0x40);
+	int n = pkt_rebuild(p, len, &pi, (const uint8_t *)longer, strlen(longer), out, sizeof(out));
+	assert_int_equal(out[6] & 0x40, 0);
+	verify_checksums(out, (size_t)n);
+}
+
+static size_t make_syn(uint8_t *p, const uint8_t *opts, size_t olen)
+{
+	size_t len = make_v4(p, "");
+	memcpy(p + 40, opts, olen);
+	len += olen;
+	p[3] = (uint8_t)len;
+	p[32] = (uint8_t)((20 + olen) / 4 << 4);
+	p[33] = PKT_TCP_SYN;
+	p[10] = p[11] = 0;
+	uint16_t c = pkt_checksum(p, 20, 0);
+	p[10] = (uint8_t)(c >> 8);
+	p[11] = (uint8_t)c;
+	return len;
+}
+
+static void mss_clamped(void **state)
+{
+	uint8_t p[256];
+	struct pkt_info pi;
+	(void)state;
+	const uint8_t opts[] = {1, 1, 4, 2, 2, 4, 0x05, 0xb4, 1, 3, 3, 7}; /* NOP NOP SACK-perm MSS 1460 NOP WS */
+	size_t len = make_syn(p, opts, sizeof(opts));
+	assert_int_equal(pkt_parse(p, len, &pi), 0);
+	assert_int_equal(pi.payload_len, 0);
+	assert_int_equal(pkt_clamp_mss(p, len, &pi, 64), 1);
+	assert_int_equal(p[46] << 8 | p[47], 1396);
+	verify_checksums(p, len);
+	/* Never below the floor. */
+	p[46] = 0x01;
+	p[47] = 0x2c; /* 300 */
+	assert_int_equal(pkt_clamp_mss(p, len, &pi, 64), 0);
+	assert_int_equal(p[46] << 8 | p[47], 300);
+	/* An option length running past the header is refused, nothing written. */
+	const uint8_t bad[] = {1, 1, 8, 40, 2, 4, 0x05, 0xb4};
+	len = make_syn(p, bad, sizeof(bad));
+	assert_int_equal(pkt_parse(p, len, &pi), 0);
+	assert_int_equal(pkt_clamp_mss(p, len, &pi, 64), -EBADMSG);
+	assert_int_equal(p[46] << 8 | p[47], 0x05b4);
+	const uint8_t none[] = {1, 1, 1, 0};
+	len = make_syn(p, none, sizeof(none));
+	assert_int_equal(pkt_parse(p, len, &pi), 0);
+	assert_int_equal(pkt_clamp_mss(p, len, &pi, 64), 0);
+}
+
 static void parse_v4(void **state)
 {
 	uint8_t p[256];
@@ -169,6 +228,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(parse_v4),
 		cmocka_unit_test(checksum_ok_detects_corruption),
+		cmocka_unit_test(grown_v4_clears_df),
+		cmocka_unit_test(mss_clamped),
 		cmocka_unit_test(rebuild_v4_both_signs),
 		cmocka_unit_test(rebuild_v6),
 		cmocka_unit_test(malformed),

@@ -351,6 +351,85 @@ static void pinholes_bounded_per_session(void **state)
 	alg_free(c.alg);
 }
 
+static void epsv(struct conn *c, int port)
+{
+	char line[80];
+	send_pkt(c, DIR_ORIG, PKT_TCP_ACK, "EPSV\r\n");
+	snprintf(line, sizeof(line), "229 Entering Extended Passive Mode (|||%d|)\r\n", port);
+	send_pkt(c, DIR_REPLY, PKT_TCP_ACK, line);
+}
+
+static uint64_t refusals_for(struct conn *c, const char *reason)
+{
+	const struct alg_counters *k = alg_counters(c->alg);
+	for (unsigned i = 0; i < ALG_REASONS_MAX && k->refusals[i].reason; i++)
+		if (strcmp(k->refusals[i].reason, reason) == 0)
+			return k->refusals[i].count;
+	return 0;
+}
+
+/* Floods: per-client and global pinhole limits refuse (the reply passes unchanged); a full session replaces. */
+static void pinhole_limits_per_client_and_global(void **state)
+{
+	struct conn c;
+	struct alg_config cfg;
+	(void)state;
+	config_defaults(&cfg);
+	cfg.max_pinholes_per_client = 2;
+	setup_conn(&c, &cfg);
+	epsv(&c, 50000);
+	epsv(&c, 50001);
+	epsv(&c, 50002);
+	assert_string_equal(out_payload(&c), "");
+	assert_int_equal(c.k.nadded, 2);
+	assert_int_equal(refusals_for(&c, "client-max-pinholes"), 1);
+	/* A session at its own limit replaces its oldest, which does not add to the others. */
+	cfg.max_pinholes_per_client = 100;
+	cfg.max_pinholes = 2;
+	alg_set_config(c.alg, &cfg);
+	epsv(&c, 50003);
+	assert_int_equal(c.k.nadded, 2);
+	assert_int_equal(refusals_for(&c, "max-pinholes"), 1);
+	/* Once the connection closes its pinholes go and the count with them. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
+	alg_free(c.alg);
+
+	config_defaults(&cfg);
+	cfg.max_pinholes_per_session = 2;
+	cfg.max_pinholes = 2;
+	setup_conn(&c, &cfg);
+	epsv(&c, 50000);
+	epsv(&c, 50001);
+	epsv(&c, 50002);
+	assert_int_equal(c.k.nadded, 3);
+	assert_int_equal(c.k.ndeleted, 1);
+	/* A reload that raises MaxPinholesPerSession leaves existing sessions at the size they have. */
+	cfg.max_pinholes_per_session = 8;
+	cfg.max_pinholes = 100;
+	alg_set_config(c.alg, &cfg);
+	for (int i = 0; i < 6; i++)
+		epsv(&c, 50003 + i);
+	assert_int_equal(c.k.nadded, 9);
+	assert_int_equal(c.k.ndeleted, 7);
+	alg_free(c.alg);
+}
+
+static void sessions_limited_per_client(void **state)
+{
+	struct conn c;
+	struct alg_config cfg;
+	(void)state;
+	config_defaults(&cfg);
+	cfg.max_sessions_per_client = 1;
+	setup_conn(&c, &cfg);
+	/* A second connection from the same client: its SYN is let through unread, no session. */
+	c.k.ct.orig.sport = 40001;
+	c.k.ct.reply.dport = 40001;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	assert_int_equal(refusals_for(&c, "client-max-sessions"), 1);
+	alg_free(c.alg);
+}
+
 /* Without a seqadj extension (connection older than ftp-alg) only same-length rewrites happen. */
 static void no_seqadj_keeps_length(void **state)
 {
@@ -599,7 +678,8 @@ int main(void)
 		cmocka_unit_test(pasv_rewritten_with_pinhole), cmocka_unit_test(bad_packets_dropped_unread),
 		cmocka_unit_test(refusals),
 		cmocka_unit_test(auth_tls_goes_opaque),	       cmocka_unit_test(epsv_and_passive_ports),
-		cmocka_unit_test(pinholes_bounded_per_session), cmocka_unit_test(no_seqadj_keeps_length),
+		cmocka_unit_test(pinholes_bounded_per_session),
+		cmocka_unit_test(pinhole_limits_per_client_and_global), cmocka_unit_test(sessions_limited_per_client), cmocka_unit_test(no_seqadj_keeps_length),
 		cmocka_unit_test(port_rewritten_armed_on_200), cmocka_unit_test(port_bounce_neutralized),
 		cmocka_unit_test(replies_paired_in_order), cmocka_unit_test(routed_passive_remaps_port),
 		cmocka_unit_test(same_port_two_clients), cmocka_unit_test(status_and_pinhole_accounting),

@@ -22,6 +22,7 @@ struct fake {
 	uint8_t to_addr[4];
 	int lines;
 	int rewrites;
+	size_t extra; /* bytes each rewrite adds on top, to test the growth cap */
 };
 
 static bool fake_may(void *ctx, const char *line, size_t len)
@@ -44,8 +45,13 @@ static int fake_line(void *ctx, const char *line, size_t len, size_t max_shrink,
 	int n = ftp_format_hostport(&ep, span.len > max_shrink ? span.len - max_shrink : 0, rep, sizeof(rep));
 	if (n < 0)
 		return -1;
+	n = ftp_splice(line, len, span, rep, (size_t)n, out, cap);
+	if (n < 0 || (size_t)n + f->extra > cap)
+		return -1;
+	memmove(out + n - 2 + f->extra, out + n - 2, 2);
+	memset(out + n - 2, '+', f->extra);
 	f->rewrites++;
-	return ftp_splice(line, len, span, rep, (size_t)n, out, cap);
+	return n + (int)f->extra;
 }
 
 static const struct stream_ops ops = {.may_rewrite = fake_may, .line = fake_line};
@@ -338,6 +344,29 @@ static void overlap_first_copy_wins(void **state)
 	free(m);
 }
 
+/* The rewrites of one release add at most STREAM_GROW_MAX bytes; a line that would go past is kept. */
+static void growth_capped_per_release(void **state)
+{
+	(void)state;
+	static const char *const IN = "227 (192,0,2,10,195,80)\r\n227 (192,0,2,10,195,81)\r\n227 (192,0,2,10,195,82)\r\n";
+	struct sim *m = calloc(1, sizeof(*m));
+	sim_init(m, LONG_TO);
+	m->f.extra = 30; /* each rewrite grows by 31 */
+	sim_send(m, IN, 0, strlen(IN));
+	expect_rx(m, "227 (203,0,113,1,195,80)" "++++++++++++++++++++++++++++++\r\n"
+		     "227 (203,0,113,1,195,81)" "++++++++++++++++++++++++++++++\r\n"
+		     "227 (192,0,2,10,195,82)\r\n");
+	assert_int_equal(m->f.rewrites, 2);
+	/* The next release has its own allowance. */
+	static const char *const MORE = "227 (192,0,2,10,195,83)\r\n";
+	char all[256];
+	snprintf(all, sizeof(all), "%s%s", IN, MORE);
+	sim_send(m, all, strlen(IN), strlen(MORE));
+	assert_int_equal(m->f.rewrites, 3);
+	stream_free(&m->s);
+	free(m);
+}
+
 /* Joined mid-stream (after a restart): nothing is parsed before the first line end. */
 static void adopted_mid_line(void **state)
 {
@@ -436,6 +465,7 @@ int main(void)
 		cmocka_unit_test(retransmit_of_held_is_dropped),
 		cmocka_unit_test(coalesced_retransmission_supersedes),
 		cmocka_unit_test(future_segment_dropped), cmocka_unit_test(overlap_first_copy_wins),
+		cmocka_unit_test(growth_capped_per_release),
 		cmocka_unit_test(adopted_mid_line),
 		cmocka_unit_test(flush_releases_unmodified),
 		cmocka_unit_test(long_line_not_parsed),
