@@ -69,6 +69,7 @@ struct session {
 		struct pinhole hole;
 	} pending[PENDING_MAX];
 	unsigned npending;
+	unsigned untracked; /* commands beyond the tracked ones, answered after them */
 	unsigned pending_head;
 
 	struct hole *holes;
@@ -464,11 +465,16 @@ static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info
 			(unsigned long long)s->id);
 }
 
+/*
+ * Replies come in command order. Past PENDING_MAX outstanding commands the
+ * newer ones are only counted, and so is every command after them until
+ * their replies have passed, so pairing never slips.
+ */
 static struct pending *pending_push(struct session *s, enum ftp_verb v)
 {
-	if (s->npending == PENDING_MAX) {
-		s->pending_head = (s->pending_head + 1) % PENDING_MAX;
-		s->npending--;
+	if (s->npending == PENDING_MAX || s->untracked) {
+		s->untracked++;
+		return NULL;
 	}
 	struct pending *p = &s->pending[(s->pending_head + s->npending) % PENDING_MAX];
 	*p = (struct pending){.verb = v};
@@ -780,8 +786,14 @@ static int server_line(struct session *s, const char *line, size_t len, size_t m
 			s->greeted = true;
 		return -1;
 	}
-	if (s->npending == 0)
+	if (s->npending == 0) {
+		if (s->untracked) {
+			s->untracked--;
+			if (code == 227 || code == 229)
+				log_refusal(s, "pipelined-too-deep", line, len);
+		}
 		return -1;
+	}
 	struct pending pend = s->pending[s->pending_head];
 	enum ftp_verb v = pend.verb;
 	pending_pop(s);
@@ -877,6 +889,8 @@ static int client_line(struct session *s, const char *line, size_t len, size_t m
 	}
 	enum ftp_verb v = ftp_command_verb(line, len);
 	struct pending *p = pending_push(s, v);
+	if ((v == FTP_VERB_PORT || v == FTP_VERB_EPRT) && !p)
+		return neutralize(s, "pipelined-too-deep", line, len, out, cap);
 	if (v == FTP_VERB_PORT || v == FTP_VERB_EPRT)
 		return client_port(s, v, line, len, max_shrink, out, cap, p);
 	/* LPRT (RFC 1639) is not understood: it opens nothing and must not bounce either. */
@@ -927,7 +941,7 @@ static int pktbuf_reserve(struct alg *a, size_t need)
 	/* Verdict buffers stay valid until alg_verdicts_done, so only grow between batches. */
 	if (a->pktbuf_used != 0)
 		return -ENOSPC;
-	size_t n = a->pktbuf_cap ? a->pktbuf_cap : 65536;
+	size_t n = a->pktbuf_cap ? a->pktbuf_cap : (size_t)1 << 19;
 	while (n < need)
 		n *= 2;
 	uint8_t *p = realloc(a->pktbuf, n);
@@ -1260,6 +1274,7 @@ void alg_tick(struct alg *a, time_t now, void (*emit)(void *ctx, const struct al
 				a->ctr.pinholes_expired++;
 				memmove(&s->holes[i], &s->holes[i + 1], (s->nholes - i - 1) * sizeof(s->holes[0]));
 				s->nholes--;
+				holes_changed(a, s, -1);
 			} else {
 				i++;
 			}

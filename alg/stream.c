@@ -41,6 +41,7 @@ void stream_free(struct stream *s)
 	for (unsigned i = 0; i < STREAM_EMIT_RING; i++)
 		free(s->emitted[i].out);
 	free_edits(s);
+	free(s->edits);
 	free_released(s);
 	free(s->scratch);
 	free(s->outbuf);
@@ -254,8 +255,17 @@ static int32_t pending_delta(const struct stream *s)
 
 static void complete_line(struct stream *s, const struct stream_ops *ops, void *ctx, size_t max_seg)
 {
-	if (s->line_long || s->line_start_released || s->nedits >= STREAM_EDIT_MAX || !ops->line)
+	if (s->line_long || s->line_start_released || !ops->line)
 		return;
+	/* Room for the edit first: once the callback has armed a pinhole, the rewrite must happen. */
+	if (s->nedits == s->edits_cap) {
+		unsigned n = s->edits_cap ? 2 * s->edits_cap : 4;
+		struct stream_edit *e = realloc(s->edits, n * sizeof(*e));
+		if (!e)
+			return;
+		s->edits = e;
+		s->edits_cap = n;
+	}
 	int64_t budget = (int64_t)max_seg - 1 + pending_delta(s);
 	if (budget < 0)
 		budget = 0;

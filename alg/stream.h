@@ -18,7 +18,6 @@
 
 #define STREAM_LINE_MAX 4096
 #define STREAM_HOLD_MAX 128
-#define STREAM_EDIT_MAX 8
 #define STREAM_EMIT_RING 8
 #define STREAM_HIST 16
 /*
@@ -75,8 +74,9 @@ struct stream {
 
 	struct stream_held held[STREAM_HOLD_MAX];
 	unsigned nheld;
-	struct stream_edit edits[STREAM_EDIT_MAX];
+	struct stream_edit *edits; /* rewrites of the lines in what is held, in order */
 	unsigned nedits;
+	unsigned edits_cap;
 	struct stream_emitted emitted[STREAM_EMIT_RING];
 	unsigned emit_next;
 

@@ -497,6 +497,38 @@ class Suite:
                 raise AssertionError("expected the 198.51.100.100 rewrite to shorten by 3")
         self.check("exact rewritten 227 lines (lengthen +1, shorten -3)", rewritten_lines)
 
+        def many_rewrites(pipeline, loss):
+            # Loss at the client both ways: retransmissions, SACK and partial ACKs around length-changing
+            # rewrites. Pipelined: 30 rewrites in flight at once, many in one segment.
+            if loss:
+                nsx("fa-c", "nft -f -", input="table inet loss {\n"
+                    " chain i { type filter hook input priority 0; tcp sport 21 numgen random mod 5 == 0 counter drop; }\n"
+                    " chain o { type filter hook output priority 0; tcp dport 21 numgen random mod 8 == 0 counter drop; }\n"
+                    "}\n")
+            try:
+                r = nsx("fa-c", ["python3", os.path.join(HERE, "pipelined.py"), "--host", "203.0.113.1", "--path",
+                                 "/%s/f1M" % DATA_DIR, "--count", "30"] + (["--pipeline"] if pipeline else []),
+                        check=False, timeout=240)
+                dropped = nsx("fa-c", "nft list table inet loss").stdout if loss else ""
+            finally:
+                if loss:
+                    nsx("fa-c", "nft delete table inet loss", check=False)
+            try:
+                res = json.loads(r.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                raise AssertionError("client failed: %s %s" % (r.stdout, r.stderr[-1200:]))
+            bad = [l for l in res["lines"] if not re.match(r"227 Entering Passive Mode \(203,0,113,1,\d+,\d+\)\.\r\n$", l)]
+            if len(res["lines"]) != 30 or bad:
+                raise AssertionError("%d replies (%s), wrong ones: %r" % (len(res["lines"]), res.get("error"), bad[:3]))
+            if res["sha256"] != self.files["f1M"]:
+                raise AssertionError("the transfer through the last one failed: %s" % res.get("error"))
+            if loss and not re.search(r"packets [1-9]\d* bytes", dropped):
+                raise AssertionError("the loss rules dropped nothing: the test proved nothing")
+        self.check("30 PASV on one connection under random loss both ways: every 227 rewritten, then a transfer",
+                   lambda: many_rewrites(False, True))
+        self.check("30 PASV pipelined in one write: every 227 rewritten, then a transfer",
+                   lambda: many_rewrites(True, False))
+
         def elements(name):
             kind = "map" if name == "pasv4" else "set"
             r = nsx("fa-gw", "nft -j list %s inet ftp_alg %s" % (kind, name))

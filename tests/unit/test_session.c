@@ -414,6 +414,34 @@ static void pinhole_limits_per_client_and_global(void **state)
 	alg_free(c.alg);
 }
 
+/* Past 32 outstanding commands the rest are counted, not paired: their replies are never rewritten. */
+static void deep_pipeline_keeps_pairing(void **state)
+{
+	struct conn c;
+	(void)state;
+	open_conn(&c);
+	for (int i = 0; i < 34; i++)
+		send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PORT 203,0,113,10,195,80\r\n");
+	assert_string_equal(out_payload(&c), "XXXX 203,0,113,10,195,80\r\n");
+	for (int i = 0; i < 34; i++) {
+		char line[80];
+		snprintf(line, sizeof(line), "227 Entering Passive Mode (192,0,2,10,195,%d).\r\n", i);
+		send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, line);
+		if (i < 32)
+			assert_true(strstr(out_payload(&c), "(203,0,113,1,195,") != NULL);
+		else
+			assert_string_equal(out_payload(&c), "");
+	}
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "500 XXXX not understood\r\n");
+	assert_int_equal(refusals_for(&c, "pipelined-too-deep"), 3);
+	/* All answered: the next PASV is paired again. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,99).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,195,99).\r\n");
+	alg_free(c.alg);
+}
+
 static void sessions_limited_per_client(void **state)
 {
 	struct conn c;
@@ -679,7 +707,8 @@ int main(void)
 		cmocka_unit_test(refusals),
 		cmocka_unit_test(auth_tls_goes_opaque),	       cmocka_unit_test(epsv_and_passive_ports),
 		cmocka_unit_test(pinholes_bounded_per_session),
-		cmocka_unit_test(pinhole_limits_per_client_and_global), cmocka_unit_test(sessions_limited_per_client), cmocka_unit_test(no_seqadj_keeps_length),
+		cmocka_unit_test(pinhole_limits_per_client_and_global), cmocka_unit_test(sessions_limited_per_client),
+		cmocka_unit_test(deep_pipeline_keeps_pairing), cmocka_unit_test(no_seqadj_keeps_length),
 		cmocka_unit_test(port_rewritten_armed_on_200), cmocka_unit_test(port_bounce_neutralized),
 		cmocka_unit_test(replies_paired_in_order), cmocka_unit_test(routed_passive_remaps_port),
 		cmocka_unit_test(same_port_two_clients), cmocka_unit_test(status_and_pinhole_accounting),
