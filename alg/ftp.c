@@ -47,6 +47,31 @@ enum ftp_verb ftp_command_verb(const char *buf, size_t len)
 	return FTP_VERB_OTHER;
 }
 
+size_t ftp_telnet_strip(const char *in, size_t len, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && o < cap; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c != 0xff) {
+			out[o++] = (char)c;
+			continue;
+		}
+		if (i + 1 >= len)
+			break;
+		unsigned char cmd = (unsigned char)in[i + 1];
+		if (cmd == 0xff) {
+			out[o++] = (char)0xff;
+			i++;
+		} else if (cmd >= 0xfb) {
+			i += 2; /* WILL, WONT, DO, DONT take an option byte */
+		} else {
+			i++;
+		}
+	}
+	return o;
+}
+
 /* Commands a client may open an FTP session with (RFC 959, 2228, 2389, 2640, 7151 and common ones). */
 bool ftp_plausible_first_command(const char *buf, size_t len)
 {

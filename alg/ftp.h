@@ -62,3 +62,10 @@ int ftp_format_port(uint16_t port, char *out, size_t cap);
  */
 int ftp_splice(const char *buf, size_t len, struct ftp_span span, const char *rep, size_t rep_len, char *out,
 	       size_t cap);
+
+/*
+ * Copy in without its Telnet commands (RFC 854: IAC x, IAC WILL/WONT/DO/DONT
+ * x; IAC IAC is a literal 0xff) into out; returns the bytes written (at most
+ * cap). Servers that speak Telnet on the control connection see this.
+ */
+size_t ftp_telnet_strip(const char *in, size_t len, char *out, size_t cap);

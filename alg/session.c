@@ -888,6 +888,15 @@ static int client_line(struct session *s, const char *line, size_t len, size_t m
 		}
 	}
 	enum ftp_verb v = ftp_command_verb(line, len);
+	if (memchr(line, 0xff, len)) {
+		/* A server that strips Telnet commands would see the verb behind them. */
+		char plain[16];
+		enum ftp_verb pv = ftp_command_verb(plain, ftp_telnet_strip(line, len, plain, sizeof(plain)));
+		if (pv == FTP_VERB_PORT || pv == FTP_VERB_EPRT || pv == FTP_VERB_LPRT) {
+			pending_push(s, pv);
+			return neutralize(s, "telnet-command-in-PORT", line, len, out, cap);
+		}
+	}
 	struct pending *p = pending_push(s, v);
 	if ((v == FTP_VERB_PORT || v == FTP_VERB_EPRT) && !p)
 		return neutralize(s, "pipelined-too-deep", line, len, out, cap);
@@ -913,6 +922,9 @@ static bool may_rewrite(void *ctx, const char *line, size_t len)
 	if (s->cur_dir == DIR_ORIG) {
 		/* Any PORT/EPRT may be rewritten or neutralized: hold it whole. */
 		static const char *const verbs[] = {"PORT", "EPRT", "LPRT"};
+		/* So may a line whose verb hides behind Telnet commands. */
+		if (memchr(line, 0xff, len < 16 ? len : 16))
+			return true;
 		for (int i = 0; i < 3; i++) {
 			size_t k = 0;
 			while (k < len && k < 4 && (line[k] & ~0x20) == verbs[i][k])

@@ -222,9 +222,23 @@ static void rewrite_roundtrip(void **state)
 	}
 }
 
+static void telnet_strip(void **state)
+{
+	char out[64];
+	(void)state;
+	const char in[] = "\xff\xf4\xff\xf2PO\xff\xfb\x01RT \xff\xff!";
+	size_t n = ftp_telnet_strip(in, sizeof(in) - 1, out, sizeof(out));
+	assert_int_equal(n, 7);
+	assert_memory_equal(out, "PORT \xff!", 7);
+	/* A trailing lone IAC and a short output buffer are handled. */
+	assert_int_equal(ftp_telnet_strip("AB\xff", 3, out, sizeof(out)), 2);
+	assert_int_equal(ftp_telnet_strip("ABCDEF", 6, out, 3), 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(telnet_strip),
 		cmocka_unit_test(verbs),	     cmocka_unit_test(reply_codes), cmocka_unit_test(first_commands),
 		cmocka_unit_test(parse_227),	     cmocka_unit_test(parse_229),
 		cmocka_unit_test(parse_port_eprt),   cmocka_unit_test(format_and_splice),

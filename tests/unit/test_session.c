@@ -442,6 +442,26 @@ static void deep_pipeline_keeps_pairing(void **state)
 	alg_free(c.alg);
 }
 
+/* A server that strips Telnet commands (ProFTPD does) must not see a PORT the gateway did not check. */
+static void telnet_commands_cannot_hide_port(void **state)
+{
+	struct conn c;
+	(void)state;
+	open_conn(&c);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "\xff\xf4\xff\xf2PORT 203,0,113,20,195,80\r\n");
+	assert_string_equal(out_payload(&c), "XXXXPORT 203,0,113,20,195,80\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "500 Unknown command.\r\n");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "P\xff\xf1ORT 203,0,113,20,195,80\r\n");
+	assert_string_equal(out_payload(&c), "XXXXRT 203,0,113,20,195,80\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "500 Unknown command.\r\n");
+	assert_int_equal(refusals_for(&c, "telnet-command-in-PORT"), 2);
+	assert_int_equal(c.k.nadded, 0);
+	/* ABOR behind IAC IP / IAC DM, as clients send it, is left alone. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "\xff\xf4\xff\xf2" "ABOR\r\n");
+	assert_string_equal(out_payload(&c), "");
+	alg_free(c.alg);
+}
+
 static void sessions_limited_per_client(void **state)
 {
 	struct conn c;
@@ -707,7 +727,7 @@ int main(void)
 		cmocka_unit_test(refusals),
 		cmocka_unit_test(auth_tls_goes_opaque),	       cmocka_unit_test(epsv_and_passive_ports),
 		cmocka_unit_test(pinholes_bounded_per_session),
-		cmocka_unit_test(pinhole_limits_per_client_and_global), cmocka_unit_test(sessions_limited_per_client),
+		cmocka_unit_test(pinhole_limits_per_client_and_global), cmocka_unit_test(sessions_limited_per_client), cmocka_unit_test(telnet_commands_cannot_hide_port),
 		cmocka_unit_test(deep_pipeline_keeps_pairing), cmocka_unit_test(no_seqadj_keeps_length),
 		cmocka_unit_test(port_rewritten_armed_on_200), cmocka_unit_test(port_bounce_neutralized),
 		cmocka_unit_test(replies_paired_in_order), cmocka_unit_test(routed_passive_remaps_port),
