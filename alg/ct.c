@@ -161,6 +161,8 @@ static int get_mnl_cb(const struct nlmsghdr *nlh, void *data)
 int ct_get(struct ct *c, const struct flow *seen, int dir, struct ct_info *out)
 {
 	char buf[8192];
+	/* The request is small; zeroed so that no byte the kernel reads is left over from the stack. */
+	memset(buf, 0, 512);
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;

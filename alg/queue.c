@@ -26,6 +26,7 @@ struct queue {
 static int send_cfg(struct queue *q, uint16_t num, int (*fill)(struct nlmsghdr *, const void *), const void *arg)
 {
 	char buf[8192];
+	memset(buf, 0, 512);
 	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, num);
 	nlh->nlmsg_flags |= NLM_F_ACK;
 	fill(nlh, arg);
@@ -135,10 +136,13 @@ int queue_receive(struct queue *q, queue_handler h, void *ctx)
 int queue_verdict(struct queue *q, int dir, uint32_t id, int accept, const uint8_t *data, size_t len)
 {
 	char buf[0xffff + 512];
-	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT, (uint16_t)(q->base + dir));
-
 	if (data && len > 0xffff)
 		return -EMSGSIZE;
+	/* Headers, and the attribute padding after a replacement packet, which libmnl may leave. */
+	size_t used = 256 + (data ? len + 8 : 0);
+	memset(buf, 0, used < sizeof(buf) ? used : sizeof(buf));
+	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT, (uint16_t)(q->base + dir));
+
 	nfq_nlmsg_verdict_put(nlh, (int)id, accept ? NF_ACCEPT : NF_DROP);
 	if (accept && data)
 		nfq_nlmsg_verdict_put_pkt(nlh, data, (uint32_t)len);

@@ -58,6 +58,7 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 int route_via_default(struct route *r, int family, const uint8_t *addr)
 {
 	char buf[8192];
+	memset(buf, 0, 512);
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = RTM_GETROUTE;
 	nlh->nlmsg_flags = NLM_F_REQUEST;

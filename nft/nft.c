@@ -491,7 +491,7 @@ int nft_open(struct nft **out, const struct alg_config *cfg)
 	if (!n)
 		return -ENOMEM;
 	n->buflen = 1 << 16;
-	n->buf = malloc(n->buflen);
+	n->buf = calloc(1, n->buflen); /* netlink padding the libraries skip must not be stack or heap leftovers */
 	n->nl = mnl_socket_open(NETLINK_NETFILTER);
 	if (!n->buf || !n->nl || mnl_socket_bind(n->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
 		int e = errno ? errno : ENOMEM;
@@ -716,6 +716,8 @@ int nft_pinholes_armed(struct nft *n, void (*cb)(void *ctx, const struct pinhole
 {
 	char buf[16384];
 
+	memset(buf, 0, 1024); /* the request part: no stack leftovers go to the kernel */
+
 	for (int i = 0; i < 2; i++) {
 		const struct pinhole_layout *l = i ? &layout6 : &layout4;
 		struct nftnl_set *s = set_new(n, l->set);
@@ -762,6 +764,7 @@ static int obj_cb(const struct nlmsghdr *nlh, void *data)
 int nft_find_ftp_helpers(struct nft *n, void (*cb)(void *ctx, const char *table, const char *name), void *ctx)
 {
 	char buf[16384];
+	memset(buf, 0, 1024);
 	uint32_t seq = n->seq++;
 	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETOBJ, NFPROTO_UNSPEC, NLM_F_DUMP, seq);
 	struct nftnl_obj *o = nftnl_obj_alloc();

@@ -134,6 +134,7 @@ def sha256(path):
 
 class Lab:
     def __init__(self, workdir, pkgroot):
+        self.wrapper = []  # a command the daemon runs under (valgrind)
         self.work = workdir
         self.pkgroot = pkgroot
         self.procs = []
@@ -267,9 +268,9 @@ class Lab:
         starts = self.log().count(" started: ")
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                    UBSAN_OPTIONS="print_stacktrace=1")
-        self.alg = subprocess.Popen(["ip", "netns", "exec", "fa-gw", binary, "-v"] + list(args),
+        self.alg = subprocess.Popen(["ip", "netns", "exec", "fa-gw"] + self.wrapper + [binary, "-v"] + list(args),
                                     stdout=subprocess.DEVNULL, stderr=open(self.alg_log, "a"), env=env)
-        deadline = time.time() + 10
+        deadline = time.time() + (60 if self.wrapper else 10)
         while self.log().count(" started: ") <= starts:
             if self.alg.poll() is not None or time.time() > deadline:
                 raise RuntimeError("ftp-alg did not start:\n" + self.log())
@@ -280,7 +281,7 @@ class Lab:
             return None
         self.alg.send_signal(signal.SIGTERM)
         try:
-            rc = self.alg.wait(timeout=10)
+            rc = self.alg.wait(timeout=60 if self.wrapper else 10)
         except subprocess.TimeoutExpired:
             self.alg.kill()
             rc = self.alg.wait()
@@ -1197,11 +1198,30 @@ def prepare_files():
     return files
 
 
+def valgrind_clean(lab, work):
+    """Stop the daemon and read every valgrind report it left."""
+    rc = lab.stop_alg()
+    reports = sorted(f for f in os.listdir(work) if f.startswith("valgrind."))
+    if not reports:
+        raise AssertionError("valgrind wrote no report")
+    for f in reports:
+        with open(os.path.join(work, f)) as fh:
+            text = fh.read()
+        m = re.search(r"ERROR SUMMARY: (\d+) errors", text)
+        # Definite and indirect leaks count as errors (--errors-for-leak-kinds).
+        if not m or m.group(1) != "0":
+            raise AssertionError("%s:\n%s" % (f, text[-3000:]))
+    if rc == 97:
+        raise AssertionError("valgrind exit code 97")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
     ap.add_argument("--pkgroot", required=True, help="folder with proftpd and pure-ftpd unpacked")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--valgrind", action="store_true",
+                    help="run the daemon under valgrind (memcheck) and fail on any error or leak")
     ap.add_argument("--only", action="append", default=[],
                     help="run only this phase against ftp-alg (repeatable), for working on one area")
     a = ap.parse_args()
@@ -1212,6 +1232,10 @@ def main():
     work = tempfile.mkdtemp(prefix="ftp-alg-it.")
     os.chmod(work, 0o755)  # the servers drop privileges and still read their files here
     lab = Lab(work, a.pkgroot)
+    if a.valgrind:
+        lab.wrapper = ["valgrind", "--error-exitcode=97", "--leak-check=full", "--show-leak-kinds=definite,indirect",
+                       "--errors-for-leak-kinds=definite,indirect", "--track-fds=no", "--track-origins=yes",
+                       "--log-file=" + os.path.join(work, "valgrind.%p.log")]
     suite = Suite(lab, files, os.path.abspath(a.binary), a.quick)
     try:
         lab.up()
@@ -1221,6 +1245,8 @@ def main():
             lab.start_alg(suite.binary)
             for name in a.only:
                 getattr(suite, name)()
+            if a.valgrind:
+                suite.check("valgrind: no memory errors and no leaks in the daemon", lambda: valgrind_clean(lab, work))
         else:
             suite.negative_control()
             lab.helper(True)

@@ -58,8 +58,8 @@ static const struct stream_ops ops = {.may_rewrite = fake_may, .line = fake_line
 
 /* The receiver: bytes placed at the sequence number the kernel's seqadj gives them. */
 struct rx {
-	uint8_t buf[1 << 16];
-	bool has[1 << 16];
+	uint8_t buf[1 << 17];
+	bool has[1 << 17];
 	size_t end;
 	int conflicts;
 };
@@ -454,10 +454,33 @@ static void long_line_not_parsed(void **state)
 	free(m);
 }
 
+/* Past 65536 bytes (a 16-bit length would wrap): still not parsed, and the next line is. */
+static void line_over_64k_not_parsed(void **state)
+{
+	(void)state;
+	struct sim *m = calloc(1, sizeof(*m));
+	sim_init(m, LONG_TO);
+	static const char next[] = "227 Entering Passive Mode (192,0,2,10,195,80).\r\n";
+	static char in[70000 + sizeof(next) - 1];
+	memset(in, 'x', 70000);
+	memcpy(in, "227 Entering Passive Mode (192,0,2,10,195,80) ", 46);
+	memcpy(in + 70000 - 2, "\r\n", 2);
+	memcpy(in + 70000, next, sizeof(next) - 1);
+	for (size_t off = 0; off < sizeof(in); off += 1400)
+		sim_send(m, in, off, sizeof(in) - off < 1400 ? sizeof(in) - off : 1400);
+	assert_int_equal(m->f.lines, 1);
+	assert_int_equal(m->f.rewrites, 1);
+	assert_int_equal(m->rx.end, sizeof(in) + 1);
+	assert_memory_equal(m->rx.buf, in, 70000);
+	stream_free(&m->s);
+	free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(split_once_everywhere),
+		cmocka_unit_test(line_over_64k_not_parsed),
 		cmocka_unit_test(split_twice_everywhere),
 		cmocka_unit_test(one_byte_segments),
 		cmocka_unit_test(many_rewrites_one_connection),
