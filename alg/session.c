@@ -99,6 +99,8 @@ struct alg {
 	unsigned nsessions;
 	struct peer *peers[HASH_BUCKETS];
 	unsigned nholes; /* armed pinholes of all sessions */
+	struct keynode **live; /* their keys */
+	struct keynode **armed; /* keys the kernel still had at the last check (built per tick) */
 	uint64_t next_id;
 	uint16_t next_passive;
 	struct alg_counters ctr;
@@ -263,6 +265,93 @@ static uint32_t addr_hash(int family, const uint8_t *addr)
 	return h % HASH_BUCKETS;
 }
 
+/*
+ * Pinhole keys (client, local address, port) in a hash: which are armed by
+ * some session, and which the kernel still has. Keeps the per-PASV and
+ * per-tick work flat as sessions grow.
+ */
+struct keynode {
+	struct keynode *next;
+	struct pinhole key;
+	unsigned count;
+};
+
+#define KEY_BUCKETS 16384
+
+static uint32_t key_hash(const struct pinhole *p)
+{
+	uint32_t h = 2166136261u ^ p->port;
+	size_t l = addr_len(p->family);
+	for (size_t i = 0; i < l; i++)
+		h = (h ^ p->client[i]) * 16777619u;
+	for (size_t i = 0; i < l; i++)
+		h = (h ^ p->local[i]) * 16777619u;
+	return h % KEY_BUCKETS;
+}
+
+
+static bool same_key(const struct pinhole *a, const struct pinhole *b)
+{
+	size_t l = addr_len(a->family);
+	return a->family == b->family && a->port == b->port && memcmp(a->client, b->client, l) == 0 &&
+	       memcmp(a->local, b->local, l) == 0;
+}
+
+static struct keynode *keyset_find(struct keynode **set, const struct pinhole *p)
+{
+	if (!set)
+		return NULL;
+	for (struct keynode *n = set[key_hash(p)]; n; n = n->next)
+		if (same_key(&n->key, p))
+			return n;
+	return NULL;
+}
+
+static int keyset_add(struct keynode ***setp, const struct pinhole *p)
+{
+	if (!*setp && !(*setp = calloc(KEY_BUCKETS, sizeof(**setp))))
+		return -ENOMEM;
+	struct keynode *n = keyset_find(*setp, p);
+	if (!n) {
+		n = calloc(1, sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		n->key = *p;
+		n->next = (*setp)[key_hash(p)];
+		(*setp)[key_hash(p)] = n;
+	}
+	n->count++;
+	return 0;
+}
+
+static void keyset_del(struct keynode **set, const struct pinhole *p)
+{
+	if (!set)
+		return;
+	for (struct keynode **np = &set[key_hash(p)]; *np; np = &(*np)->next)
+		if (same_key(&(*np)->key, p)) {
+			struct keynode *n = *np;
+			if (--n->count == 0) {
+				*np = n->next;
+				free(n);
+			}
+			return;
+		}
+}
+
+static void keyset_free(struct keynode **set)
+{
+	if (!set)
+		return;
+	for (size_t i = 0; i < KEY_BUCKETS; i++)
+		while (set[i]) {
+			struct keynode *n = set[i];
+			set[i] = n->next;
+			free(n);
+		}
+	free(set);
+}
+
 static struct peer *peer_get(struct alg *a, int family, const uint8_t *addr, bool create)
 {
 	struct peer **head = &a->peers[addr_hash(family, addr)];
@@ -373,6 +462,7 @@ static void unlink_from(struct session **head, struct session *s, bool reply)
 static void holes_remove_all(struct alg *a, struct session *s)
 {
 	for (unsigned i = 0; i < s->nholes; i++) {
+		keyset_del(a->live, &s->holes[i].p);
 		if (s->holes[i].expires > a->now) {
 			int r = a->ops->pinhole_del(a->kernel, &s->holes[i].p);
 			if (r == 0)
@@ -497,15 +587,7 @@ static void pending_pop(struct session *s)
 
 static bool hole_in_use(struct alg *a, const struct pinhole *p)
 {
-	for (struct session *s = a->all; s; s = s->next_all)
-		for (unsigned i = 0; i < s->nholes; i++) {
-			const struct pinhole *q = &s->holes[i].p;
-			if (s->holes[i].expires > a->now && q->family == p->family && q->port == p->port &&
-			    memcmp(q->client, p->client, addr_len(p->family)) == 0 &&
-			    memcmp(q->local, p->local, addr_len(p->family)) == 0)
-				return true;
-		}
-	return false;
+	return keyset_find(a->live, p) != NULL;
 }
 
 /*
@@ -562,11 +644,17 @@ static int arm_pinhole(struct alg *a, struct session *s, const struct pinhole *p
 		/* Bounded per session: the oldest announcement loses its hole. */
 		if (s->holes[0].expires > a->now)
 			a->ops->pinhole_del(a->kernel, &s->holes[0].p);
+		keyset_del(a->live, &s->holes[0].p);
 		memmove(&s->holes[0], &s->holes[1], (s->nholes - 1) * sizeof(s->holes[0]));
 		s->nholes--;
 		holes_changed(a, s, -1);
 	}
-	int r = a->ops->pinhole_add(a->kernel, p);
+	int r = keyset_add(&a->live, p);
+	if (r == 0) {
+		r = a->ops->pinhole_add(a->kernel, p);
+		if (r < 0)
+			keyset_del(a->live, p);
+	}
 	if (r < 0) {
 		a->ctr.errors++;
 		log_msg(LOG_LVL_ERR, "session=%llu event=pinhole-failed error=\"%s\"", (unsigned long long)s->id,
@@ -1206,20 +1294,11 @@ static void flush_dir(struct alg *a, struct session *s, int dir, void (*emit)(vo
 	a->pktbuf_used = 0;
 }
 
-static bool same_key(const struct pinhole *a, const struct pinhole *b)
-{
-	size_t l = addr_len(a->family);
-	return a->family == b->family && a->port == b->port && memcmp(a->client, b->client, l) == 0 &&
-	       memcmp(a->local, b->local, l) == 0;
-}
 
 static void mark_armed(void *ctx, const struct pinhole *k)
 {
 	struct alg *a = ctx;
-	for (struct session *s = a->all; s; s = s->next_all)
-		for (unsigned i = 0; i < s->nholes; i++)
-			if (same_key(&s->holes[i].p, k))
-				s->holes[i].seen = true;
+	keyset_add(&a->armed, k);
 }
 
 /*
@@ -1233,11 +1312,17 @@ static void account_pinholes(struct alg *a, time_t now)
 		any = s->nholes > 0;
 	if (!any || !a->ops->pinholes_armed)
 		return;
+	int r = a->ops->pinholes_armed(a->kernel, mark_armed, a);
+	struct keynode **armed = a->armed;
+	a->armed = NULL;
+	if (r < 0 || !armed) {
+		keyset_free(armed);
+		return;
+	}
 	for (struct session *s = a->all; s; s = s->next_all)
 		for (unsigned i = 0; i < s->nholes; i++)
-			s->holes[i].seen = false;
-	if (a->ops->pinholes_armed(a->kernel, mark_armed, a) < 0)
-		return;
+			s->holes[i].seen = keyset_find(armed, &s->holes[i].p) != NULL;
+	keyset_free(armed);
 	for (struct session *s = a->all; s; s = s->next_all)
 		for (unsigned i = 0; i < s->nholes;) {
 			struct hole *h = &s->holes[i];
@@ -1249,6 +1334,7 @@ static void account_pinholes(struct alg *a, time_t now)
 					a->ops->pinhole_del(a->kernel, &h->p);
 					a->ctr.pinholes_used++;
 				}
+				keyset_del(a->live, &h->p);
 				memmove(h, h + 1, (s->nholes - i - 1) * sizeof(*h));
 				s->nholes--;
 				holes_changed(a, s, -1);
@@ -1284,6 +1370,7 @@ void alg_tick(struct alg *a, time_t now, void (*emit)(void *ctx, const struct al
 		for (unsigned i = 0; i < s->nholes;)
 			if (s->holes[i].expires <= now) {
 				a->ctr.pinholes_expired++;
+				keyset_del(a->live, &s->holes[i].p);
 				memmove(&s->holes[i], &s->holes[i + 1], (s->nholes - i - 1) * sizeof(s->holes[0]));
 				s->nholes--;
 				holes_changed(a, s, -1);
@@ -1312,6 +1399,8 @@ void alg_free(struct alg *a)
 		return;
 	while (a->all)
 		session_free(a, a->all);
+	keyset_free(a->live);
+	keyset_free(a->armed);
 	free(a->pktbuf);
 	free(a);
 }
