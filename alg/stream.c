@@ -47,6 +47,9 @@ void stream_free(struct stream *s)
 	free(s->outbuf);
 	free(s->curbuf);
 	free(s->seen);
+	free(s->line);
+	free(s->held);
+	free(s->released);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -308,7 +311,9 @@ static void parse_bytes(struct stream *s, const struct stream_ops *ops, void *ct
 			}
 			continue;
 		}
-		if (s->line_len < STREAM_LINE_MAX)
+		if (!s->line && !(s->line = malloc(STREAM_LINE_MAX)))
+			s->line_long = true; /* out of memory: this line is not parsed */
+		if (s->line_len < STREAM_LINE_MAX && s->line)
 			s->line[s->line_len++] = (char)c;
 		else
 			s->line_long = true;
@@ -327,6 +332,16 @@ static void parse_bytes(struct stream *s, const struct stream_ops *ops, void *ct
 static int hold(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *pkt, size_t pkt_len, size_t payload_off,
 		const uint8_t *payload, size_t payload_len)
 {
+	if (!s->held) {
+		s->held = malloc(STREAM_HOLD_MAX * sizeof(*s->held));
+		s->released = malloc(STREAM_HOLD_MAX * sizeof(*s->released));
+		if (!s->held || !s->released) {
+			free(s->held);
+			free(s->released);
+			s->held = s->released = NULL;
+			return -ENOMEM;
+		}
+	}
 	uint8_t *copy = malloc(pkt_len);
 	if (!copy)
 		return -ENOMEM;

@@ -70,9 +70,10 @@ struct stream {
 	uint32_t line_seq;
 	size_t line_len;
 	bool line_long;
-	char line[STREAM_LINE_MAX];
+	char *line; /* STREAM_LINE_MAX bytes, allocated with the first line */
 
-	struct stream_held held[STREAM_HOLD_MAX];
+	/* STREAM_HOLD_MAX entries each, allocated the first time a segment is held. */
+	struct stream_held *held;
 	unsigned nheld;
 	struct stream_edit *edits; /* rewrites of the lines in what is held, in order */
 	unsigned nedits;
@@ -97,7 +98,7 @@ struct stream {
 	int32_t base_off;
 
 	/* Held entries handed out in the last result, freed by stream_result_done. */
-	struct stream_held released[STREAM_HOLD_MAX];
+	struct stream_held *released;
 	unsigned nreleased;
 	/* The current line began in a segment already released: never rewrite it. */
 	bool line_start_released;

@@ -22,6 +22,8 @@
 #include <time.h>
 
 #define SET_CTL_PORTS "ctl_ports"
+#define SET_PURE4 "pure_ack4"
+#define SET_PURE6 "pure_ack6"
 #define MAP_PASV4 "pasv4"
 #define SET_ONCE4 "once4"
 #define MAP_PASV6 "pasv6"
@@ -184,6 +186,18 @@ static void e_nfproto(struct nftnl_rule *r, uint8_t proto)
 	e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &proto, 1);
 }
 
+static void e_bitwise(struct nftnl_rule *r, uint32_t reg, uint32_t len, const void *mask)
+{
+	static const uint8_t zero[16];
+	struct nftnl_expr *e = nftnl_expr_alloc("bitwise");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, reg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, reg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, len);
+	add_expr(r, e);
+}
+
 /* ct state new */
 static void e_ct_new(struct nftnl_rule *r)
 {
@@ -228,6 +242,33 @@ static void rule_seqadj(struct batch *bt, uint8_t nfproto, const char *obj)
 	struct nftnl_expr *e = nftnl_expr_alloc("objref");
 	nftnl_expr_set_u32(e, NFTNL_EXPR_OBJREF_IMM_TYPE, NFT_OBJECT_CT_EXPECT);
 	nftnl_expr_set_str(e, NFTNL_EXPR_OBJREF_IMM_NAME, obj);
+	add_expr(r, e);
+	rule_put(bt, r);
+}
+
+/*
+ * meta nfproto ipv4 meta l4proto tcp tcp flags & (fin | syn | rst) == 0
+ *   ip length . @th,96,4 @pure_ack4 return
+ * (IPv6: ip6 length) A bare acknowledgement carries nothing to parse: the
+ * IP length is exactly the headers, so it never crosses the queue. The kernel
+ * still applies any sequence offset to it.
+ */
+static void rule_pure_ack(struct batch *bt, uint8_t nfproto, const char *set)
+{
+	static const uint8_t flags_mask = 0x07, doff_mask = 0xf0, zero = 0;
+	struct nftnl_rule *r = rule_new(bt->n, "control");
+	e_nfproto(r, nfproto);
+	e_l4proto_tcp(r);
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1, NFT_REG_1);
+	e_bitwise(r, NFT_REG_1, 1, &flags_mask);
+	e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &zero, 1);
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, nfproto == NFPROTO_IPV4 ? 2 : 4, 2, NFT_REG32_00);
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 12, 1, NFT_REG32_01);
+	e_bitwise(r, NFT_REG32_01, 1, &doff_mask);
+	e_lookup(r, set, NFT_REG32_00, -1);
+	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, NFT_RETURN);
 	add_expr(r, e);
 	rule_put(bt, r);
 }
@@ -405,6 +446,35 @@ static void put_sets(struct batch *bt, const struct alg_config *cfg)
 	nftnl_set_free(s);
 	(void)cfg;
 
+	/*
+	 * set pure_ack4 { IP length . TCP data offset of a segment without payload }:
+	 * { 40 . 0x50, 44 . 0x60, ..., 80 . 0xf0 }; pure_ack6 with the IPv6
+	 * payload length { 20 . 0x50, ... }.
+	 */
+	for (int i = 0; i < 2; i++) {
+		s = set_new(n, i ? SET_PURE6 : SET_PURE4);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, 0); /* raw: nft prints the keys in hex */
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 8);
+		nftnl_set_set_u32(s, NFTNL_SET_ID, 20 + (uint32_t)i);
+		nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
+		nftnl_set_nlmsg_build_payload(nlh, s);
+		batch_next(bt);
+		for (unsigned doff = 5; doff <= 15; doff++) {
+			uint8_t key[8] = {0};
+			uint16_t len = (uint16_t)((i ? 0 : 20) + 4 * doff);
+			key[0] = (uint8_t)(len >> 8);
+			key[1] = (uint8_t)len;
+			key[4] = (uint8_t)(doff << 4);
+			struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, sizeof(key));
+			nftnl_set_elem_add(s, e);
+		}
+		nlh = batch_msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+		batch_next(bt);
+		nftnl_set_free(s);
+	}
+
 	/* set once4 { type ipv4_addr . ipv4_addr . inet_service; flags dynamic, timeout; size 65535 } */
 	/* map pasv4 { type ipv4_addr . ipv4_addr . inet_service : ipv4_addr . inet_service; flags timeout } */
 	/* and once6/pasv6 with ipv6_addr */
@@ -476,6 +546,8 @@ static int setup(struct nft *n, const struct alg_config *cfg)
 	put_chain(&bt, "publish", "nat", NF_INET_PRE_ROUTING, PRIO_PUBLISH);
 	rule_seqadj(&bt, NFPROTO_IPV4, OBJ_SEQADJ4);
 	rule_seqadj(&bt, NFPROTO_IPV6, OBJ_SEQADJ6);
+	rule_pure_ack(&bt, NFPROTO_IPV4, SET_PURE4);
+	rule_pure_ack(&bt, NFPROTO_IPV6, SET_PURE6);
 	rule_queue(&bt, IP_CT_DIR_ORIGINAL, cfg->queue);
 	rule_queue(&bt, IP_CT_DIR_REPLY, (uint16_t)(cfg->queue + 1));
 	rule_pinhole(&bt, &layout4);
