@@ -135,6 +135,7 @@ def sha256(path):
 class Lab:
     def __init__(self, workdir, pkgroot):
         self.wrapper = []  # a command the daemon runs under (valgrind)
+        self.verbose = True  # debug logs; the bench turns them off
         self.work = workdir
         self.pkgroot = pkgroot
         self.procs = []
@@ -268,7 +269,8 @@ class Lab:
         starts = self.log().count(" started: ")
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                    UBSAN_OPTIONS="print_stacktrace=1")
-        self.alg = subprocess.Popen(["ip", "netns", "exec", "fa-gw"] + self.wrapper + [binary, "-v"] + list(args),
+        self.alg = subprocess.Popen(["ip", "netns", "exec", "fa-gw"] + self.wrapper + [binary] +
+                                    (["-v"] if self.verbose else []) + list(args),
                                     stdout=subprocess.DEVNULL, stderr=open(self.alg_log, "a"), env=env)
         deadline = time.time() + (60 if self.wrapper else 10)
         while self.log().count(" started: ") <= starts:

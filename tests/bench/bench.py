@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""ftp-alg against the kernel's own FTP helper, A/B in one run, in the namespace lab.
+
+Every figure is measured through (a) nf_conntrack_ftp + nf_nat_ftp and (b)
+ftp-alg, alternating the order each round, and printed with the ratio
+ftp-alg / kernel. Writes results.json and ratios.svg to --out if given.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import run  # noqa: E402  the lab: namespaces, servers, the two ALGs
+
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+VSFTPD_PUB = "203.0.113.1"      # vsftpd at 192.0.2.10 behind the gateway
+LOAD_PUB = "203.0.113.5"        # ftpload at 192.0.2.13 behind the gateway
+OUT_VSFTPD = "203.0.113.30"     # vsftpd outside, for LAN clients in active mode
+BIG = "f1G"
+
+
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(p * (len(v) - 1) + 0.5))]
+
+
+def ns_json(ns, cmd, timeout=600, env=None):
+    r = run.nsx(ns, cmd, check=False, timeout=timeout)
+    try:
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise RuntimeError("%s failed: %s %s" % (cmd, r.stdout[-500:], r.stderr[-1500:]))
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Bench:
+    def __init__(self, lab, binary, ftpload, short, conf):
+        self.lab, self.binary, self.ftpload, self.short, self.conf = lab, binary, ftpload, short, conf
+        self.res = {"kernel": {}, "ftp-alg": {}}
+
+    def add(self, mode, key, value):
+        self.res[mode].setdefault(key, []).append(value)
+
+    def on(self, mode):
+        run.nsx("fa-gw", "conntrack -F", check=False)
+        if mode == "kernel":
+            self.lab.helper(True)
+        else:
+            self.lab.start_alg(self.binary, ["--config", self.conf])
+
+    def off(self, mode):
+        if mode == "kernel":
+            self.lab.helper(False)
+        else:
+            self.lab.stop_alg()
+        run.nsx("fa-gw", "conntrack -F", check=False)
+
+    def status(self):
+        return json.loads(run.sh([self.binary, "status", "--json", "--control-socket",
+                                  os.path.join(self.lab.work, "ctl.sock")]).stdout)
+
+    def round(self, mode):
+        n = 60 if self.short else 400
+        lat = os.path.join(HERE, "latency.py")
+        s = ns_json("fa-c", ["python3", lat, "pasv", "--host", VSFTPD_PUB, "--count", str(n)])["samples_ms"]
+        self.add(mode, "pasv_p50", pct(s, 0.5))
+        self.add(mode, "pasv_p99", pct(s, 0.99))
+        s = ns_json("fa-lc", ["python3", lat, "port", "--host", OUT_VSFTPD, "--source", run.LAN_CLIENT,
+                              "--count", str(n)])["samples_ms"]
+        self.add(mode, "port_p50", pct(s, 0.5))
+        self.add(mode, "port_p99", pct(s, 0.99))
+        s = ns_json("fa-c", ["python3", lat, "setup", "--host", VSFTPD_PUB, "--count", str(n // 2)])["samples_ms"]
+        self.add(mode, "setup_p50", pct(s, 0.5))
+        r = ns_json("fa-c", ["python3", lat, "retr", "--host", VSFTPD_PUB, "--path", "/%s/%s" % (run.DATA_DIR, BIG)])
+        if r["bytes"] != self.big_size:
+            raise RuntimeError("transfer short: %d of %d bytes" % (r["bytes"], self.big_size))
+        self.add(mode, "throughput_mib_s", r["mib_s"])
+        pid = self.lab.alg.pid if mode == "ftp-alg" else None
+        t0 = cpu_ticks(pid) if pid else 0
+        p0 = self.status()["counters"]["packets"] if pid else 0
+        r = ns_json("fa-c", [self.ftpload, "rate", LOAD_PUB, "21", "8", "3" if self.short else "8"])
+        self.add(mode, "session_errors", r["errors"])
+        self.add(mode, "sessions_per_s", r["sessions"] / r["seconds"])
+        if pid:
+            hz = os.sysconf("SC_CLK_TCK")
+            cpu = (cpu_ticks(pid) - t0) / hz
+            pk = self.status()["counters"]["packets"] - p0
+            self.add(mode, "cpu_us_per_session", cpu / r["sessions"] * 1e6)
+            self.add(mode, "cpu_us_per_packet", cpu / max(pk, 1) * 1e6)
+
+    def scale(self, mode, n):
+        """n control sessions held open, each with an armed pinhole; then a transfer through each."""
+        run.nsx("fa-gw", "conntrack -F", check=False)
+        self.on(mode)
+        try:
+            pid = self.lab.alg.pid if mode == "ftp-alg" else None
+            base = rss_kib(pid) if pid else 0
+            env_pause = "FTPLOAD_PAUSE=2"
+            import subprocess
+            p = subprocess.Popen(["ip", "netns", "exec", "fa-c", "env", env_pause, self.ftpload, "hold", LOAD_PUB,
+                                  "21", str(n)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            peak = base
+            while p.poll() is None:
+                if pid:
+                    peak = max(peak, rss_kib(pid))
+                time.sleep(0.2)
+            out, err = p.communicate()
+            r = json.loads(out.strip().splitlines()[-1])
+            r["rss_base_kib"] = base
+            r["rss_peak_kib"] = peak
+            if pid:
+                r["kib_per_session"] = (peak - base) / n
+            return r
+        finally:
+            self.off(mode)
+
+
+def write_svg(path, rows):
+    """A horizontal bar per figure: ftp-alg / kernel, with a line at 1.0."""
+    w, bar, left = 720, 22, 260
+    h = 40 + bar * len(rows) + 30
+    scale = (w - left - 40) / 2.0  # ratios 0..2
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" '
+           'font-size="12">' % (w, h),
+           '<text x="10" y="20" font-size="14">ftp-alg / kernel FTP helper (1.0 = same; lower is better for '
+           'times, higher for rates)</text>']
+    for i, (name, ratio) in enumerate(rows):
+        y = 35 + i * bar
+        out.append('<text x="10" y="%d">%s</text>' % (y + 15, name))
+        if ratio is not None:
+            out.append('<rect x="%d" y="%d" width="%.1f" height="%d" fill="#4a7bb7"/>'
+                       % (left, y + 3, min(ratio, 2.0) * scale, bar - 6))
+            out.append('<text x="%.1f" y="%d">%.3f</text>' % (left + min(ratio, 2.0) * scale + 4, y + 15, ratio))
+    x1 = left + scale
+    out.append('<line x1="%.1f" y1="30" x2="%.1f" y2="%d" stroke="#b33" stroke-dasharray="4,3"/>'
+               % (x1, x1, h - 25))
+    out.append('<text x="%.1f" y="%d">1.0</text></svg>' % (x1 - 8, h - 10))
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--ftpload", required=True)
+    ap.add_argument("--pkgroot", required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--sessions", type=int, default=10000)
+    ap.add_argument("--short", action="store_true", help="one small round: proves the bench works")
+    ap.add_argument("--out", help="folder for results.json and ratios.svg")
+    a = ap.parse_args()
+    if a.short:
+        a.rounds, a.sessions = 1, 200
+    work = tempfile.mkdtemp(prefix="ftp-alg-bench.")
+    os.chmod(work, 0o755)
+    conf = os.path.join(work, "bench.conf")
+    with open(conf, "w") as f:
+        # One client address opens every session here, so the per-client limits are the global ones.
+        f.write("MaxSessions = 40000\nMaxSessionsPerClient = 40000\nMaxPinholesPerClient = 40000\n"
+                "MaxPinholes = 40000\nLogLevel = warning\n")
+    files = run.prepare_files()
+    big = os.path.join(run.FTP_ROOT, run.DATA_DIR, BIG)
+    size = (64 << 20) if a.short else (1 << 30)
+    if not os.path.exists(big) or os.path.getsize(big) != size:
+        with open(big, "wb") as f:
+            chunk = os.urandom(1 << 20)
+            for _ in range(size >> 20):
+                f.write(chunk)
+        os.chmod(big, 0o644)
+    del files
+    lab = run.Lab(work, a.pkgroot)
+    lab.verbose = False
+    b = Bench(lab, os.path.abspath(a.binary), os.path.abspath(a.ftpload), a.short, conf)
+    b.big_size = size
+    def start_alg(binary, args=()):
+        # Quiet (LogLevel warning), so ready when the control socket answers rather than at a log line.
+        import subprocess
+        ctl = os.path.join(work, "ctl.sock")
+        lab.alg_log = os.path.join(work, "ftp-alg.log")
+        lab.alg = subprocess.Popen(["ip", "netns", "exec", "fa-gw", binary] + list(args) + ["--control-socket", ctl],
+                                   stdout=subprocess.DEVNULL, stderr=open(lab.alg_log, "a"))
+        deadline = time.time() + 10
+        while run.sh([binary, "status", "--control-socket", ctl], check=False).returncode != 0:
+            if lab.alg.poll() is not None or time.time() > deadline:
+                raise RuntimeError("ftp-alg did not start:\n" + lab.log())
+            time.sleep(0.05)
+    lab.start_alg = start_alg
+    failed = False
+    try:
+        lab.up()
+        run.nsx("fa-s", "sysctl -qw net.core.somaxconn=8192")
+        # Thousands of short sessions a second: use the whole port range before reusing one.
+        run.nsx("fa-c", "sysctl -qw net.ipv4.ip_local_port_range='1024 65535'")
+        os.makedirs(os.path.join(work, "run"), exist_ok=True)
+        os.makedirs("/var/run/vsftpd/empty", exist_ok=True)
+        lab.start_server("fa-s", "vsftpd", "192.0.2.10", "vsftpd")
+        lab.start_server("fa-o", "vsftpd-out", OUT_VSFTPD, "vsftpd")
+        import subprocess
+        lab.procs.append(subprocess.Popen(["ip", "netns", "exec", "fa-s", os.path.abspath(a.ftpload), "serve",
+                                           "192.0.2.13", "21"]))
+        time.sleep(1)
+        for i in range(a.rounds):
+            order = ["kernel", "ftp-alg"] if i % 2 == 0 else ["ftp-alg", "kernel"]
+            for mode in order:
+                print("round %d/%d: %s" % (i + 1, a.rounds, mode), flush=True)
+                b.on(mode)
+                try:
+                    b.round(mode)
+                finally:
+                    b.off(mode)
+        print("scale: %d sessions" % a.sessions, flush=True)
+        scale = {m: b.scale(m, a.sessions) for m in ("kernel", "ftp-alg")}
+        small = b.scale("ftp-alg", 10)
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        failed = True
+    finally:
+        lab.down()
+    if failed:
+        print("bench: FAILED")
+        return 1
+
+    med = {m: {k: statistics.median(v) for k, v in b.res[m].items()} for m in b.res}
+    rows = [
+        ("PASV->227 p50 (ms)", "pasv_p50", "<= 1.15"), ("PASV->227 p99 (ms)", "pasv_p99", ""),
+        ("PORT->200 p50 (ms)", "port_p50", "<= 1.15"), ("PORT->200 p99 (ms)", "port_p99", ""),
+        ("data connection setup p50 (ms)", "setup_p50", "<= 1.10"),
+        ("throughput, %d MiB (MiB/s)" % (size >> 20), "throughput_mib_s", ">= 0.97"),
+        ("sessions/s, ftpload responder", "sessions_per_s", ">= 0.95"),
+    ]
+    print()
+    print("%-36s %12s %12s %8s  %s" % ("figure", "kernel", "ftp-alg", "ratio", "goal"))
+    table = []
+    for title, key, goal in rows:
+        k, f = med["kernel"].get(key), med["ftp-alg"].get(key)
+        ratio = f / k if k else None
+        table.append({"figure": title, "kernel": k, "ftp-alg": f, "ratio": ratio, "goal": goal})
+        print("%-36s %12.3f %12.3f %8.3f  %s" % (title, k, f, ratio, goal))
+    for key, title in (("cpu_us_per_session", "daemon CPU per session (us)"),
+                       ("cpu_us_per_packet", "daemon CPU per control packet (us)")):
+        print("%-36s %12s %12.1f" % (title, "-", med["ftp-alg"][key]))
+        table.append({"figure": title, "kernel": None, "ftp-alg": med["ftp-alg"][key], "ratio": None, "goal": ""})
+    sa, sk = scale["ftp-alg"], scale["kernel"]
+    print("\nscale: %d concurrent sessions, each with an armed pinhole, then a transfer through each" % a.sessions)
+    for name, r in (("kernel", sk), ("ftp-alg", sa)):
+        print("  %-8s transfers ok %d/%d, PASV p50 at 10: %.3f ms, at %d: %.3f ms (p99 %.3f)"
+              % (name, r["transfers_ok"], a.sessions, r["pasv_first10_p50_ms"], a.sessions, r["pasv_at_n_p50_ms"],
+                 r["pasv_at_n_p99_ms"]))
+    grow = sa["pasv_at_n_p50_ms"] / small["pasv_first10_p50_ms"] if small["pasv_first10_p50_ms"] > 0 else None
+    print("  ftp-alg pinhole install (PASV) at %d vs at 10 sessions: %.3f (goal <= 1.5)" % (a.sessions, grow))
+    print("  ftp-alg RSS %d KiB at start, %d KiB at %d sessions: %.1f KiB per session"
+          % (sa["rss_base_kib"], sa["rss_peak_kib"], a.sessions, sa["kib_per_session"]))
+    ok = sa["transfers_ok"] == a.sessions and sa["transfers_bad"] == 0 and sa["open_errors"] == 0
+    print("  every ftp-alg transfer correct: %s" % ("yes" if ok else "NO"))
+    if a.out:
+        os.makedirs(a.out, exist_ok=True)
+        with open(os.path.join(a.out, "results.json"), "w") as f:
+            json.dump({"table": table, "scale": scale, "scale_10": small, "install_ratio": grow,
+                       "raw": b.res, "rounds": a.rounds}, f, indent=1)
+        write_svg(os.path.join(a.out, "ratios.svg"), [(t["figure"], t["ratio"]) for t in table
+                                                       if t["ratio"] is not None] +
+                  [("PASV at %d vs 10 sessions" % a.sessions, grow)])
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
