@@ -109,7 +109,7 @@ static int reserve(uint8_t **buf, size_t *cap, size_t need)
 {
 	if (need <= *cap)
 		return 0;
-	size_t n = *cap ? *cap : 2048;
+	size_t n = *cap ? *cap : 256; /* control segments are mostly short */
 	while (n < need)
 		n *= 2;
 	uint8_t *p = realloc(*buf, n);
@@ -311,12 +311,21 @@ static void parse_bytes(struct stream *s, const struct stream_ops *ops, void *ct
 			}
 			continue;
 		}
-		if (!s->line && !(s->line = malloc(STREAM_LINE_MAX)))
-			s->line_long = true; /* out of memory: this line is not parsed */
-		if (s->line_len < STREAM_LINE_MAX && s->line)
+		if (s->line_len == s->line_cap && s->line_cap < STREAM_LINE_MAX) {
+			/* Most lines are short: the buffer grows to STREAM_LINE_MAX only for long ones. */
+			size_t grow = s->line_cap ? 2 * s->line_cap : 128;
+			if (grow > STREAM_LINE_MAX)
+				grow = STREAM_LINE_MAX;
+			char *l = realloc(s->line, grow);
+			if (l) {
+				s->line = l;
+				s->line_cap = grow;
+			}
+		}
+		if (s->line_len < s->line_cap)
 			s->line[s->line_len++] = (char)c;
 		else
-			s->line_long = true;
+			s->line_long = true; /* over STREAM_LINE_MAX, or out of memory: not parsed */
 		s->line_total++;
 		if (c == '\n') {
 			complete_line(s, ops, ctx, max_seg);

@@ -70,7 +70,8 @@ struct stream {
 	uint32_t line_seq;
 	size_t line_len;
 	bool line_long;
-	char *line; /* STREAM_LINE_MAX bytes, allocated with the first line */
+	char *line; /* grows with the longest line so far, up to STREAM_LINE_MAX */
+	size_t line_cap;
 
 	/* STREAM_HOLD_MAX entries each, allocated the first time a segment is held. */
 	struct stream_held *held;

@@ -89,14 +89,20 @@ class Bench:
         self.add(mode, "port_p99", pct(s, 0.99))
         s = ns_json("fa-c", ["python3", lat, "setup", "--host", VSFTPD_PUB, "--count", str(n // 2)])["samples_ms"]
         self.add(mode, "setup_p50", pct(s, 0.5))
-        r = ns_json("fa-c", ["python3", lat, "retr", "--host", VSFTPD_PUB, "--path", "/%s/%s" % (run.DATA_DIR, BIG)])
-        if r["bytes"] != self.big_size:
-            raise RuntimeError("transfer short: %d of %d bytes" % (r["bytes"], self.big_size))
-        self.add(mode, "throughput_mib_s", r["mib_s"])
+        for _ in range(1 if self.short else 2):  # a shared 2-core VM is noisy: more samples
+            r = ns_json("fa-c", ["python3", lat, "retr", "--host", VSFTPD_PUB, "--path",
+                                 "/%s/%s" % (run.DATA_DIR, BIG)])
+            if r["bytes"] != self.big_size:
+                raise RuntimeError("transfer short: %d of %d bytes" % (r["bytes"], self.big_size))
+            self.add(mode, "throughput_mib_s", r["mib_s"])
         pid = self.lab.alg.pid if mode == "ftp-alg" else None
         t0 = cpu_ticks(pid) if pid else 0
         p0 = self.status()["counters"]["packets"] if pid else 0
-        r = ns_json("fa-c", [self.ftpload, "rate", LOAD_PUB, "21", "8", "3" if self.short else "8"])
+        # The kernel helper keeps each session's expectation after the session closes, up to
+        # nf_conntrack_expect_max (4096 here); a short run from a flushed table stays under it.
+        run.nsx("fa-gw", "conntrack -F", check=False)
+        run.nsx("fa-gw", "conntrack -F expect", check=False)
+        r = ns_json("fa-c", [self.ftpload, "rate", LOAD_PUB, "21", "8", "2" if self.short else "3"])
         self.add(mode, "session_errors", r["errors"])
         self.add(mode, "sessions_per_s", r["sessions"] / r["seconds"])
         if pid:
@@ -158,6 +164,9 @@ def write_svg(path, rows):
 
 
 def main():
+    # A TERM (timeout, ^C from a wrapper) still removes the lab.
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
     ap.add_argument("--ftpload", required=True)
@@ -214,8 +223,9 @@ def main():
         lab.start_server("fa-s", "vsftpd", "192.0.2.10", "vsftpd")
         lab.start_server("fa-o", "vsftpd-out", OUT_VSFTPD, "vsftpd")
         import subprocess
-        lab.procs.append(subprocess.Popen(["ip", "netns", "exec", "fa-s", os.path.abspath(a.ftpload), "serve",
-                                           "192.0.2.13", "21"]))
+        for _ in range(4):  # sharing the port: two descriptors per held session, 20,000 per process here
+            lab.procs.append(subprocess.Popen(["ip", "netns", "exec", "fa-s", os.path.abspath(a.ftpload), "serve",
+                                               "192.0.2.13", "21"]))
         time.sleep(1)
         for i in range(a.rounds):
             order = ["kernel", "ftp-alg"] if i % 2 == 0 else ["ftp-alg", "kernel"]
@@ -226,8 +236,15 @@ def main():
                     b.round(mode)
                 finally:
                     b.off(mode)
-        print("scale: %d sessions" % a.sessions, flush=True)
-        scale = {m: b.scale(m, a.sessions) for m in ("kernel", "ftp-alg")}
+        # The kernel helper keeps one expectation per announced port, and a namespace cannot raise
+        # nf_conntrack_expect_max: beyond it the helper drops the 227. Its run stays below that.
+        with open("/proc/sys/net/netfilter/nf_conntrack_expect_max") as f:
+            expect_max = int(f.read())
+        kernel_n = min(a.sessions, expect_max - 96)
+        print("scale: %d sessions (kernel helper: %d, its expectation limit is %d)"
+              % (a.sessions, kernel_n, expect_max), flush=True)
+        scale = {"kernel": b.scale("kernel", kernel_n), "ftp-alg": b.scale("ftp-alg", a.sessions)}
+        scale["kernel"]["expect_max"] = expect_max
         small = b.scale("ftp-alg", 10)
     except Exception:
         import traceback
@@ -263,14 +280,16 @@ def main():
     print("\nscale: %d concurrent sessions, each with an armed pinhole, then a transfer through each" % a.sessions)
     for name, r in (("kernel", sk), ("ftp-alg", sa)):
         print("  %-8s transfers ok %d/%d, PASV p50 at 10: %.3f ms, at %d: %.3f ms (p99 %.3f)"
-              % (name, r["transfers_ok"], a.sessions, r["pasv_first10_p50_ms"], a.sessions, r["pasv_at_n_p50_ms"],
-                 r["pasv_at_n_p99_ms"]))
-    grow = sa["pasv_at_n_p50_ms"] / small["pasv_first10_p50_ms"] if small["pasv_first10_p50_ms"] > 0 else None
-    print("  ftp-alg pinhole install (PASV) at %d vs at 10 sessions: %.3f (goal <= 1.5)" % (a.sessions, grow))
+              % (name, r["transfers_ok"], r["sessions"], r["pasv_first10_p50_ms"], r["sessions"],
+                 r["pasv_at_n_p50_ms"], r["pasv_at_n_p99_ms"]))
+    grow = sa["pasv_at_n_p50_ms"] / small["pasv_at_n_p50_ms"] if small["pasv_at_n_p50_ms"] > 0 else None
+    print("  ftp-alg pinhole install (PASV p50 over 100 announcements) at 10: %.3f ms, at %d: %.3f ms, ratio %.3f "
+          "(goal <= 1.5)" % (small["pasv_at_n_p50_ms"], a.sessions, sa["pasv_at_n_p50_ms"], grow))
     print("  ftp-alg RSS %d KiB at start, %d KiB at %d sessions: %.1f KiB per session"
           % (sa["rss_base_kib"], sa["rss_peak_kib"], a.sessions, sa["kib_per_session"]))
     ok = sa["transfers_ok"] == a.sessions and sa["transfers_bad"] == 0 and sa["open_errors"] == 0
-    print("  every ftp-alg transfer correct: %s" % ("yes" if ok else "NO"))
+    print("  every ftp-alg transfer correct: %s (%d opened, %d failed to open, %d bad bytes)"
+          % ("yes" if ok else "NO", sa["transfers_ok"], sa["open_errors"], sa["transfers_bad"]))
     if a.out:
         os.makedirs(a.out, exist_ok=True)
         with open(os.path.join(a.out, "results.json"), "w") as f:

@@ -3,7 +3,7 @@
  * A fast FTP responder and load client for scripts/bench.
  *
  *   ftpload serve ADDR PORT
- *     One epoll loop: 220, USER/PASS, PASV/EPSV (a listener per session),
+ *     One epoll loop (several may share ADDR PORT, SO_REUSEPORT): 220, USER/PASS, PASV/EPSV (a listener per session),
  *     RETR (1024 known bytes on the data connection), QUIT. Enough of FTP
  *     for an ALG to see a real dialogue, at thousands of sessions a second.
  *
@@ -175,6 +175,9 @@ static int serve(const char *addr, int port)
 	int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	int one = 1;
 	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Several responders may share the port: each session needs two descriptors, and a
+	 * container may not raise RLIMIT_NOFILE far enough for 10,000 of them in one process. */
+	setsockopt(ls, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (bind(ls, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(ls, 4096) < 0) {
 		perror("ftpload serve");
 		return 1;
@@ -412,6 +415,8 @@ static int hold(const char *host, int port, int n)
 		h->c.fd = dial(host, port);
 		if (h->c.fd < 0 || cmd(&h->c, NULL, 220, NULL, 0) || cmd(&h->c, "USER anonymous\r\n", 331, NULL, 0) ||
 		    cmd(&h->c, "PASS x\r\n", 230, NULL, 0) || timed_pasv(h, &rtt) < 0) {
+			if (errors < 5)
+				fprintf(stderr, "ftpload: session %d did not open: %s\n", i, strerror(errno));
 			errors++;
 			if (h->c.fd >= 0)
 				close(h->c.fd);
@@ -426,9 +431,12 @@ static int hold(const char *host, int port, int n)
 	fprintf(stderr, "ftpload: %d sessions open\n", n - errors);
 	if (getenv("FTPLOAD_PAUSE"))
 		sleep((unsigned)atoi(getenv("FTPLOAD_PAUSE")));
-	for (int i = 0; i < n && nlater < 100; i += n / 100 > 0 ? n / 100 : 1) {
+	/* 100 announcements spread over the open sessions (round robin when there are fewer). */
+	int step = n / 100 > 0 ? n / 100 : 1;
+	for (int k = 0; k < 100; k++) {
+		struct held *h = &hs[(k * step) % n];
 		double rtt;
-		if (hs[i].c.fd >= 0 && timed_pasv(&hs[i], &rtt) == 0)
+		if (h->c.fd >= 0 && timed_pasv(h, &rtt) == 0)
 			later[nlater++] = rtt;
 	}
 	int ok = 0, bad = 0;
