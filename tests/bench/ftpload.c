@@ -7,9 +7,10 @@
  *     RETR (1024 known bytes on the data connection), QUIT. Enough of FTP
  *     for an ALG to see a real dialogue, at thousands of sessions a second.
  *
- *   ftpload rate HOST PORT PROCS SECONDS
+ *   ftpload rate HOST PORT PROCS SECONDS [MAX]
  *     PROCS processes each run whole sessions (connect, login, PASV, QUIT)
- *     back to back; prints {"sessions":N,"errors":N,"seconds":S}.
+ *     back to back, for SECONDS or until MAX sessions are done; prints
+ *     {"sessions":N,"errors":N,"seconds":S}.
  *
  *   ftpload hold HOST PORT N
  *     Opens N sessions and keeps them, each with a PASV answered (so each
@@ -338,31 +339,42 @@ static int one_session(const char *host, int port)
 	return r ? -1 : 0;
 }
 
-static int rate(const char *host, int port, int procs, double seconds)
+/*
+ * Whole sessions from procs processes for at most seconds, or until max
+ * sessions are done (0: no count limit); the rate is over the time taken.
+ */
+static int rate(const char *host, int port, int procs, double seconds, long max)
 {
 	signal(SIGPIPE, SIG_IGN);
-	long *counts = mmap(NULL, sizeof(long) * 2 * (size_t)procs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-			    -1, 0);
+	long *counts = mmap(NULL, sizeof(long) * (2 * (size_t)procs + 2), PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	long *started = &counts[2 * procs];
+	double *last = (double *)&counts[2 * procs + 1];
 	/* A session still open at the deadline does not count, and a stuck one fails after 2 s. */
 	dial_timeout = 2;
 	double start = now_s();
 	for (int i = 0; i < procs; i++) {
 		if (fork() == 0) {
 			while (now_s() - start < seconds) {
+				if (max && __atomic_fetch_add(started, 1, __ATOMIC_RELAXED) >= max)
+					break;
 				int r = one_session(host, port);
-				if (now_s() - start >= seconds)
+				double t = now_s();
+				if (t - start >= seconds)
 					break;
 				if (r == 0)
 					counts[2 * i]++;
 				else
 					counts[2 * i + 1]++;
+				if (max)
+					*last = t - start; /* processes finish close together; the latest write is near enough */
 			}
 			_exit(0);
 		}
 	}
 	while (wait(NULL) > 0)
 		;
-	double took = seconds;
+	double took = max && *last > 0 ? *last : seconds;
 	long ok = 0, bad = 0;
 	for (int i = 0; i < procs; i++) {
 		ok += counts[2 * i];
@@ -477,10 +489,11 @@ int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "serve"))
 		return serve(argv[2], atoi(argv[3]));
-	if (argc == 6 && !strcmp(argv[1], "rate"))
-		return rate(argv[2], atoi(argv[3]), atoi(argv[4]), strtod(argv[5], NULL));
+	if ((argc == 6 || argc == 7) && !strcmp(argv[1], "rate"))
+		return rate(argv[2], atoi(argv[3]), atoi(argv[4]), strtod(argv[5], NULL),
+			    argc == 7 ? atol(argv[6]) : 0);
 	if (argc == 5 && !strcmp(argv[1], "hold"))
 		return hold(argv[2], atoi(argv[3]), atoi(argv[4]));
-	fprintf(stderr, "usage: ftpload serve ADDR PORT | rate HOST PORT PROCS SECONDS | hold HOST PORT N\n");
+	fprintf(stderr, "usage: ftpload serve ADDR PORT | rate HOST PORT PROCS SECONDS [MAX] | hold HOST PORT N\n");
 	return 2;
 }
