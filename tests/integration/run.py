@@ -778,6 +778,8 @@ class Suite:
         untouched = {
             "thirdhost": "a 227 naming a third host", "loopback": "a 227 naming loopback",
             "broadcast": "a 227 naming broadcast", "gateway": "a 227 naming the gateway",
+            "multicast": "a 227 naming a multicast group", "unspecified": "a 227 naming 0.0.0.0",
+            "shorthand": "a 227 with five numbers (inet_aton shorthand)", "nul": "a 227 with a NUL in it",
             "octet256": "octet 256", "fourdigits": "a four-digit octet", "hex": "hexadecimal",
             "sign": "a sign", "fullwidth": "full-width digits", "port0": "port 0",
             "intext": "227 inside a 150 reply's text", "multiline": "a multi-line 227",
