@@ -87,8 +87,8 @@ static int get_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void
 	if (nfct_attr_is_set(ct, ATTR_HELPER_NAME) > 0)
 		snprintf(o->helper, sizeof(o->helper), "%s", (const char *)nfct_get_attr(ct, ATTR_HELPER_NAME));
 	static const int attrs[2][3] = {
-		{ATTR_ORIG_NAT_SEQ_CORRECTION_POS, ATTR_ORIG_NAT_SEQ_OFFSET_BEFORE, ATTR_ORIG_NAT_SEQ_OFFSET_AFTER},
-		{ATTR_REPL_NAT_SEQ_CORRECTION_POS, ATTR_REPL_NAT_SEQ_OFFSET_BEFORE, ATTR_REPL_NAT_SEQ_OFFSET_AFTER},
+	    {ATTR_ORIG_NAT_SEQ_CORRECTION_POS, ATTR_ORIG_NAT_SEQ_OFFSET_BEFORE, ATTR_ORIG_NAT_SEQ_OFFSET_AFTER},
+	    {ATTR_REPL_NAT_SEQ_CORRECTION_POS, ATTR_REPL_NAT_SEQ_OFFSET_BEFORE, ATTR_REPL_NAT_SEQ_OFFSET_AFTER},
 	};
 	for (int d = 0; d < 2; d++)
 		if (nfct_attr_is_set(ct, attrs[d][0]) > 0) {

@@ -10,8 +10,8 @@ static const struct {
 	const char *name;
 	enum ftp_verb verb;
 } verbs[] = {
-	{"PASV", FTP_VERB_PASV}, {"EPSV", FTP_VERB_EPSV}, {"PORT", FTP_VERB_PORT}, {"EPRT", FTP_VERB_EPRT},
-	{"LPRT", FTP_VERB_LPRT}, {"LPSV", FTP_VERB_LPSV}, {"AUTH", FTP_VERB_AUTH},
+    {"PASV", FTP_VERB_PASV}, {"EPSV", FTP_VERB_EPSV}, {"PORT", FTP_VERB_PORT}, {"EPRT", FTP_VERB_EPRT},
+    {"LPRT", FTP_VERB_LPRT}, {"LPSV", FTP_VERB_LPSV}, {"AUTH", FTP_VERB_AUTH},
 };
 
 static bool is_digit(char c)

@@ -163,8 +163,10 @@ static char *reload(struct daemon *d)
 	} else if (c.queue = d->cfg.queue, memcpy(c.table, d->cfg.table, sizeof(c.table)),
 		   (r = nft_apply_config(d->nft, &c)) < 0) {
 		/* The queue numbers and the table name stay until a restart. */
-		fprintf(f, "error: the kernel refused the new control ports or servers: %s; keeping the running "
-			   "configuration\n", nft_strerror(r));
+		fprintf(f,
+			"error: the kernel refused the new control ports or servers: %s; keeping the running "
+			"configuration\n",
+			nft_strerror(r));
 		log_msg(LOG_LVL_ERR, "event=reload-refused error=\"%s\"", nft_strerror(r));
 	} else {
 		d->cfg = c;
@@ -190,25 +192,25 @@ static char *respond(void *ctx, const char *cmd)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: ftp-alg [OPTIONS]\n"
-		   "       ftp-alg status [--json] [--control-socket PATH]\n"
-		   "       ftp-alg reload [--control-socket PATH]\n"
-		   "Transparent FTP application-layer gateway for a Linux NAT gateway.\n\n"
-		   "  -c, --config FILE          read settings from FILE (default " CONFIG_DEFAULT_PATH
-		   " if it exists)\n"
-		   "      --check-config FILE    check FILE and exit (0 good, 2 bad)\n"
-		   "      --public-address ADDR  announce ADDR in 227 replies (MasqueradeAddress)\n"
-		   "      --passive-ports LO-HI  publish data ports from this range (PassivePorts)\n"
-		   "      --control-ports LIST   FTP control ports, comma separated (default 21)\n"
-		   "      --queue N              use NFQUEUE numbers N and N+1 (default 21)\n"
-		   "      --pinhole-timeout S    seconds an announced data port stays open (default 60)\n"
-		   "      --table NAME           name of the nftables table ftp-alg owns (default ftp_alg)\n"
-		   "      --user NAME            run as this user once started (default nobody)\n"
-		   "      --control-socket PATH  where status and reload talk to the daemon\n"
-		   "                             (default " CONTROL_DEFAULT_PATH ")\n"
-		   "  -v, --verbose              log debug messages\n"
-		   "  -h, --help                 show this help\n"
-		   "      --version              show the version\n");
+	fprintf(f,
+		"Usage: ftp-alg [OPTIONS]\n"
+		"       ftp-alg status [--json] [--control-socket PATH]\n"
+		"       ftp-alg reload [--control-socket PATH]\n"
+		"Transparent FTP application-layer gateway for a Linux NAT gateway.\n\n"
+		"  -c, --config FILE          read settings from FILE (default " CONFIG_DEFAULT_PATH " if it exists)\n"
+		"      --check-config FILE    check FILE and exit (0 good, 2 bad)\n"
+		"      --public-address ADDR  announce ADDR in 227 replies (MasqueradeAddress)\n"
+		"      --passive-ports LO-HI  publish data ports from this range (PassivePorts)\n"
+		"      --control-ports LIST   FTP control ports, comma separated (default 21)\n"
+		"      --queue N              use NFQUEUE numbers N and N+1 (default 21)\n"
+		"      --pinhole-timeout S    seconds an announced data port stays open (default 60)\n"
+		"      --table NAME           name of the nftables table ftp-alg owns (default ftp_alg)\n"
+		"      --user NAME            run as this user once started (default nobody)\n"
+		"      --control-socket PATH  where status and reload talk to the daemon\n"
+		"                             (default " CONTROL_DEFAULT_PATH ")\n"
+		"  -v, --verbose              log debug messages\n"
+		"  -h, --help                 show this help\n"
+		"      --version              show the version\n");
 }
 
 enum {
@@ -238,20 +240,20 @@ static int apply(struct alg_config *c, const char *key, const char *flag, const 
 static int parse_args(struct daemon *d, int argc, char **argv, const char **check)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check-config", required_argument, NULL, OPT_CHECK},
-		{"public-address", required_argument, NULL, OPT_PUBLIC},
-		{"passive-ports", required_argument, NULL, OPT_PASSIVE},
-		{"control-ports", required_argument, NULL, OPT_CONTROL},
-		{"queue", required_argument, NULL, OPT_QUEUE},
-		{"pinhole-timeout", required_argument, NULL, OPT_TIMEOUT},
-		{"table", required_argument, NULL, OPT_TABLE},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, OPT_VERSION},
-		{"control-socket", required_argument, NULL, OPT_SOCKET},
-		{"user", required_argument, NULL, OPT_USER},
-		{0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"check-config", required_argument, NULL, OPT_CHECK},
+	    {"public-address", required_argument, NULL, OPT_PUBLIC},
+	    {"passive-ports", required_argument, NULL, OPT_PASSIVE},
+	    {"control-ports", required_argument, NULL, OPT_CONTROL},
+	    {"queue", required_argument, NULL, OPT_QUEUE},
+	    {"pinhole-timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"table", required_argument, NULL, OPT_TABLE},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, OPT_VERSION},
+	    {"control-socket", required_argument, NULL, OPT_SOCKET},
+	    {"user", required_argument, NULL, OPT_USER},
+	    {0},
 	};
 	struct override *later = d->overrides;
 	unsigned nlater = 0;
@@ -290,7 +292,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, const char **chec
 		case OPT_TABLE:
 			if (strlen(optarg) == 0 || strlen(optarg) >= sizeof(d->cfg.table) ||
 			    strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
-				    strlen(optarg)) {
+				strlen(optarg)) {
 				fprintf(stderr, "ftp-alg: --table: '%s' is not a table name (letters, digits, _)\n",
 					optarg);
 				return -EINVAL;
@@ -359,10 +361,11 @@ static int parse_args(struct daemon *d, int argc, char **argv, const char **chec
 static void warn_helper(void *ctx, const char *table, const char *name)
 {
 	(void)ctx;
-	log_msg(LOG_LVL_WARN,
-		"table %s has a ct helper object '%s' of type ftp: where it is attached to the same flows, ftp-alg steps "
-		"aside; fix: drop its 'ct helper set' rule for the FTP control port",
-		table, name ? name : "?");
+	log_msg(
+	    LOG_LVL_WARN,
+	    "table %s has a ct helper object '%s' of type ftp: where it is attached to the same flows, ftp-alg steps "
+	    "aside; fix: drop its 'ct helper set' rule for the FTP control port",
+	    table, name ? name : "?");
 }
 
 static void startup_checks(struct daemon *d)
@@ -394,7 +397,7 @@ static int run(struct daemon *d)
 		return 1;
 	}
 	struct pollfd pfd[4] = {
-		{queue_fd(d->q), POLLIN, 0}, {sfd, POLLIN, 0}, {tfd, POLLIN, 0}, {d->control_fd, POLLIN, 0}};
+	    {queue_fd(d->q), POLLIN, 0}, {sfd, POLLIN, 0}, {tfd, POLLIN, 0}, {d->control_fd, POLLIN, 0}};
 	for (;;) {
 		if (poll(pfd, d->control_fd >= 0 ? 4 : 3, -1) < 0) {
 			if (errno == EINTR)
@@ -452,10 +455,10 @@ static void daemon_close(struct daemon *d)
 static int client(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"json", no_argument, NULL, OPT_JSON},
-		{"control-socket", required_argument, NULL, OPT_SOCKET},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"control-socket", required_argument, NULL, OPT_SOCKET},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	const char *path = CONTROL_DEFAULT_PATH;
 	bool json = false;
@@ -483,7 +486,8 @@ static int client(int argc, char **argv)
 	int r = control_request(path, strcmp(argv[1], "reload") == 0 ? "reload" : json ? "status json" : "status", f);
 	fclose(f);
 	if (r < 0) {
-		fprintf(stderr, "ftp-alg %s: cannot reach the daemon at %s: %s (is ftp-alg running? --control-socket?)\n",
+		fprintf(stderr,
+			"ftp-alg %s: cannot reach the daemon at %s: %s (is ftp-alg running? --control-socket?)\n",
 			argv[1], path, strerror(-r));
 		free(answer);
 		return 1;

@@ -11,11 +11,11 @@
 #include "log.h"
 #include "pkt.h"
 
-#define HASH_BUCKETS 4096
-#define PENDING_MAX 32
-#define HOLD_TIMEOUT 2	    /* seconds a partial line may be held */
-#define IDLE_TIMEOUT 7200   /* seconds without a packet before a session is forgotten */
-#define CLOSED_LINGER 10    /* seconds a closed session is kept for stray packets */
+#define HASH_BUCKETS  4096
+#define PENDING_MAX   32
+#define HOLD_TIMEOUT  2	   /* seconds a partial line may be held */
+#define IDLE_TIMEOUT  7200 /* seconds without a packet before a session is forgotten */
+#define CLOSED_LINGER 10   /* seconds a closed session is kept for stray packets */
 
 struct hole {
 	struct pinhole p;
@@ -48,7 +48,7 @@ struct session {
 	bool routed_in_active;
 	/* Settings fixed at the session's start: a reload applies to new sessions. */
 	bool no_rewrite;
-	bool kernel_helper; /* the kernel's ftp helper has this connection: step aside */
+	bool kernel_helper;    /* the kernel's ftp helper has this connection: step aside */
 	uint8_t advertise[16]; /* address announced in 227 (if has_advertise) */
 	bool has_advertise;
 	uint16_t passive_lo, passive_hi;
@@ -98,8 +98,8 @@ struct alg {
 	struct session *all;
 	unsigned nsessions;
 	struct peer *peers[HASH_BUCKETS];
-	unsigned nholes; /* armed pinholes of all sessions */
-	struct keynode **live; /* their keys */
+	unsigned nholes;	/* armed pinholes of all sessions */
+	struct keynode **live;	/* their keys */
 	struct keynode **armed; /* keys the kernel still had at the last check (built per tick) */
 	uint64_t next_id;
 	uint16_t next_passive;
@@ -288,7 +288,6 @@ static uint32_t key_hash(const struct pinhole *p)
 		h = (h ^ p->local[i]) * 16777619u;
 	return h % KEY_BUCKETS;
 }
-
 
 static bool same_key(const struct pinhole *a, const struct pinhole *b)
 {
@@ -504,8 +503,9 @@ static void log_session_start(struct session *s, const char *how)
 	char c[INET6_ADDRSTRLEN], d[INET6_ADDRSTRLEN];
 	log_msg(LOG_LVL_DEBUG, "session=%llu event=open how=%s client=%s:%u server=%s:%u%s%s%s%s",
 		(unsigned long long)s->id, how, addr_str(s->orig.family, s->orig.saddr, c, sizeof(c)), s->orig.sport,
-		addr_str(s->orig.family, s->orig.daddr, d, sizeof(d)), s->orig.dport, s->server_name[0] ? " published=" : "",
-		s->server_name, s->class_name[0] ? " class=" : "", s->class_name);
+		addr_str(s->orig.family, s->orig.daddr, d, sizeof(d)), s->orig.dport,
+		s->server_name[0] ? " published=" : "", s->server_name, s->class_name[0] ? " class=" : "",
+		s->class_name);
 }
 
 /* Which side is outside, for a connection the gateway only routes. */
@@ -526,11 +526,12 @@ static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info
 		/* Two ALGs on one connection rewrite each other's lines: the kernel's keeps it. */
 		s->kernel_helper = true;
 		s->dir[0].opaque = s->dir[1].opaque = true;
-		log_msg(LOG_LVL_WARN,
-			"session=%llu event=kernel-helper reason=\"the kernel's ftp conntrack helper is attached to this "
-			"connection; ftp-alg leaves it alone\" fix=\"remove 'ct helper set' (or iptables CT --helper ftp) "
-			"for the FTP control port\"",
-			(unsigned long long)s->id);
+		log_msg(
+		    LOG_LVL_WARN,
+		    "session=%llu event=kernel-helper reason=\"the kernel's ftp conntrack helper is attached to this "
+		    "connection; ftp-alg leaves it alone\" fix=\"remove 'ct helper set' (or iptables CT --helper ftp) "
+		    "for the FTP control port\"",
+		    (unsigned long long)s->id);
 	}
 	if (!s->have_reply) {
 		link_reply(a, s, &ct->reply);
@@ -549,10 +550,11 @@ static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info
 			s->seqadj_ok = true;
 	}
 	if (!s->seqadj_ok)
-		log_msg(LOG_LVL_WARN,
-			"session=%llu event=no-seqadj reason=\"connection predates ftp-alg or has no helper extension\" "
-			"effect=\"only same-length rewrites\"",
-			(unsigned long long)s->id);
+		log_msg(
+		    LOG_LVL_WARN,
+		    "session=%llu event=no-seqadj reason=\"connection predates ftp-alg or has no helper extension\" "
+		    "effect=\"only same-length rewrites\"",
+		    (unsigned long long)s->id);
 }
 
 /*
@@ -843,8 +845,8 @@ static void log_active(struct session *s, const struct pinhole *h)
 	char srv[INET6_ADDRSTRLEN], pub[INET6_ADDRSTRLEN], cli[INET6_ADDRSTRLEN];
 	log_msg(LOG_LVL_INFO, "session=%llu event=port-armed server=%s public=%s:%u client=%s:%u pinhole=%us",
 		(unsigned long long)s->id, addr_str(h->family, h->client, srv, sizeof(srv)),
-		addr_str(h->family, h->local, pub, sizeof(pub)), h->port, addr_str(h->family, h->target, cli, sizeof(cli)),
-		h->target_port, h->timeout);
+		addr_str(h->family, h->local, pub, sizeof(pub)), h->port,
+		addr_str(h->family, h->target, cli, sizeof(cli)), h->target_port, h->timeout);
 }
 
 /* A line the server sent. */
@@ -903,8 +905,8 @@ static int server_line(struct session *s, const char *line, size_t len, size_t m
 	return -1;
 }
 
-static int client_port(struct session *s, enum ftp_verb v, const char *line, size_t len, size_t max_shrink,
-		       char *out, size_t cap, struct pending *pend)
+static int client_port(struct session *s, enum ftp_verb v, const char *line, size_t len, size_t max_shrink, char *out,
+		       size_t cap, struct pending *pend)
 {
 	struct alg *a = s->alg;
 	struct ftp_endpoint ep;
@@ -970,7 +972,8 @@ static int client_line(struct session *s, const char *line, size_t len, size_t m
 			count_refusal(s->alg, "not-ftp");
 			log_msg(LOG_LVL_WARN, "session=%llu event=opaque reason=\"%s\" line=\"%s\"",
 				(unsigned long long)s->id,
-				s->greeted ? "the first client line is not an FTP command" : "the client spoke before the 220 greeting",
+				s->greeted ? "the first client line is not an FTP command"
+					   : "the client spoke before the 220 greeting",
 				log_escape(line, len, e, sizeof(e)));
 			return -1;
 		}
@@ -1160,8 +1163,8 @@ static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt
 	if (r < 0) {
 		char sa[INET6_ADDRSTRLEN], da[INET6_ADDRSTRLEN];
 		log_msg(LOG_LVL_DEBUG, "event=no-conntrack src=%s:%u dst=%s:%u error=\"%s\"",
-			addr_str(f.family, f.saddr, sa, sizeof(sa)), f.sport, addr_str(f.family, f.daddr, da, sizeof(da)),
-			f.dport, strerror(-r));
+			addr_str(f.family, f.saddr, sa, sizeof(sa)), f.sport,
+			addr_str(f.family, f.daddr, da, sizeof(da)), f.dport, strerror(-r));
 		return NULL;
 	}
 	s = find_orig(a, &ct.orig);
@@ -1177,8 +1180,7 @@ static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt
 	return s;
 }
 
-void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t len, time_t now,
-		struct alg_verdicts *v)
+void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t len, time_t now, struct alg_verdicts *v)
 {
 	struct pkt_info pi;
 	struct stream_result res;
@@ -1293,7 +1295,6 @@ static void flush_dir(struct alg *a, struct session *s, int dir, void (*emit)(vo
 	stream_result_done(&s->dir[dir], &res);
 	a->pktbuf_used = 0;
 }
-
 
 static void mark_armed(void *ctx, const struct pinhole *k)
 {
@@ -1439,10 +1440,10 @@ char *alg_status(struct alg *a, time_t now, bool json, const char *version, cons
 			"\"counters\":{\"packets\":%llu,\"sessions\":%llu,\"rewrites\":%llu,"
 			"\"pinholes_opened\":%llu,\"pinholes_used\":%llu,\"pinholes_expired\":%llu,"
 			"\"refused\":%llu,\"dropped\":%llu,\"errors\":%llu,\"refused_by_reason\":{",
-			(unsigned long long)c->packets, (unsigned long long)c->sessions, (unsigned long long)c->rewrites,
-			(unsigned long long)c->pinholes, (unsigned long long)c->pinholes_used,
-			(unsigned long long)c->pinholes_expired, (unsigned long long)c->refused,
-			(unsigned long long)c->dropped, (unsigned long long)c->errors);
+			(unsigned long long)c->packets, (unsigned long long)c->sessions,
+			(unsigned long long)c->rewrites, (unsigned long long)c->pinholes,
+			(unsigned long long)c->pinholes_used, (unsigned long long)c->pinholes_expired,
+			(unsigned long long)c->refused, (unsigned long long)c->dropped, (unsigned long long)c->errors);
 		for (unsigned i = 0; i < ALG_REASONS_MAX && c->refusals[i].reason; i++)
 			fprintf(f, "%s\"%s\":%llu", i ? "," : "", c->refusals[i].reason,
 				(unsigned long long)c->refusals[i].count);
@@ -1461,14 +1462,19 @@ char *alg_status(struct alg *a, time_t now, bool json, const char *version, cons
 			fprintf(f,
 				",\"state\":\"%s\",\"nat\":\"%s\",\"rewrites\":%llu,\"packets\":%llu,"
 				"\"seq_offset\":{\"client\":%d,\"server\":%d},\"pinholes\":[",
-				s->closing ? "closing" : s->dir[0].opaque ? "encrypted" : "open",
-				s->dnat ? (s->snat ? "dnat+snat" : "dnat") : s->snat ? "snat" : "routed",
+				s->closing	   ? "closing"
+				: s->dir[0].opaque ? "encrypted"
+						   : "open",
+				s->dnat	  ? (s->snat ? "dnat+snat" : "dnat")
+				: s->snat ? "snat"
+					  : "routed",
 				(unsigned long long)s->rewrites, (unsigned long long)s->packets, s->dir[0].off_after,
 				s->dir[1].off_after);
 			for (unsigned i = 0; i < s->nholes; i++) {
 				const struct pinhole *p = &s->holes[i].p;
 				char from[INET6_ADDRSTRLEN];
-				fprintf(f, "%s{\"from\":\"%s\",", i ? "," : "", addr_str(p->family, p->client, from, sizeof(from)));
+				fprintf(f, "%s{\"from\":\"%s\",", i ? "," : "",
+					addr_str(p->family, p->client, from, sizeof(from)));
 				put_json_endpoint(f, "public", p->family, p->local, p->port);
 				fputc(',', f);
 				put_json_endpoint(f, "to", p->family, p->target, p->target_port);
@@ -1492,7 +1498,9 @@ char *alg_status(struct alg *a, time_t now, bool json, const char *version, cons
 				fputc(')', f);
 			}
 			fprintf(f, " %s, %llu rewrites, offsets client %+d server %+d\n",
-				s->closing ? "closing" : s->dir[0].opaque ? "encrypted" : "open",
+				s->closing	   ? "closing"
+				: s->dir[0].opaque ? "encrypted"
+						   : "open",
 				(unsigned long long)s->rewrites, s->dir[0].off_after, s->dir[1].off_after);
 			for (unsigned i = 0; i < s->nholes; i++) {
 				const struct pinhole *p = &s->holes[i].p;
@@ -1508,9 +1516,10 @@ char *alg_status(struct alg *a, time_t now, bool json, const char *version, cons
 		fprintf(f,
 			"counters: %llu packets, %llu sessions, %llu rewrites, pinholes %llu opened / %llu used / "
 			"%llu expired, %llu refused",
-			(unsigned long long)c->packets, (unsigned long long)c->sessions, (unsigned long long)c->rewrites,
-			(unsigned long long)c->pinholes, (unsigned long long)c->pinholes_used,
-			(unsigned long long)c->pinholes_expired, (unsigned long long)c->refused);
+			(unsigned long long)c->packets, (unsigned long long)c->sessions,
+			(unsigned long long)c->rewrites, (unsigned long long)c->pinholes,
+			(unsigned long long)c->pinholes_used, (unsigned long long)c->pinholes_expired,
+			(unsigned long long)c->refused);
 		for (unsigned i = 0; i < ALG_REASONS_MAX && c->refusals[i].reason; i++)
 			fprintf(f, "%s%s %llu", i ? ", " : " (", c->refusals[i].reason,
 				(unsigned long long)c->refusals[i].count);

@@ -221,7 +221,7 @@ static void retransmission(struct stream *s, uint32_t id, uint32_t seq, const ui
 		const struct stream_emitted *e = &s->emitted[i];
 		if (e->out && e->seq == seq && e->len == len) {
 			res->out[res->nout++] = (struct stream_out){
-				.id = id, .verdict = STREAM_ACCEPT, .modified = true, .payload = e->out, .len = e->out_len};
+			    .id = id, .verdict = STREAM_ACCEPT, .modified = true, .payload = e->out, .len = e->out_len};
 			res->reason = STREAM_RETRANSMIT;
 			return;
 		}
@@ -240,7 +240,7 @@ static void retransmission(struct stream *s, uint32_t id, uint32_t seq, const ui
 		memcpy(s->curbuf, payload, len);
 		if (seen_restore(s, seq, s->curbuf, len) == 1) {
 			res->out[res->nout++] = (struct stream_out){
-				.id = id, .verdict = STREAM_ACCEPT, .modified = true, .payload = s->curbuf, .len = len};
+			    .id = id, .verdict = STREAM_ACCEPT, .modified = true, .payload = s->curbuf, .len = len};
 			res->reason = STREAM_RETRANSMIT;
 			return;
 		}
@@ -292,7 +292,7 @@ static void complete_line(struct stream *s, const struct stream_ops *ops, void *
 		return;
 	memcpy(copy, out, (size_t)r);
 	s->edits[s->nedits++] = (struct stream_edit){
-		.seq = s->line_seq, .old_len = (uint32_t)s->line_len, .new_len = (uint32_t)r, .bytes = copy};
+	    .seq = s->line_seq, .old_len = (uint32_t)s->line_len, .new_len = (uint32_t)r, .bytes = copy};
 }
 
 static void parse_bytes(struct stream *s, const struct stream_ops *ops, void *ctx, uint32_t seq, const uint8_t *p,
@@ -373,7 +373,7 @@ static int release(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *c
 	if (s->nheld == 0 && s->nedits == 0) {
 		/* Nearly every segment: nothing held, nothing rewritten. */
 		res->out[res->nout++] = (struct stream_out){
-			.id = id, .verdict = STREAM_ACCEPT, .modified = cur_changed, .payload = cur, .len = cur_len};
+		    .id = id, .verdict = STREAM_ACCEPT, .modified = cur_changed, .payload = cur, .len = cur_len};
 		return 0;
 	}
 	unsigned n = s->nheld + 1;
@@ -384,7 +384,8 @@ static int release(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *c
 
 	int32_t delta = pending_delta(s);
 	size_t out_total = (size_t)((int64_t)total + delta);
-	if (reserve(&s->outbuf, &s->outbuf_cap, out_total + 1) < 0 || reserve(&s->scratch, &s->scratch_cap, total + 1) < 0)
+	if (reserve(&s->outbuf, &s->outbuf_cap, out_total + 1) < 0 ||
+	    reserve(&s->scratch, &s->scratch_cap, total + 1) < 0)
 		return -ENOMEM;
 
 	/* The original bytes of all segments, contiguous in sequence space. */
@@ -563,7 +564,7 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 		s->next_seq = seq + len;
 		seen_reset(s);
 		res->out[res->nout++] = (struct stream_out){
-			.id = id, .verdict = STREAM_ACCEPT, .modified = cur_changed, .payload = cur, .len = payload_len};
+		    .id = id, .verdict = STREAM_ACCEPT, .modified = cur_changed, .payload = cur, .len = payload_len};
 		return 0;
 	}
 

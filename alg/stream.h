@@ -16,10 +16,10 @@
  * correction point per direction.
  */
 
-#define STREAM_LINE_MAX 4096
-#define STREAM_HOLD_MAX 128
+#define STREAM_LINE_MAX	 4096
+#define STREAM_HOLD_MAX	 128
 #define STREAM_EMIT_RING 8
-#define STREAM_HIST 16
+#define STREAM_HIST	 16
 /*
  * Most bytes the rewrites of one release may add. The session lowers the MSS
  * of each control connection by as much, so a full segment still fits.
@@ -111,7 +111,7 @@ struct stream {
 	size_t curbuf_cap;
 	uint8_t *outbuf;
 	size_t outbuf_cap;
-	uint8_t *seen; /* ring: byte at seq x is seen[x % STREAM_SEEN] */
+	uint8_t *seen;	     /* ring: byte at seq x is seen[x % STREAM_SEEN] */
 	uint32_t seen_start; /* oldest seq the ring may hold; it ends at next_seq */
 };
 

@@ -127,7 +127,8 @@ int config_set(struct alg_config *c, const char *key, const char *value, char *e
 	} else if (strcasecmp(key, "MasqueradeAddress") == 0) {
 		struct in_addr a;
 		if (inet_pton(AF_INET, value, &a) != 1) {
-			snprintf(err, errlen, "'%s' is not an IPv4 address (use the address itself, not a name)", value);
+			snprintf(err, errlen, "'%s' is not an IPv4 address (use the address itself, not a name)",
+				 value);
 			return -EINVAL;
 		}
 		memcpy(c->public4, &a, 4);
@@ -180,7 +181,8 @@ int config_set(struct alg_config *c, const char *key, const char *value, char *e
 		}
 		c->max_sessions = (unsigned)v;
 	} else if (strcasecmp(key, "User") == 0) {
-		if (!*value || strlen(value) >= sizeof(c->user) || strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(value)) {
+		if (!*value || strlen(value) >= sizeof(c->user) ||
+		    strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(value)) {
 			snprintf(err, errlen, "'%s' is not a user name", value);
 			return -EINVAL;
 		}
@@ -320,8 +322,9 @@ static int set_server(struct cfg_server *sv, const char *key, const char *value,
 		}
 		sv->has_masq = true;
 	} else {
-		snprintf(err, errlen, "unknown setting '%s' in a [server] section (Public, Server, PassivePorts, "
-				      "MaxSessions, MasqueradeAddress)",
+		snprintf(err, errlen,
+			 "unknown setting '%s' in a [server] section (Public, Server, PassivePorts, "
+			 "MaxSessions, MasqueradeAddress)",
 			 key);
 		return -ENOENT;
 	}
@@ -361,7 +364,8 @@ static int set_class(struct cfg_class *cl, const char *key, const char *value, c
 		}
 		cl->has_masq = true;
 	} else {
-		snprintf(err, errlen, "unknown setting '%s' in a [class] section (From, Rewrite, MasqueradeAddress)", key);
+		snprintf(err, errlen, "unknown setting '%s' in a [class] section (From, Rewrite, MasqueradeAddress)",
+			 key);
 		return -ENOENT;
 	}
 	return 0;
@@ -375,7 +379,7 @@ struct load_ctx {
 	void (*report)(void *ctx, const char *path, int line, const char *msg);
 	void *rctx;
 	char section[64];
-	int kind; /* 0 global, 1 server, 2 class, -1 a bad section */
+	int kind;	  /* 0 global, 1 server, 2 class, -1 a bad section */
 	int section_line; /* line of the last [header] read */
 };
 
@@ -497,8 +501,9 @@ int config_load(struct alg_config *c, const char *path,
 		for (unsigned j = 0; j < i; j++)
 			if (c->servers[j].pub_port == sv->pub_port && c->servers[j].family == sv->family &&
 			    memcmp(c->servers[j].pub, sv->pub, 16) == 0) {
-				snprintf(err, sizeof(err), "[server %s] publishes the same address and port as [server %s]",
-					 sv->name, c->servers[j].name);
+				snprintf(err, sizeof(err),
+					 "[server %s] publishes the same address and port as [server %s]", sv->name,
+					 c->servers[j].name);
 				report(ctx, path, sv->line, err);
 				l.bad++;
 			}

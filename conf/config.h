@@ -6,10 +6,10 @@
 #include <stdint.h>
 
 #define CONFIG_MAX_CONTROL_PORTS 16
-#define CONFIG_DEFAULT_PATH "/etc/ftp-alg/ftp-alg.conf"
+#define CONFIG_DEFAULT_PATH	 "/etc/ftp-alg/ftp-alg.conf"
 
-#define CONFIG_MAX_SERVERS 32
-#define CONFIG_MAX_CLASSES 16
+#define CONFIG_MAX_SERVERS  32
+#define CONFIG_MAX_CLASSES  16
 #define CONFIG_MAX_PREFIXES 8
 
 /* [server NAME]: a published FTP server; ftp-alg forwards its control port too. */
@@ -46,7 +46,7 @@ struct alg_config {
 	uint16_t control_ports[CONFIG_MAX_CONTROL_PORTS];
 	unsigned ncontrol_ports;
 	bool has_public4;
-	uint8_t public4[4]; /* MasqueradeAddress */
+	uint8_t public4[4];		 /* MasqueradeAddress */
 	uint16_t passive_lo, passive_hi; /* PassivePorts; 0 = keep the server's port */
 	uint16_t queue;
 	uint32_t pinhole_timeout; /* seconds */

@@ -22,23 +22,23 @@
 #include <time.h>
 
 #define SET_CTL_PORTS "ctl_ports"
-#define SET_PURE4 "pure_ack4"
-#define SET_PURE6 "pure_ack6"
-#define MAP_PASV4 "pasv4"
-#define SET_ONCE4 "once4"
-#define MAP_PASV6 "pasv6"
-#define SET_ONCE6 "once6"
-#define MAP_PUBLISH4 "publish4"
-#define MAP_PUBLISH6 "publish6"
-#define OBJ_SEQADJ4 "seqadj4"
-#define OBJ_SEQADJ6 "seqadj6"
+#define SET_PURE4     "pure_ack4"
+#define SET_PURE6     "pure_ack6"
+#define MAP_PASV4     "pasv4"
+#define SET_ONCE4     "once4"
+#define MAP_PASV6     "pasv6"
+#define SET_ONCE6     "once6"
+#define MAP_PUBLISH4  "publish4"
+#define MAP_PUBLISH6  "publish6"
+#define OBJ_SEQADJ4   "seqadj4"
+#define OBJ_SEQADJ6   "seqadj6"
 
 /* nft's datatype ids, so that "nft list" shows our sets readably. */
-#define TYPE_IPADDR 7
-#define TYPE_IP6ADDR 8
+#define TYPE_IPADDR	  7
+#define TYPE_IP6ADDR	  8
 #define TYPE_INET_SERVICE 13
-#define TYPE_BITS 6
-#define KEY_TYPE(a) ((((a) << TYPE_BITS | (a)) << TYPE_BITS) | TYPE_INET_SERVICE)
+#define TYPE_BITS	  6
+#define KEY_TYPE(a)	  ((((a) << TYPE_BITS | (a)) << TYPE_BITS) | TYPE_INET_SERVICE)
 
 /* After conntrack (-200), before DNAT (-100): the tuple is still the one the client sent to. */
 #define PRIO_CONTROL -150
@@ -76,8 +76,8 @@ static void batch_begin(struct batch *bt, struct nft *n)
 
 static struct nlmsghdr *batch_msg(struct batch *bt, uint16_t type, uint16_t flags)
 {
-	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type, NFPROTO_INET,
-						     flags | NLM_F_ACK, bt->n->seq++);
+	struct nlmsghdr *nlh =
+	    nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type, NFPROTO_INET, flags | NLM_F_ACK, bt->n->seq++);
 	bt->acks++;
 	return nlh;
 }
@@ -318,10 +318,10 @@ struct pinhole_layout {
 	const char *set, *map;
 };
 
-static const struct pinhole_layout layout4 = {NFPROTO_IPV4, 4, 12, 16, NFT_REG32_01, NFT_REG32_02, NFT_REG32_01,
-					      SET_ONCE4, MAP_PASV4};
-static const struct pinhole_layout layout6 = {NFPROTO_IPV6, 16, 8, 24, NFT_REG_2, NFT_REG_3, NFT_REG_2, SET_ONCE6,
-					      MAP_PASV6};
+static const struct pinhole_layout layout4 = {NFPROTO_IPV4, 4,	       12,	 16, NFT_REG32_01, NFT_REG32_02,
+					      NFT_REG32_01, SET_ONCE4, MAP_PASV4};
+static const struct pinhole_layout layout6 = {NFPROTO_IPV6, 16,	       8,	  24,	    NFT_REG_2,
+					      NFT_REG_3,    NFT_REG_2, SET_ONCE6, MAP_PASV6};
 
 /* dnat ip to <address in reg 1> . <port in the layout's data register>, after a map lookup. */
 static void e_dnat_from_map(struct nftnl_rule *r, const struct pinhole_layout *l)
@@ -723,7 +723,7 @@ static int pinhole_msg(struct nft *n, const struct pinhole *p, bool add)
 		}
 		nftnl_set_elem_add(s, e);
 		struct nlmsghdr *nlh =
-			batch_msg(&bt, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, add ? NLM_F_CREATE : 0);
+		    batch_msg(&bt, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, add ? NLM_F_CREATE : 0);
 		nftnl_set_elems_nlmsg_build_payload(nlh, s);
 		nftnl_set_free(s);
 		batch_next(&bt);

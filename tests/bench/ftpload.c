@@ -143,8 +143,8 @@ static void on_line(struct conn *c, char *line)
 		const uint8_t *ip = (const uint8_t *)&a.sin_addr;
 		unsigned port = ntohs(a.sin_port);
 		if (!strncasecmp(line, "PASV", 4))
-			snprintf(r, sizeof(r), "227 Entering Passive Mode (%u,%u,%u,%u,%u,%u).\r\n", ip[0], ip[1], ip[2],
-				 ip[3], port >> 8, port & 255);
+			snprintf(r, sizeof(r), "227 Entering Passive Mode (%u,%u,%u,%u,%u,%u).\r\n", ip[0], ip[1],
+				 ip[2], ip[3], port >> 8, port & 255);
 		else
 			snprintf(r, sizeof(r), "229 Entering Extended Passive Mode (|||%u|)\r\n", port);
 		say(c, r);
@@ -367,7 +367,8 @@ static int rate(const char *host, int port, int procs, double seconds, long max)
 				else
 					counts[2 * i + 1]++;
 				if (max)
-					*last = t - start; /* processes finish close together; the latest write is near enough */
+					*last = t - start; /* processes finish close together; the latest write is near
+							      enough */
 			}
 			_exit(0);
 		}
@@ -479,8 +480,8 @@ static int hold(const char *host, int port, int n)
 	       "\"pasv_first10_p50_ms\":%.4f,\"pasv_at_n_p50_ms\":%.4f,\"pasv_at_n_p99_ms\":%.4f,"
 	       "\"transfers_ok\":%d,\"transfers_bad\":%d}\n",
 	       n, errors, open_s, nfirst ? pct(first, (size_t)nfirst, 0.5) * 1e3 : -1,
-	       nlater ? pct(later, (size_t)nlater, 0.5) * 1e3 : -1, nlater ? pct(later, (size_t)nlater, 0.99) * 1e3 : -1,
-	       ok, bad);
+	       nlater ? pct(later, (size_t)nlater, 0.5) * 1e3 : -1,
+	       nlater ? pct(later, (size_t)nlater, 0.99) * 1e3 : -1, ok, bad);
 	free(hs);
 	return 0;
 }

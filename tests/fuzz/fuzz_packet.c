@@ -46,8 +46,8 @@ static const struct alg_kernel_ops ops = {k_ct_get, k_seqadj, k_hole, k_hole, NU
 
 static size_t build(uint8_t *p, int dir, uint32_t seq, uint8_t flags, const uint8_t *payload, size_t plen)
 {
-	return tcp4_build(p, dir ? SERVER : CLIENT, dir ? CLIENT : PUBLIC, dir ? 21 : 40000, dir ? 40000 : 21, seq, flags,
-			  payload, plen);
+	return tcp4_build(p, dir ? SERVER : CLIENT, dir ? CLIENT : PUBLIC, dir ? 21 : 40000, dir ? 40000 : 21, seq,
+			  flags, payload, plen);
 }
 
 static void check(const struct alg_verdicts *v)

@@ -94,12 +94,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct stream_result r;
 		stream_segment(&s, &ops, NULL, id, seg_seq[id], seg_pkt[id], n + 4, 4, n, &r);
 		if (getenv("FUZZ_TRACE")) {
-			fprintf(stderr, "seg %u off %u len %zu old %zu: %.*s| hold=%d reason=%d corr=%u %d/%d\n", id, off,
-				n, old, (int)n, (const char *)seg_pkt[id] + 4, r.hold_current, r.reason,
+			fprintf(stderr, "seg %u off %u len %zu old %zu: %.*s| hold=%d reason=%d corr=%u %d/%d\n", id,
+				off, n, old, (int)n, (const char *)seg_pkt[id] + 4, r.hold_current, r.reason,
 				r.corr_pos - (isn + 1), r.off_before, r.off_after);
 			for (unsigned i = 0; i < r.nout; i++)
 				fprintf(stderr, "   out id %u %s mod=%d len %zu\n", r.out[i].id,
-					r.out[i].verdict == STREAM_DROP ? "DROP" : "ACCEPT", r.out[i].modified, r.out[i].len);
+					r.out[i].verdict == STREAM_DROP ? "DROP" : "ACCEPT", r.out[i].modified,
+					r.out[i].len);
 		}
 		for (unsigned i = 0; i < r.nout; i++) {
 			const struct stream_out *o = &r.out[i];

@@ -162,17 +162,17 @@ static void bad_sections(void **state)
 	struct reports r = {0};
 	(void)state;
 	config_defaults(&c);
-	char *p = write_tmp("[server a]\n"		 /* 1: lacks Server */
+	char *p = write_tmp("[server a]\n"		  /* 1: lacks Server */
 			    "Public = 203.0.113.2:2121\n" /* 2 */
-			    "[server b]\n"		 /* 3: same public port as a */
+			    "[server b]\n"		  /* 3: same public port as a */
 			    "Public = 203.0.113.2:2121\n" /* 4 */
 			    "Server = 192.0.2.11:70000\n" /* 5: bad port */
-			    "Server = 192.0.2.11:21\n"	 /* 6 */
-			    "[bogus]\n"			 /* 7 */
-			    "x = 1\n"			 /* 8 */
-			    "[class c]\n"		 /* 9: no From */
-			    "Rewrite = maybe\n"		 /* 10 */
-			    "this line has no equals\n");	 /* 11 */
+			    "Server = 192.0.2.11:21\n"	  /* 6 */
+			    "[bogus]\n"			  /* 7 */
+			    "x = 1\n"			  /* 8 */
+			    "[class c]\n"		  /* 9: no From */
+			    "Rewrite = maybe\n"		  /* 10 */
+			    "this line has no equals\n"); /* 11 */
 	assert_int_equal(config_load(&c, p, report, &r), -EINVAL);
 	int want[] = {5, 7, 10, 11, 1, 3, 9};
 	assert_int_equal(r.n, 7);
@@ -184,9 +184,9 @@ static void bad_sections(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(defaults), cmocka_unit_test(good_file), cmocka_unit_test(every_bad_line_reported),
-		cmocka_unit_test(values), cmocka_unit_test(missing_file), cmocka_unit_test(sections),
-		cmocka_unit_test(bad_sections),
+	    cmocka_unit_test(defaults),	    cmocka_unit_test(good_file),    cmocka_unit_test(every_bad_line_reported),
+	    cmocka_unit_test(values),	    cmocka_unit_test(missing_file), cmocka_unit_test(sections),
+	    cmocka_unit_test(bad_sections),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

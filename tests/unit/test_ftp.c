@@ -67,29 +67,29 @@ struct case227 {
 };
 
 static const struct case227 cases227[] = {
-	{"227 Entering Passive Mode (192,0,2,10,195,80).\r\n", 0, "192.0.2.10", 50000, "192,0,2,10,195,80"},
-	{"227 Entering Passive Mode (192,0,2,10,195,80)\r\n", 0, "192.0.2.10", 50000, "192,0,2,10,195,80"},
-	{"227 =192,0,2,10,0,21\r\n", 0, "192.0.2.10", 21, "192,0,2,10,0,21"},
-	{"227 Entering Passive Mode 192,0,2,10,4,1\r\n", 0, "192.0.2.10", 1025, "192,0,2,10,4,1"},
-	{"227 Entering Passive Mode (192,000,002,010,004,001)\r\n", 0, "192.0.2.10", 1025, "192,000,002,010,004,001"},
-	{"227 Entering Passive Mode (192,0,2,10,195,80)", 0, "192.0.2.10", 50000, "192,0,2,10,195,80"},
-	/* hostile or malformed */
-	{"227 Entering Passive Mode (192,0,2,256,195,80)\r\n", -ERANGE, NULL, 0, NULL},
-	{"227 Entering Passive Mode (192,0,2,10,256,80)\r\n", -ERANGE, NULL, 0, NULL},
-	{"227 Entering Passive Mode (192,0,2,10,0,0)\r\n", -ERANGE, NULL, 0, NULL},
-	{"227 Entering Passive Mode (0192,0,2,10,195,80)\r\n", -ERANGE, NULL, 0, NULL},
-	{"227 Entering Passive Mode (192,0,2,10,195,80,1)\r\n", -EINVAL, NULL, 0, NULL},
-	{"227 Entering Passive Mode (192,0,2,10,195)\r\n", -EINVAL, NULL, 0, NULL},
-	{"227 Entering Passive Mode (192, 0,2,10,195,80)\r\n", -EINVAL, NULL, 0, NULL},
-	{"227 Entering Passive Mode (+192,0,2,10,195,80)\r\n", -EINVAL, NULL, 0, NULL},
-	{"227 Entering Passive Mode (0xc0,0,2,10,195,80)\r\n", -EINVAL, NULL, 0, NULL},
-	{"227 Entering Passive Mode (-1,0,2,10,195,80)\r\n", -EINVAL, NULL, 0, NULL},
-	{"227 Entering Passive Mode (\xef\xbc\x91,0,2,10,195,80)\r\n", -EINVAL, NULL, 0, NULL},
-	{"227-Entering Passive Mode (192,0,2,10,195,80)\r\n", -EINVAL, NULL, 0, NULL},
-	{"228 Entering Passive Mode (192,0,2,10,195,80)\r\n", -EINVAL, NULL, 0, NULL},
-	{"227 no numbers here\r\n", -EINVAL, NULL, 0, NULL},
-	{"227 \r\n", -EINVAL, NULL, 0, NULL},
-	{"227", -EINVAL, NULL, 0, NULL},
+    {"227 Entering Passive Mode (192,0,2,10,195,80).\r\n", 0, "192.0.2.10", 50000, "192,0,2,10,195,80"},
+    {"227 Entering Passive Mode (192,0,2,10,195,80)\r\n", 0, "192.0.2.10", 50000, "192,0,2,10,195,80"},
+    {"227 =192,0,2,10,0,21\r\n", 0, "192.0.2.10", 21, "192,0,2,10,0,21"},
+    {"227 Entering Passive Mode 192,0,2,10,4,1\r\n", 0, "192.0.2.10", 1025, "192,0,2,10,4,1"},
+    {"227 Entering Passive Mode (192,000,002,010,004,001)\r\n", 0, "192.0.2.10", 1025, "192,000,002,010,004,001"},
+    {"227 Entering Passive Mode (192,0,2,10,195,80)", 0, "192.0.2.10", 50000, "192,0,2,10,195,80"},
+    /* hostile or malformed */
+    {"227 Entering Passive Mode (192,0,2,256,195,80)\r\n", -ERANGE, NULL, 0, NULL},
+    {"227 Entering Passive Mode (192,0,2,10,256,80)\r\n", -ERANGE, NULL, 0, NULL},
+    {"227 Entering Passive Mode (192,0,2,10,0,0)\r\n", -ERANGE, NULL, 0, NULL},
+    {"227 Entering Passive Mode (0192,0,2,10,195,80)\r\n", -ERANGE, NULL, 0, NULL},
+    {"227 Entering Passive Mode (192,0,2,10,195,80,1)\r\n", -EINVAL, NULL, 0, NULL},
+    {"227 Entering Passive Mode (192,0,2,10,195)\r\n", -EINVAL, NULL, 0, NULL},
+    {"227 Entering Passive Mode (192, 0,2,10,195,80)\r\n", -EINVAL, NULL, 0, NULL},
+    {"227 Entering Passive Mode (+192,0,2,10,195,80)\r\n", -EINVAL, NULL, 0, NULL},
+    {"227 Entering Passive Mode (0xc0,0,2,10,195,80)\r\n", -EINVAL, NULL, 0, NULL},
+    {"227 Entering Passive Mode (-1,0,2,10,195,80)\r\n", -EINVAL, NULL, 0, NULL},
+    {"227 Entering Passive Mode (\xef\xbc\x91,0,2,10,195,80)\r\n", -EINVAL, NULL, 0, NULL},
+    {"227-Entering Passive Mode (192,0,2,10,195,80)\r\n", -EINVAL, NULL, 0, NULL},
+    {"228 Entering Passive Mode (192,0,2,10,195,80)\r\n", -EINVAL, NULL, 0, NULL},
+    {"227 no numbers here\r\n", -EINVAL, NULL, 0, NULL},
+    {"227 \r\n", -EINVAL, NULL, 0, NULL},
+    {"227", -EINVAL, NULL, 0, NULL},
 };
 
 static void parse_227(void **state)
@@ -238,11 +238,11 @@ static void telnet_strip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(telnet_strip),
-		cmocka_unit_test(verbs),	     cmocka_unit_test(reply_codes), cmocka_unit_test(first_commands),
-		cmocka_unit_test(parse_227),	     cmocka_unit_test(parse_229),
-		cmocka_unit_test(parse_port_eprt),   cmocka_unit_test(format_and_splice),
-		cmocka_unit_test(rewrite_roundtrip),
+	    cmocka_unit_test(telnet_strip),	 cmocka_unit_test(verbs),
+	    cmocka_unit_test(reply_codes),	 cmocka_unit_test(first_commands),
+	    cmocka_unit_test(parse_227),	 cmocka_unit_test(parse_229),
+	    cmocka_unit_test(parse_port_eprt),	 cmocka_unit_test(format_and_splice),
+	    cmocka_unit_test(rewrite_roundtrip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -226,13 +226,13 @@ static void malformed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(parse_v4),
-		cmocka_unit_test(checksum_ok_detects_corruption),
-		cmocka_unit_test(grown_v4_clears_df),
-		cmocka_unit_test(mss_clamped),
-		cmocka_unit_test(rebuild_v4_both_signs),
-		cmocka_unit_test(rebuild_v6),
-		cmocka_unit_test(malformed),
+	    cmocka_unit_test(parse_v4),
+	    cmocka_unit_test(checksum_ok_detects_corruption),
+	    cmocka_unit_test(grown_v4_clears_df),
+	    cmocka_unit_test(mss_clamped),
+	    cmocka_unit_test(rebuild_v4_both_signs),
+	    cmocka_unit_test(rebuild_v6),
+	    cmocka_unit_test(malformed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,7 +32,7 @@ struct fake_kernel {
 	struct pinhole deleted[32];
 	int ndeleted;
 	uint8_t outside[4]; /* the one address reached via the default route */
-	bool consumed[32];   /* added[i] used by its data connection */
+	bool consumed[32];  /* added[i] used by its data connection */
 };
 
 static int f_ct_get(void *k, const struct flow *seen, int dir, struct ct_info *out)
@@ -120,7 +120,8 @@ static size_t build(const struct ct_info *ct, uint8_t *p, int dir, uint32_t seq,
 {
 	/* As seen at prerouting before NAT: each direction carries its conntrack tuple. */
 	const struct flow *f = dir == DIR_ORIG ? &ct->orig : &ct->reply;
-	return tcp4_build(p, f->saddr, f->daddr, f->sport, f->dport, seq, flags, payload, payload ? strlen(payload) : 0);
+	return tcp4_build(p, f->saddr, f->daddr, f->sport, f->dport, seq, flags, payload,
+			  payload ? strlen(payload) : 0);
 }
 
 static void send_pkt(struct conn *c, int dir, uint8_t flags, const char *payload)
@@ -457,7 +458,9 @@ static void telnet_commands_cannot_hide_port(void **state)
 	assert_int_equal(refusals_for(&c, "telnet-command-in-PORT"), 2);
 	assert_int_equal(c.k.nadded, 0);
 	/* ABOR behind IAC IP / IAC DM, as clients send it, is left alone. */
-	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "\xff\xf4\xff\xf2" "ABOR\r\n");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK,
+		 "\xff\xf4\xff\xf2"
+		 "ABOR\r\n");
 	assert_string_equal(out_payload(&c), "");
 	alg_free(c.alg);
 }
@@ -562,14 +565,13 @@ static void port_bounce_neutralized(void **state)
 	struct conn c;
 	(void)state;
 	static const char *const bad[] = {
-		"PORT 203,0,113,20,195,80\r\n",   /* a third host */
-		"PORT 192,0,2,1,195,80\r\n",      /* the gateway itself */
-		"PORT 192,0,2,50,0,25\r\n",       /* below the floor: SMTP */
-		"PORT 192,0,2,50,256,1\r\n",      /* malformed */
-		"EPRT |2|2001:db8::1|6000|\r\n",  /* family mismatch */
-		"EPRT |1|127.0.0.1|6000|\r\n",    /* loopback */
-		"eprt |1|255.255.255.255|6000|\r\n",
-		"LPRT 4,4,192,0,2,50,2,195,80\r\n", /* not understood */
+	    "PORT 203,0,113,20,195,80\r\n",					     /* a third host */
+	    "PORT 192,0,2,1,195,80\r\n",					     /* the gateway itself */
+	    "PORT 192,0,2,50,0,25\r\n",						     /* below the floor: SMTP */
+	    "PORT 192,0,2,50,256,1\r\n",					     /* malformed */
+	    "EPRT |2|2001:db8::1|6000|\r\n",					     /* family mismatch */
+	    "EPRT |1|127.0.0.1|6000|\r\n",					     /* loopback */
+	    "eprt |1|255.255.255.255|6000|\r\n", "LPRT 4,4,192,0,2,50,2,195,80\r\n", /* not understood */
 	};
 	setup_active(&c);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -723,16 +725,24 @@ int main(void)
 {
 	log_open("test", 0, 0);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(pasv_rewritten_with_pinhole), cmocka_unit_test(bad_packets_dropped_unread),
-		cmocka_unit_test(refusals),
-		cmocka_unit_test(auth_tls_goes_opaque),	       cmocka_unit_test(epsv_and_passive_ports),
-		cmocka_unit_test(pinholes_bounded_per_session),
-		cmocka_unit_test(pinhole_limits_per_client_and_global), cmocka_unit_test(sessions_limited_per_client), cmocka_unit_test(telnet_commands_cannot_hide_port),
-		cmocka_unit_test(deep_pipeline_keeps_pairing), cmocka_unit_test(no_seqadj_keeps_length),
-		cmocka_unit_test(port_rewritten_armed_on_200), cmocka_unit_test(port_bounce_neutralized),
-		cmocka_unit_test(replies_paired_in_order), cmocka_unit_test(routed_passive_remaps_port),
-		cmocka_unit_test(same_port_two_clients), cmocka_unit_test(status_and_pinhole_accounting),
-		cmocka_unit_test(not_ftp_is_never_parsed),
+	    cmocka_unit_test(pasv_rewritten_with_pinhole),
+	    cmocka_unit_test(bad_packets_dropped_unread),
+	    cmocka_unit_test(refusals),
+	    cmocka_unit_test(auth_tls_goes_opaque),
+	    cmocka_unit_test(epsv_and_passive_ports),
+	    cmocka_unit_test(pinholes_bounded_per_session),
+	    cmocka_unit_test(pinhole_limits_per_client_and_global),
+	    cmocka_unit_test(sessions_limited_per_client),
+	    cmocka_unit_test(telnet_commands_cannot_hide_port),
+	    cmocka_unit_test(deep_pipeline_keeps_pairing),
+	    cmocka_unit_test(no_seqadj_keeps_length),
+	    cmocka_unit_test(port_rewritten_armed_on_200),
+	    cmocka_unit_test(port_bounce_neutralized),
+	    cmocka_unit_test(replies_paired_in_order),
+	    cmocka_unit_test(routed_passive_remaps_port),
+	    cmocka_unit_test(same_port_two_clients),
+	    cmocka_unit_test(status_and_pinhole_accounting),
+	    cmocka_unit_test(not_ftp_is_never_parsed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,7 +14,7 @@
 #include "alg/ftp.h"
 #include "alg/stream.h"
 
-#define HDR 4 /* fake packet header in front of each payload */
+#define HDR 4		/* fake packet header in front of each payload */
 #define ISN 4000000000u /* wraps during the tests */
 
 /* What the session layer would do: rewrite a 227 to to_addr, keeping the port. */
@@ -348,13 +348,16 @@ static void overlap_first_copy_wins(void **state)
 static void growth_capped_per_release(void **state)
 {
 	(void)state;
-	static const char *const IN = "227 (192,0,2,10,195,80)\r\n227 (192,0,2,10,195,81)\r\n227 (192,0,2,10,195,82)\r\n";
+	static const char *const IN =
+	    "227 (192,0,2,10,195,80)\r\n227 (192,0,2,10,195,81)\r\n227 (192,0,2,10,195,82)\r\n";
 	struct sim *m = calloc(1, sizeof(*m));
 	sim_init(m, LONG_TO);
 	m->f.extra = 30; /* each rewrite grows by 31 */
 	sim_send(m, IN, 0, strlen(IN));
-	expect_rx(m, "227 (203,0,113,1,195,80)" "++++++++++++++++++++++++++++++\r\n"
-		     "227 (203,0,113,1,195,81)" "++++++++++++++++++++++++++++++\r\n"
+	expect_rx(m, "227 (203,0,113,1,195,80)"
+		     "++++++++++++++++++++++++++++++\r\n"
+		     "227 (203,0,113,1,195,81)"
+		     "++++++++++++++++++++++++++++++\r\n"
 		     "227 (192,0,2,10,195,82)\r\n");
 	assert_int_equal(m->f.rewrites, 2);
 	/* The next release has its own allowance. */
@@ -479,20 +482,14 @@ static void line_over_64k_not_parsed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(split_once_everywhere),
-		cmocka_unit_test(line_over_64k_not_parsed),
-		cmocka_unit_test(split_twice_everywhere),
-		cmocka_unit_test(one_byte_segments),
-		cmocka_unit_test(many_rewrites_one_connection),
-		cmocka_unit_test(retransmit_modified_is_identical),
-		cmocka_unit_test(retransmit_of_held_is_dropped),
-		cmocka_unit_test(coalesced_retransmission_supersedes),
-		cmocka_unit_test(future_segment_dropped), cmocka_unit_test(overlap_first_copy_wins),
-		cmocka_unit_test(growth_capped_per_release),
-		cmocka_unit_test(adopted_mid_line),
-		cmocka_unit_test(flush_releases_unmodified),
-		cmocka_unit_test(long_line_not_parsed),
-		cmocka_unit_test(flush_marks_held_prefix),
+	    cmocka_unit_test(split_once_everywhere),	     cmocka_unit_test(line_over_64k_not_parsed),
+	    cmocka_unit_test(split_twice_everywhere),	     cmocka_unit_test(one_byte_segments),
+	    cmocka_unit_test(many_rewrites_one_connection),  cmocka_unit_test(retransmit_modified_is_identical),
+	    cmocka_unit_test(retransmit_of_held_is_dropped), cmocka_unit_test(coalesced_retransmission_supersedes),
+	    cmocka_unit_test(future_segment_dropped),	     cmocka_unit_test(overlap_first_copy_wins),
+	    cmocka_unit_test(growth_capped_per_release),     cmocka_unit_test(adopted_mid_line),
+	    cmocka_unit_test(flush_releases_unmodified),     cmocka_unit_test(long_line_not_parsed),
+	    cmocka_unit_test(flush_marks_held_prefix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
