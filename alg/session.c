@@ -1436,6 +1436,8 @@ char *alg_status(struct alg *a, time_t now, bool json, const char *version, cons
 			(long long)(now - a->started), queue_path, a->cfg.table);
 		fprintf(f, "\"queues\":[%u,%u],\"max_sessions\":%u,", a->cfg.queue, a->cfg.queue + 1,
 			a->cfg.max_sessions);
+		fprintf(f, "\"pinholes_armed\":%u,\"max_pinholes\":%u,\"max_pinholes_per_client\":%u,", a->nholes,
+			a->cfg.max_pinholes, a->cfg.max_pinholes_per_client);
 		fprintf(f,
 			"\"counters\":{\"packets\":%llu,\"sessions\":%llu,\"rewrites\":%llu,"
 			"\"pinholes_opened\":%llu,\"pinholes_used\":%llu,\"pinholes_expired\":%llu,"
@@ -1486,7 +1488,10 @@ char *alg_status(struct alg *a, time_t now, bool json, const char *version, cons
 	} else {
 		fprintf(f, "ftp-alg %s, up %llds, queues %u-%u (%s), table inet %s\n", version,
 			(long long)(now - a->started), a->cfg.queue, a->cfg.queue + 1, queue_path, a->cfg.table);
-		fprintf(f, "sessions: %u (limit %u)\n", a->nsessions, a->cfg.max_sessions);
+		fprintf(f, "sessions: %u (limit %u, %u per client)\n", a->nsessions, a->cfg.max_sessions,
+			a->cfg.max_sessions_per_client);
+		fprintf(f, "pinholes armed: %u (limit %u, %u per client)\n", a->nholes, a->cfg.max_pinholes,
+			a->cfg.max_pinholes_per_client);
 		for (struct session *s = a->all; s; s = s->next_all) {
 			fprintf(f, "  #%llu ", (unsigned long long)s->id);
 			put_endpoint(f, s->orig.family, s->orig.saddr, s->orig.sport);

@@ -695,6 +695,7 @@ static void status_and_pinhole_accounting(void **state)
 	assert_non_null(strstr(j, "\"server\":\"192.0.2.10:21\""));
 	assert_non_null(strstr(j, "\"public\":\"203.0.113.1:50000\",\"to\":\"192.0.2.10:50000\",\"expires_in\":60"));
 	assert_non_null(strstr(j, "\"seq_offset\":{\"client\":0,\"server\":2}"));
+	assert_non_null(strstr(j, "\"pinholes_armed\":2,\"max_pinholes\":32768,\"max_pinholes_per_client\":256"));
 	free(j);
 	/* The first is used by its data connection, the second times out. */
 	c.k.consumed[0] = true;
@@ -704,6 +705,7 @@ static void status_and_pinhole_accounting(void **state)
 	assert_int_equal(alg_counters(c.alg)->pinholes_expired, 1);
 	j = alg_status(c.alg, 1061, false, "test", "xt");
 	assert_non_null(strstr(j, "pinholes 2 opened / 1 used / 1 expired"));
+	assert_non_null(strstr(j, "pinholes armed: 0 (limit 32768, 256 per client)"));
 	free(j);
 	alg_free(c.alg);
 }
