@@ -99,6 +99,7 @@ struct alg {
 	unsigned nsessions;
 	struct peer *peers[HASH_BUCKETS];
 	unsigned nholes;	/* armed pinholes of all sessions */
+	time_t accounted;	/* when the kernel's list of armed pinholes was last read */
 	struct keynode **live;	/* their keys */
 	struct keynode **armed; /* keys the kernel still had at the last check (built per tick) */
 	uint64_t next_id;
@@ -1306,13 +1307,17 @@ static void mark_armed(void *ctx, const struct pinhole *k)
  * Ask the kernel which pinholes are still armed: a key gone before its
  * timeout was consumed by its data connection.
  */
+/* With many pinholes the kernel's list is read less often: the dump grows with them. */
+#define ACCOUNT_EVERY_LARGE 10
+#define ACCOUNT_LARGE	    1024
+
 static void account_pinholes(struct alg *a, time_t now)
 {
-	bool any = false;
-	for (struct session *s = a->all; s && !any; s = s->next_all)
-		any = s->nholes > 0;
-	if (!any || !a->ops->pinholes_armed)
+	if (a->nholes == 0 || !a->ops->pinholes_armed)
 		return;
+	if (a->nholes >= ACCOUNT_LARGE && now - a->accounted < ACCOUNT_EVERY_LARGE)
+		return;
+	a->accounted = now;
 	int r = a->ops->pinholes_armed(a->kernel, mark_armed, a);
 	struct keynode **armed = a->armed;
 	a->armed = NULL;
