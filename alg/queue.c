@@ -73,6 +73,10 @@ int queue_open(struct queue **out, uint16_t base)
 	/* Keep packets coming when the receive buffer fills; the kernel drops and TCP resends. */
 	int one = 1;
 	setsockopt(mnl_socket_get_fd(q->nl), SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one));
+	/* Room for bursts (thousands of new sessions a second) before the kernel has to drop. */
+	int rcvbuf = 8 << 20;
+	if (setsockopt(mnl_socket_get_fd(q->nl), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+		setsockopt(mnl_socket_get_fd(q->nl), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	for (uint16_t i = 0; i < 2; i++) {
 		int r = send_cfg(q, (uint16_t)(base + i), fill_bind, NULL);
 		if (r == 0)
