@@ -784,6 +784,22 @@ static int elems_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
+/* Send a dump request and run cb over every reply until the dump ends. */
+static int dump(struct nft *n, const struct nlmsghdr *req, char *buf, size_t buflen, uint32_t seq, mnl_cb_t cb,
+		void *data)
+{
+	if (mnl_socket_sendto(n->nl, req, req->nlmsg_len) < 0)
+		return -errno;
+	int r;
+	do {
+		ssize_t len = mnl_socket_recvfrom(n->nl, buf, buflen);
+		if (len < 0)
+			return -errno;
+		r = mnl_cb_run(buf, (size_t)len, seq, n->portid, cb, data);
+	} while (r > 0);
+	return r < 0 ? -errno : 0;
+}
+
 int nft_pinholes_armed(struct nft *n, void (*cb)(void *ctx, const struct pinhole *p), void *ctx)
 {
 	char buf[16384];
@@ -797,18 +813,10 @@ int nft_pinholes_armed(struct nft *n, void (*cb)(void *ctx, const struct pinhole
 		struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, seq);
 		nftnl_set_elems_nlmsg_build_payload(nlh, s);
 		nftnl_set_free(s);
-		if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
-			return -errno;
 		struct dump_ctx d = {.l = l, .cb = cb, .ctx = ctx};
-		int r;
-		do {
-			ssize_t len = mnl_socket_recvfrom(n->nl, buf, sizeof(buf));
-			if (len < 0)
-				return -errno;
-			r = mnl_cb_run(buf, (size_t)len, seq, n->portid, elems_cb, &d);
-		} while (r > 0);
+		int r = dump(n, nlh, buf, sizeof(buf), seq, elems_cb, &d);
 		if (r < 0)
-			return -errno;
+			return r;
 	}
 	return 0;
 }
@@ -843,17 +851,8 @@ int nft_find_ftp_helpers(struct nft *n, void (*cb)(void *ctx, const char *table,
 	nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_CT_HELPER);
 	nftnl_obj_nlmsg_build_payload(nlh, o);
 	nftnl_obj_free(o);
-	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
 	struct helper_dump d = {.own = n->table, .cb = cb, .ctx = ctx};
-	int r;
-	do {
-		ssize_t len = mnl_socket_recvfrom(n->nl, buf, sizeof(buf));
-		if (len < 0)
-			return -errno;
-		r = mnl_cb_run(buf, (size_t)len, seq, n->portid, obj_cb, &d);
-	} while (r > 0);
-	return r < 0 ? -errno : 0;
+	return dump(n, nlh, buf, sizeof(buf), seq, obj_cb, &d);
 }
 
 const char *nft_strerror(int err)
