@@ -388,11 +388,18 @@ static void peer_put(struct alg *a, struct peer *p)
 	peer_forget(a, p);
 }
 
-/* Every change to a session's armed pinholes goes through here, so the limits stay exact. */
-static void holes_changed(struct alg *a, struct session *s, int delta)
+/*
+ * A session's pinhole leaves the books (the kernel side is the caller's):
+ * its key, the session's slot, the per-client and the global count. Every
+ * removal goes through here so that the limits stay exact.
+ */
+static void hole_forget(struct alg *a, struct session *s, unsigned i)
 {
-	a->nholes = (unsigned)((int)a->nholes + delta);
-	s->peer->nholes = (unsigned)((int)s->peer->nholes + delta);
+	keyset_del(a->live, &s->holes[i].p);
+	memmove(&s->holes[i], &s->holes[i + 1], (s->nholes - i - 1) * sizeof(s->holes[0]));
+	s->nholes--;
+	s->peer->nholes--;
+	a->nholes--;
 }
 
 /* Why a new pinhole for s would break a limit, or NULL. A full session replaces its oldest. */
@@ -462,7 +469,6 @@ static void unlink_from(struct session **head, struct session *s, bool reply)
 static void holes_remove_all(struct alg *a, struct session *s)
 {
 	for (unsigned i = 0; i < s->nholes; i++) {
-		keyset_del(a->live, &s->holes[i].p);
 		if (s->holes[i].expires > a->now) {
 			int r = a->ops->pinhole_del(a->kernel, &s->holes[i].p);
 			if (r == 0)
@@ -473,8 +479,8 @@ static void holes_remove_all(struct alg *a, struct session *s)
 			a->ctr.pinholes_expired++;
 		}
 	}
-	holes_changed(a, s, -(int)s->nholes);
-	s->nholes = 0;
+	while (s->nholes)
+		hole_forget(a, s, s->nholes - 1);
 }
 
 static void session_free(struct alg *a, struct session *s)
@@ -647,10 +653,7 @@ static int arm_pinhole(struct alg *a, struct session *s, const struct pinhole *p
 		/* Bounded per session: the oldest announcement loses its hole. */
 		if (s->holes[0].expires > a->now)
 			a->ops->pinhole_del(a->kernel, &s->holes[0].p);
-		keyset_del(a->live, &s->holes[0].p);
-		memmove(&s->holes[0], &s->holes[1], (s->nholes - 1) * sizeof(s->holes[0]));
-		s->nholes--;
-		holes_changed(a, s, -1);
+		hole_forget(a, s, 0);
 	}
 	int r = keyset_add(&a->live, p);
 	if (r == 0) {
@@ -665,7 +668,8 @@ static int arm_pinhole(struct alg *a, struct session *s, const struct pinhole *p
 		return r;
 	}
 	s->holes[s->nholes++] = (struct hole){.p = *p, .expires = a->now + (time_t)p->timeout};
-	holes_changed(a, s, 1);
+	s->peer->nholes++;
+	a->nholes++;
 	a->ctr.pinholes++;
 	return 0;
 }
@@ -1340,10 +1344,7 @@ static void account_pinholes(struct alg *a, time_t now)
 					a->ops->pinhole_del(a->kernel, &h->p);
 					a->ctr.pinholes_used++;
 				}
-				keyset_del(a->live, &h->p);
-				memmove(h, h + 1, (s->nholes - i - 1) * sizeof(*h));
-				s->nholes--;
-				holes_changed(a, s, -1);
+				hole_forget(a, s, i);
 			} else {
 				i++;
 			}
@@ -1376,10 +1377,7 @@ void alg_tick(struct alg *a, time_t now, void (*emit)(void *ctx, const struct al
 		for (unsigned i = 0; i < s->nholes;)
 			if (s->holes[i].expires <= now) {
 				a->ctr.pinholes_expired++;
-				keyset_del(a->live, &s->holes[i].p);
-				memmove(&s->holes[i], &s->holes[i + 1], (s->nholes - i - 1) * sizeof(s->holes[0]));
-				s->nholes--;
-				holes_changed(a, s, -1);
+				hole_forget(a, s, i);
 			} else {
 				i++;
 			}
