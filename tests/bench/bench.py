@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +30,7 @@ def pct(v, p):
     return v[min(len(v) - 1, int(p * (len(v) - 1) + 0.5))]
 
 
-def ns_json(ns, cmd, timeout=600, env=None):
+def ns_json(ns, cmd, timeout=600):
     r = run.nsx(ns, cmd, check=False, timeout=timeout)
     try:
         return json.loads(r.stdout.strip().splitlines()[-1])
@@ -54,6 +55,7 @@ def rss_kib(pid):
 class Bench:
     def __init__(self, lab, binary, ftpload, short, conf):
         self.lab, self.binary, self.ftpload, self.short, self.conf = lab, binary, ftpload, short, conf
+        self.ctl = os.path.join(lab.work, "ctl.sock")
         self.res = {"kernel": {}, "ftp-alg": {}}
 
     def add(self, mode, key, value):
@@ -64,7 +66,10 @@ class Bench:
         if mode == "kernel":
             self.lab.helper(True)
         else:
-            self.lab.start_alg(self.binary, ["--config", self.conf])
+            # Quiet (LogLevel warning): up when the control socket answers, not at a log line.
+            self.lab.start_alg(self.binary, ["--config", self.conf, "--control-socket", self.ctl],
+                               ready=lambda: run.sh([self.binary, "status", "--control-socket", self.ctl],
+                                                    check=False).returncode == 0)
 
     def off(self, mode):
         if mode == "kernel":
@@ -74,8 +79,7 @@ class Bench:
         run.nsx("fa-gw", "conntrack -F", check=False)
 
     def status(self):
-        return json.loads(run.sh([self.binary, "status", "--json", "--control-socket",
-                                  os.path.join(self.lab.work, "ctl.sock")]).stdout)
+        return json.loads(run.sh([self.binary, "status", "--json", "--control-socket", self.ctl]).stdout)
 
     def round(self, mode):
         n = 60 if self.short else 400
@@ -120,9 +124,7 @@ class Bench:
         try:
             pid = self.lab.alg.pid if mode == "ftp-alg" else None
             base = rss_kib(pid) if pid else 0
-            env_pause = "FTPLOAD_PAUSE=2"
-            import subprocess
-            p = subprocess.Popen(["ip", "netns", "exec", "fa-c", "env", env_pause, self.ftpload, "hold", LOAD_PUB,
+            p = subprocess.Popen(["ip", "netns", "exec", "fa-c", "env", "FTPLOAD_PAUSE=2", self.ftpload, "hold", LOAD_PUB,
                                   "21", str(n)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             peak = base
             while p.poll() is None:
@@ -186,7 +188,7 @@ def main():
         # One client address opens every session here, so the per-client limits are the global ones.
         f.write("MaxSessions = 40000\nMaxSessionsPerClient = 40000\nMaxPinholesPerClient = 40000\n"
                 "MaxPinholes = 40000\nLogLevel = warning\n")
-    files = run.prepare_files()
+    run.prepare_files()  # the folder vsftpd serves
     big = os.path.join(run.FTP_ROOT, run.DATA_DIR, BIG)
     size = (64 << 20) if a.short else (1 << 30)
     if not os.path.exists(big) or os.path.getsize(big) != size:
@@ -195,24 +197,10 @@ def main():
             for _ in range(size >> 20):
                 f.write(chunk)
         os.chmod(big, 0o644)
-    del files
     lab = run.Lab(work, a.pkgroot)
     lab.verbose = False
     b = Bench(lab, os.path.abspath(a.binary), os.path.abspath(a.ftpload), a.short, conf)
     b.big_size = size
-    def start_alg(binary, args=()):
-        # Quiet (LogLevel warning), so ready when the control socket answers rather than at a log line.
-        import subprocess
-        ctl = os.path.join(work, "ctl.sock")
-        lab.alg_log = os.path.join(work, "ftp-alg.log")
-        lab.alg = subprocess.Popen(["ip", "netns", "exec", "fa-gw", binary] + list(args) + ["--control-socket", ctl],
-                                   stdout=subprocess.DEVNULL, stderr=open(lab.alg_log, "a"))
-        deadline = time.time() + 10
-        while run.sh([binary, "status", "--control-socket", ctl], check=False).returncode != 0:
-            if lab.alg.poll() is not None or time.time() > deadline:
-                raise RuntimeError("ftp-alg did not start:\n" + lab.log())
-            time.sleep(0.05)
-    lab.start_alg = start_alg
     failed = False
     try:
         lab.up()
@@ -223,7 +211,6 @@ def main():
         os.makedirs("/var/run/vsftpd/empty", exist_ok=True)
         lab.start_server("fa-s", "vsftpd", "192.0.2.10", "vsftpd")
         lab.start_server("fa-o", "vsftpd-out", OUT_VSFTPD, "vsftpd")
-        import subprocess
         for _ in range(4):  # sharing the port: two descriptors per held session, 20,000 per process here
             lab.procs.append(subprocess.Popen(["ip", "netns", "exec", "fa-s", os.path.abspath(a.ftpload), "serve",
                                                "192.0.2.13", "21"]))

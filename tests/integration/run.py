@@ -264,7 +264,8 @@ class Lab:
                         raise RuntimeError("%s did not start:\n%s" % (name, f.read()[-2000:]))
                 time.sleep(0.1)
 
-    def start_alg(self, binary, args=()):
+    def start_alg(self, binary, args=(), ready=None):
+        """Start the daemon in the gateway; ready() says it is up (default: its start-up log line)."""
         self.alg_log = os.path.join(self.work, "ftp-alg.log")
         starts = self.log().count(" started: ")
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
@@ -273,7 +274,7 @@ class Lab:
                                     (["-v"] if self.verbose else []) + list(args),
                                     stdout=subprocess.DEVNULL, stderr=open(self.alg_log, "a"), env=env)
         deadline = time.time() + (60 if self.wrapper else 10)
-        while self.log().count(" started: ") <= starts:
+        while not (ready() if ready else self.log().count(" started: ") > starts):
             if self.alg.poll() is not None or time.time() > deadline:
                 raise RuntimeError("ftp-alg did not start:\n" + self.log())
             time.sleep(0.05)
@@ -668,6 +669,14 @@ class Suite:
             except OSError:
                 return []
 
+        def not_reached(third):
+            # Give a bounced connection time to arrive, then read what the third host's listener saw.
+            time.sleep(0.5)
+            third.terminate()
+            out, _ = third.communicate(timeout=15)
+            if "CONNECTED" in out:
+                raise AssertionError("the third host was reached: %s" % out)
+
         def hostile():
             third = listener("fa-x", THIRD_HOST, 6000)
             try:
@@ -685,11 +694,7 @@ class Suite:
                 for l in got:
                     if not l.startswith("XXXX") or "203,0,113,1," in l or "|203.0.113.1|" in l:
                         raise AssertionError("server received %r" % l)
-                time.sleep(0.5)
-                third.terminate()
-                out, _ = third.communicate(timeout=15)
-                if "CONNECTED" in out:
-                    raise AssertionError("the third host was reached: %s" % out)
+                not_reached(third)
             finally:
                 if third.poll() is None:
                     third.kill()
@@ -729,11 +734,7 @@ class Suite:
                 got = [l for l in lines() if "203,0,113,20" in l]
                 if len(got) != 1 or not got[0].startswith("XX") or "203,0,113,1," in got[0]:
                     raise AssertionError("server saw %r (%s %s)" % (got, r.stdout, r.stderr[-300:]))
-                time.sleep(0.5)
-                third.terminate()
-                out, _ = third.communicate(timeout=15)
-                if "CONNECTED" in out:
-                    raise AssertionError("the third host was reached: %s" % out)
+                not_reached(third)
             finally:
                 if third.poll() is None:
                     third.kill()
