@@ -370,6 +370,27 @@ static void growth_capped_per_release(void **state)
 	free(m);
 }
 
+/* Many rewritable lines in one segment (a server answering pipelined PASVs): every one is rewritten. */
+static void many_lines_one_segment(void **state)
+{
+	(void)state;
+	char in[2048] = "", want[2048] = "";
+	for (int i = 0; i < 20; i++) {
+		char l[64];
+		snprintf(l, sizeof(l), "227 (192,0,2,10,195,%d)\r\n", i);
+		strcat(in, l);
+		snprintf(l, sizeof(l), "227 (203,0,113,1,195,%d)\r\n", i);
+		strcat(want, l);
+	}
+	struct sim *m = calloc(1, sizeof(*m));
+	sim_init(m, LONG_TO);
+	sim_send(m, in, 0, strlen(in));
+	expect_rx(m, want);
+	assert_int_equal(m->f.rewrites, 20);
+	stream_free(&m->s);
+	free(m);
+}
+
 /* Joined mid-stream (after a restart): nothing is parsed before the first line end. */
 static void adopted_mid_line(void **state)
 {
@@ -482,13 +503,21 @@ static void line_over_64k_not_parsed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(split_once_everywhere),	     cmocka_unit_test(line_over_64k_not_parsed),
-	    cmocka_unit_test(split_twice_everywhere),	     cmocka_unit_test(one_byte_segments),
-	    cmocka_unit_test(many_rewrites_one_connection),  cmocka_unit_test(retransmit_modified_is_identical),
-	    cmocka_unit_test(retransmit_of_held_is_dropped), cmocka_unit_test(coalesced_retransmission_supersedes),
-	    cmocka_unit_test(future_segment_dropped),	     cmocka_unit_test(overlap_first_copy_wins),
-	    cmocka_unit_test(growth_capped_per_release),     cmocka_unit_test(adopted_mid_line),
-	    cmocka_unit_test(flush_releases_unmodified),     cmocka_unit_test(long_line_not_parsed),
+	    cmocka_unit_test(split_once_everywhere),
+	    cmocka_unit_test(line_over_64k_not_parsed),
+	    cmocka_unit_test(split_twice_everywhere),
+	    cmocka_unit_test(one_byte_segments),
+	    cmocka_unit_test(many_rewrites_one_connection),
+	    cmocka_unit_test(retransmit_modified_is_identical),
+	    cmocka_unit_test(retransmit_of_held_is_dropped),
+	    cmocka_unit_test(coalesced_retransmission_supersedes),
+	    cmocka_unit_test(future_segment_dropped),
+	    cmocka_unit_test(overlap_first_copy_wins),
+	    cmocka_unit_test(growth_capped_per_release),
+	    cmocka_unit_test(many_lines_one_segment),
+	    cmocka_unit_test(adopted_mid_line),
+	    cmocka_unit_test(flush_releases_unmodified),
+	    cmocka_unit_test(long_line_not_parsed),
 	    cmocka_unit_test(flush_marks_held_prefix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
