@@ -66,6 +66,7 @@ def main():
         reply()
         digest = h.hexdigest()
     s.sendall(b"QUIT\r\n")
+    reply()
     print(json.dumps({"lines": lines, "sha256": digest}))
 
 
