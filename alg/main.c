@@ -58,9 +58,9 @@ static int k_seqadj(void *k, const struct flow *orig, int dir, uint32_t pos, int
 	return ct_seqadj_set(((struct daemon *)k)->ct, orig, dir, pos, before, after);
 }
 
-static int k_hole_add(void *k, const struct pinhole *p)
+static int k_hole_add(void *k, const struct pinhole *p, const struct pinhole *replaced)
 {
-	return nft_pinhole_add(((struct daemon *)k)->nft, p);
+	return nft_pinhole_add(((struct daemon *)k)->nft, p, replaced);
 }
 
 static int k_hole_del(void *k, const struct pinhole *p)

@@ -649,15 +649,17 @@ static int choose_pinhole(struct alg *a, struct session *s, bool active, const u
 /* Arm a chosen pinhole; only done once the rewritten line is certain to go out. */
 static int arm_pinhole(struct alg *a, struct session *s, const struct pinhole *p)
 {
-	if (s->nholes == s->holes_cap) {
-		/* Bounded per session: the oldest announcement loses its hole. */
-		if (s->holes[0].expires > a->now)
-			a->ops->pinhole_del(a->kernel, &s->holes[0].p);
+	/* Bounded per session: the oldest announcement loses its hole, in the same kernel change. */
+	struct pinhole oldest;
+	bool replace = s->nholes == s->holes_cap;
+	if (replace) {
+		oldest = s->holes[0].p;
+		replace = s->holes[0].expires > a->now;
 		hole_forget(a, s, 0);
 	}
 	int r = keyset_add(&a->live, p);
 	if (r == 0) {
-		r = a->ops->pinhole_add(a->kernel, p);
+		r = a->ops->pinhole_add(a->kernel, p, replace ? &oldest : NULL);
 		if (r < 0)
 			keyset_del(a->live, p);
 	}
@@ -1337,13 +1339,11 @@ static void account_pinholes(struct alg *a, time_t now)
 		for (unsigned i = 0; i < s->nholes;) {
 			struct hole *h = &s->holes[i];
 			if (h->expires <= now || !h->seen) {
-				if (h->expires <= now) {
+				/* A used pinhole's data connection removed both of its entries. */
+				if (h->expires <= now)
 					a->ctr.pinholes_expired++;
-				} else {
-					/* Its key is gone; take the map entry that gave the DNAT target too. */
-					a->ops->pinhole_del(a->kernel, &h->p);
+				else
 					a->ctr.pinholes_used++;
-				}
 				hole_forget(a, s, i);
 			} else {
 				i++;

@@ -49,7 +49,8 @@ struct pinhole {
 struct alg_kernel_ops {
 	int (*ct_get)(void *k, const struct flow *seen, int dir, struct ct_info *out);
 	int (*seqadj_set)(void *k, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after);
-	int (*pinhole_add)(void *k, const struct pinhole *p);
+	/* Adds p and, in the same change, removes replaced (if not NULL). */
+	int (*pinhole_add)(void *k, const struct pinhole *p, const struct pinhole *replaced);
 	/* 1 if it was still armed, 0 if used or expired already, or -errno. */
 	int (*pinhole_del)(void *k, const struct pinhole *p);
 	/* 1 if addr lies beyond a default route (outside), 0 if not, -errno if unknown. */

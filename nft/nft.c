@@ -314,26 +314,63 @@ static void rule_queue(struct batch *bt, uint8_t dir, uint16_t qnum)
 struct pinhole_layout {
 	uint8_t nfproto;
 	uint32_t alen, saddr_off, daddr_off;
-	uint32_t reg_daddr, reg_port, reg_data_port;
+	uint32_t reg_daddr, reg_port;
+	/* Where a pinhole's map lookup puts its target, past the key it still needs. */
+	uint32_t reg_target, reg_target_port;
+	/* Where a [server] lookup puts its target: the key is no longer needed. */
+	uint32_t reg_publish_port;
 	const char *set, *map;
 };
 
-static const struct pinhole_layout layout4 = {NFPROTO_IPV4, 4,	       12,	 16, NFT_REG32_01, NFT_REG32_02,
-					      NFT_REG32_01, SET_ONCE4, MAP_PASV4};
-static const struct pinhole_layout layout6 = {NFPROTO_IPV6, 16,	       8,	  24,	    NFT_REG_2,
-					      NFT_REG_3,    NFT_REG_2, SET_ONCE6, MAP_PASV6};
+static const struct pinhole_layout layout4 = {
+    .nfproto = NFPROTO_IPV4,
+    .alen = 4,
+    .saddr_off = 12,
+    .daddr_off = 16,
+    .reg_daddr = NFT_REG32_01,
+    .reg_port = NFT_REG32_02,
+    .reg_target = NFT_REG32_03,
+    .reg_target_port = NFT_REG32_04,
+    .reg_publish_port = NFT_REG32_01,
+    .set = SET_ONCE4,
+    .map = MAP_PASV4,
+};
+static const struct pinhole_layout layout6 = {
+    .nfproto = NFPROTO_IPV6,
+    .alen = 16,
+    .saddr_off = 8,
+    .daddr_off = 24,
+    .reg_daddr = NFT_REG_2,
+    .reg_port = NFT_REG_3,
+    .reg_target = NFT_REG32_09,
+    .reg_target_port = NFT_REG32_13,
+    .reg_publish_port = NFT_REG_2,
+    .set = SET_ONCE6,
+    .map = MAP_PASV6,
+};
 
-/* dnat ip to <address in reg 1> . <port in the layout's data register>, after a map lookup. */
-static void e_dnat_from_map(struct nftnl_rule *r, const struct pinhole_layout *l)
+/* dnat ip to <address in reg_addr> . <port in reg_port>, after a map lookup. */
+static void e_dnat_from_map(struct nftnl_rule *r, const struct pinhole_layout *l, uint32_t reg_addr, uint32_t reg_port)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("nat");
 	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, l->nfproto);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, l->reg_data_port);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, l->reg_data_port);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, reg_addr);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, reg_addr);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, reg_port);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, reg_port);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
+	add_expr(r, e);
+}
+
+static void e_delete(struct nftnl_rule *r, const char *set, uint32_t reg_key, int reg_data)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("dynset");
+	nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_DELETE);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, reg_key);
+	if (reg_data >= 0)
+		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_DATA, (uint32_t)reg_data);
 	add_expr(r, e);
 }
 
@@ -348,9 +385,13 @@ static void e_key(struct nftnl_rule *r, const struct pinhole_layout *l)
  * meta nfproto ipv4 meta l4proto tcp ct state new
  *   ip saddr . ip daddr . tcp dport @once4
  *   delete @once4 { ip saddr . ip daddr . tcp dport }
+ *   delete @pasv4 { ip saddr . ip daddr . tcp dport : ip daddr . tcp dport }
  *   dnat ip to ip saddr . ip daddr . tcp dport map @pasv4
- * (and the same with ip6 and once6/pasv6). The packet that uses a pinhole
- * deletes its key: a pinhole opens once.
+ * as nft lists it. The map lookup that gives the DNAT target runs first,
+ * into registers the deletes do not touch; the delete's data is any value of
+ * the right length (the kernel only uses the key). The packet that uses a
+ * pinhole removes both of its entries: a pinhole opens once, and the daemon
+ * has nothing left to remove. IPv6 the same with ip6, once6 and pasv6.
  */
 static void rule_pinhole(struct batch *bt, const struct pinhole_layout *l)
 {
@@ -360,15 +401,10 @@ static void rule_pinhole(struct batch *bt, const struct pinhole_layout *l)
 	e_ct_new(r);
 	e_key(r, l);
 	e_lookup(r, l->set, NFT_REG_1, -1);
-	e_key(r, l);
-	struct nftnl_expr *e = nftnl_expr_alloc("dynset");
-	nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, l->set);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_DELETE);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
-	add_expr(r, e);
-	e_key(r, l);
-	e_lookup(r, l->map, NFT_REG_1, NFT_REG_1);
-	e_dnat_from_map(r, l);
+	e_lookup(r, l->map, NFT_REG_1, (int)l->reg_target);
+	e_delete(r, l->set, NFT_REG_1, -1);
+	e_delete(r, l->map, NFT_REG_1, (int)l->reg_daddr);
+	e_dnat_from_map(r, l, l->reg_target, l->reg_target_port);
 	rule_put(bt, r);
 }
 
@@ -386,7 +422,7 @@ static void rule_publish(struct batch *bt, const struct pinhole_layout *l)
 	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, l->reg_daddr);
 	const char *map = l->nfproto == NFPROTO_IPV4 ? MAP_PUBLISH4 : MAP_PUBLISH6;
 	e_lookup(r, map, NFT_REG_1, NFT_REG_1);
-	e_dnat_from_map(r, l);
+	e_dnat_from_map(r, l, NFT_REG_1, l->reg_publish_port);
 	rule_put(bt, r);
 }
 
@@ -682,9 +718,9 @@ const char *nft_queue_path_name(enum nft_queue_path p)
 	return p == NFT_QUEUE_NATIVE ? "native nft queue" : "xt NFQUEUE via nft_compat";
 }
 
-static int pinhole_msg(struct nft *n, const struct pinhole *p, bool add)
+/* A pinhole's two entries (its key in once, its target in pasv), added or deleted, into an open batch. */
+static int put_pinhole(struct batch *bt, const struct pinhole *p, bool add)
 {
-	struct batch bt;
 	uint8_t key[36] = {0}, data[20] = {0};
 	uint16_t port;
 
@@ -701,53 +737,71 @@ static int pinhole_msg(struct nft *n, const struct pinhole *p, bool add)
 	memcpy(data + al, &port, 2);
 	size_t klen = 2 * al + 4, dlen = al + 4;
 
-	/*
-	 * Added together in one batch. Deleted one by one: the packet path may
-	 * have consumed the key already, and ENOENT would abort a whole batch.
-	 */
-	int err = 0;
-	bool armed = false;
-	if (add)
-		batch_begin(&bt, n);
 	for (int i = 0; i < 2; i++) {
 		bool map = i == 1;
-		struct nftnl_set *s = set_new(n, map ? l->map : l->set);
+		struct nftnl_set *s = set_new(bt->n, map ? l->map : l->set);
 		struct nftnl_set_elem *e = nftnl_set_elem_alloc();
 		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, (uint32_t)klen);
 		if (add) {
 			if (map)
 				nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, data, (uint32_t)dlen);
 			nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT, (uint64_t)p->timeout * 1000);
-		} else {
-			batch_begin(&bt, n);
 		}
 		nftnl_set_elem_add(s, e);
 		struct nlmsghdr *nlh =
-		    batch_msg(&bt, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, add ? NLM_F_CREATE : 0);
+		    batch_msg(bt, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, add ? NLM_F_CREATE : 0);
 		nftnl_set_elems_nlmsg_build_payload(nlh, s);
 		nftnl_set_free(s);
-		batch_next(&bt);
-		if (!add) {
-			int r = batch_commit(&bt);
-			if (r < 0 && r != -ENOENT && err == 0)
-				err = r;
-			if (!map && r == 0)
-				armed = true;
-		}
+		batch_next(bt);
 	}
-	if (!add)
-		return err < 0 ? err : armed;
+	return 0;
+}
+
+/*
+ * One batch removes the replaced pinhole and adds the new one. If the old
+ * one was used meanwhile, its entries are gone and ENOENT aborts the whole
+ * batch; the new one then goes in alone.
+ */
+int nft_pinhole_add(struct nft *n, const struct pinhole *p, const struct pinhole *replaced)
+{
+	struct batch bt;
+	int r;
+
+	if (replaced) {
+		batch_begin(&bt, n);
+		r = put_pinhole(&bt, replaced, false);
+		if (r == 0)
+			r = put_pinhole(&bt, p, true);
+		if (r == 0)
+			r = batch_commit(&bt);
+		else
+			mnl_nlmsg_batch_stop(bt.b);
+		if (r != -ENOENT)
+			return r;
+	}
+	batch_begin(&bt, n);
+	r = put_pinhole(&bt, p, true);
+	if (r < 0) {
+		mnl_nlmsg_batch_stop(bt.b);
+		return r;
+	}
 	return batch_commit(&bt);
 }
 
-int nft_pinhole_add(struct nft *n, const struct pinhole *p)
-{
-	return pinhole_msg(n, p, true);
-}
-
+/* The data connection that uses a pinhole deletes both entries, so ENOENT means used (or expired). */
 int nft_pinhole_del(struct nft *n, const struct pinhole *p)
 {
-	return pinhole_msg(n, p, false);
+	struct batch bt;
+	batch_begin(&bt, n);
+	int r = put_pinhole(&bt, p, false);
+	if (r < 0) {
+		mnl_nlmsg_batch_stop(bt.b);
+		return r;
+	}
+	r = batch_commit(&bt);
+	if (r == -ENOENT)
+		return 0;
+	return r < 0 ? r : 1;
 }
 
 struct dump_ctx {

@@ -25,7 +25,8 @@ const char *nft_queue_path_name(enum nft_queue_path p);
 /* Control ports and [server] sections into the kernel, in one batch (start and reload). */
 int nft_apply_config(struct nft *n, const struct alg_config *cfg);
 
-int nft_pinhole_add(struct nft *n, const struct pinhole *p);
+/* Adds p; removes replaced (if not NULL) in the same batch. */
+int nft_pinhole_add(struct nft *n, const struct pinhole *p, const struct pinhole *replaced);
 /* Returns 1 if the pinhole was still armed, 0 if it had been used or had expired, or -errno. */
 int nft_pinhole_del(struct nft *n, const struct pinhole *p);
 

@@ -576,8 +576,9 @@ class Suite:
                 res = json.loads(p.stdout.readline())
                 if not res.get("sha256_ok"):
                     raise AssertionError("rightful client's transfer failed")
-                if elements("once4"):
-                    raise AssertionError("pinhole still armed after its one use: %s" % elements("once4"))
+                if elements("once4") or elements("pasv4"):
+                    raise AssertionError("pinhole still armed after its one use: once4=%s pasv4=%s" %
+                                         (elements("once4"), elements("pasv4")))
                 r = nsx("fa-c", ["python3", "-c",
                                  "import socket\ntry:\n socket.create_connection(('%s',%d),timeout=3).close()\n"
                                  " print('connected')\nexcept OSError as e:\n print('refused', e)" %

@@ -64,9 +64,13 @@ static int f_seqadj(void *k, const struct flow *orig, int dir, uint32_t pos, int
 	return 0;
 }
 
-static int f_add(void *k, const struct pinhole *p)
+static int f_del(void *k, const struct pinhole *p);
+
+static int f_add(void *k, const struct pinhole *p, const struct pinhole *replaced)
 {
 	struct fake_kernel *f = k;
+	if (replaced)
+		f_del(k, replaced);
 	f->added[f->nadded++ % 32] = *p;
 	return 0;
 }
