@@ -6,7 +6,8 @@
 #include <string.h>
 #include <syslog.h>
 
-static int max_lvl = LOG_LVL_INFO;
+/* Workers log while the main thread may change the level (reload). */
+static _Atomic int max_lvl = LOG_LVL_INFO;
 static int to_syslog;
 
 void log_open(const char *ident, int max_level, int use_syslog)
@@ -37,9 +38,12 @@ void log_msg(int level, const char *fmt, ...)
 		vsyslog(level, fmt, copy);
 		va_end(copy);
 	}
+	/* One line at a time, whichever thread logs. */
+	flockfile(stderr);
 	fprintf(stderr, "ftp-alg: %s: ", names[level & 7]);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+	funlockfile(stderr);
 	va_end(ap);
 }
 

@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -32,6 +34,27 @@ struct override {
 	const char *key, *flag, *value;
 };
 
+struct daemon;
+
+/*
+ * One queue thread: its two queues, its own ctnetlink and rtnetlink sockets,
+ * and the sessions the balancing rules send it (all of some clients').
+ */
+struct worker {
+	struct daemon *d;
+	unsigned idx;
+	pthread_t th;
+	bool running;
+	/* Held while the worker changes its sessions; status and reload take it to look or change. */
+	pthread_mutex_t lock;
+	int stop_fd;  /* eventfd: the main thread asks it to finish */
+	int timer_fd; /* once a second: timeouts, pinhole accounting */
+	struct queue *q;
+	struct ct *ct;
+	struct route *route;
+	struct alg *alg;
+};
+
 struct daemon {
 	struct alg_config cfg;
 	const char *config_path;
@@ -41,41 +64,54 @@ struct daemon {
 	bool verbose;
 	const char *control_path;
 	int control_fd;
-	struct ct *ct;
+	int fatal_fd; /* eventfd: a worker stopped on an error */
+	/* The table's owner socket: only it may change the table, so the workers share it. */
 	struct nft *nft;
-	struct queue *q;
-	struct route *route;
-	struct alg *alg;
+	pthread_mutex_t nft_lock;
+	struct worker w[CONFIG_MAX_WORKERS];
+	unsigned nw;
 };
 
 static int k_ct_get(void *k, const struct flow *seen, int dir, struct ct_info *out)
 {
-	return ct_get(((struct daemon *)k)->ct, seen, dir, out);
+	return ct_get(((struct worker *)k)->ct, seen, dir, out);
 }
 
 static int k_seqadj(void *k, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after)
 {
-	return ct_seqadj_set(((struct daemon *)k)->ct, orig, dir, pos, before, after);
+	return ct_seqadj_set(((struct worker *)k)->ct, orig, dir, pos, before, after);
 }
 
 static int k_hole_add(void *k, const struct pinhole *p, const struct pinhole *replaced)
 {
-	return nft_pinhole_add(((struct daemon *)k)->nft, p, replaced);
+	struct daemon *d = ((struct worker *)k)->d;
+	pthread_mutex_lock(&d->nft_lock);
+	int r = nft_pinhole_add(d->nft, p, replaced);
+	pthread_mutex_unlock(&d->nft_lock);
+	return r;
 }
 
 static int k_hole_del(void *k, const struct pinhole *p)
 {
-	return nft_pinhole_del(((struct daemon *)k)->nft, p);
+	struct daemon *d = ((struct worker *)k)->d;
+	pthread_mutex_lock(&d->nft_lock);
+	int r = nft_pinhole_del(d->nft, p);
+	pthread_mutex_unlock(&d->nft_lock);
+	return r;
 }
 
 static int k_via_default(void *k, int family, const uint8_t *addr)
 {
-	return route_via_default(((struct daemon *)k)->route, family, addr);
+	return route_via_default(((struct worker *)k)->route, family, addr);
 }
 
 static int k_armed(void *k, void (*cb)(void *ctx, const struct pinhole *p), void *ctx)
 {
-	return nft_pinholes_armed(((struct daemon *)k)->nft, cb, ctx);
+	struct daemon *d = ((struct worker *)k)->d;
+	pthread_mutex_lock(&d->nft_lock);
+	int r = nft_pinholes_armed(d->nft, cb, ctx);
+	pthread_mutex_unlock(&d->nft_lock);
+	return r;
 }
 
 static const struct alg_kernel_ops kernel_ops = {.ct_get = k_ct_get,
@@ -107,9 +143,9 @@ static void sd_notify(const char *msg)
 
 static void emit(void *ctx, const struct alg_verdicts *v)
 {
-	struct daemon *d = ctx;
+	struct worker *w = ctx;
 	for (unsigned i = 0; i < v->n; i++) {
-		int r = queue_verdict(d->q, v->dir, v->v[i].id, v->v[i].accept, v->v[i].data, v->v[i].len);
+		int r = queue_verdict(w->q, v->dir, v->v[i].id, v->v[i].accept, v->v[i].data, v->v[i].len);
 		if (r < 0)
 			log_msg(LOG_LVL_ERR, "event=verdict-failed id=%u error=\"%s\"", v->v[i].id, strerror(-r));
 	}
@@ -117,11 +153,11 @@ static void emit(void *ctx, const struct alg_verdicts *v)
 
 static void on_packet(void *ctx, int dir, uint32_t id, const uint8_t *pkt, size_t len)
 {
-	struct daemon *d = ctx;
+	struct worker *w = ctx;
 	struct alg_verdicts v;
-	alg_packet(d->alg, dir, id, pkt, len, time(NULL), &v);
-	emit(d, &v);
-	alg_verdicts_done(d->alg);
+	alg_packet(w->alg, dir, id, pkt, len, time(NULL), &v);
+	emit(w, &v);
+	alg_verdicts_done(w->alg);
 }
 
 static void report_error(void *ctx, const char *path, int line, const char *msg)
@@ -134,6 +170,14 @@ static void report_to(void *ctx, const char *path, int line, const char *msg)
 {
 	fprintf(ctx, "%s:%d: %s\n", path, line, msg);
 	log_msg(LOG_LVL_ERR, "event=config-error file=%s line=%d error=\"%s\"", path, line, msg);
+}
+
+static int apply_config_locked(struct daemon *d, const struct alg_config *c)
+{
+	pthread_mutex_lock(&d->nft_lock);
+	int r = nft_apply_config(d->nft, c);
+	pthread_mutex_unlock(&d->nft_lock);
+	return r;
 }
 
 /* Reread the configuration: new sessions get it, live ones and armed pinholes stay. */
@@ -160,9 +204,9 @@ static char *reload(struct daemon *d)
 			fprintf(f, "%s: %s\n", d->config_path, strerror(-r));
 		fprintf(f, "error: %s is bad; keeping the running configuration\n", d->config_path);
 		log_msg(LOG_LVL_ERR, "event=reload-refused file=%s", d->config_path);
-	} else if (c.queue = d->cfg.queue, memcpy(c.table, d->cfg.table, sizeof(c.table)),
-		   (r = nft_apply_config(d->nft, &c)) < 0) {
-		/* The queue numbers and the table name stay until a restart. */
+	} else if (c.queue = d->cfg.queue, c.workers = d->cfg.workers, memcpy(c.table, d->cfg.table, sizeof(c.table)),
+		   (r = apply_config_locked(d, &c)) < 0) {
+		/* The queue numbers, the workers and the table name stay until a restart. */
 		fprintf(f,
 			"error: the kernel refused the new control ports or servers: %s; keeping the running "
 			"configuration\n",
@@ -170,7 +214,11 @@ static char *reload(struct daemon *d)
 		log_msg(LOG_LVL_ERR, "event=reload-refused error=\"%s\"", nft_strerror(r));
 	} else {
 		d->cfg = c;
-		alg_set_config(d->alg, &c);
+		for (unsigned i = 0; i < d->nw; i++) {
+			pthread_mutex_lock(&d->w[i].lock);
+			alg_set_config(d->w[i].alg, &c);
+			pthread_mutex_unlock(&d->w[i].lock);
+		}
 		log_set_level(c.log_level);
 		fprintf(f, "reloaded %s\n", d->config_path ? d->config_path : "(defaults)");
 		log_msg(LOG_LVL_INFO, "event=reload file=%s", d->config_path ? d->config_path : "(defaults)");
@@ -182,9 +230,18 @@ static char *reload(struct daemon *d)
 static char *respond(void *ctx, const char *cmd)
 {
 	struct daemon *d = ctx;
-	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "status json") == 0)
-		return alg_status(d->alg, time(NULL), strcmp(cmd, "status json") == 0, FTP_ALG_VERSION,
-				  nft_queue_path_name(nft_queue_path(d->nft)));
+	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "status json") == 0) {
+		struct alg *v[CONFIG_MAX_WORKERS];
+		for (unsigned i = 0; i < d->nw; i++) {
+			pthread_mutex_lock(&d->w[i].lock);
+			v[i] = d->w[i].alg;
+		}
+		char *out = alg_status(v, d->nw, time(NULL), strcmp(cmd, "status json") == 0, FTP_ALG_VERSION,
+				       nft_queue_path_name(nft_queue_path(d->nft)));
+		for (unsigned i = d->nw; i-- > 0;)
+			pthread_mutex_unlock(&d->w[i].lock);
+		return out;
+	}
 	if (strcmp(cmd, "reload") == 0)
 		return reload(d);
 	return strdup("error: unknown command (status, status json, reload)\n");
@@ -203,6 +260,7 @@ static void usage(FILE *f)
 		"      --passive-ports LO-HI  publish data ports from this range (PassivePorts)\n"
 		"      --control-ports LIST   FTP control ports, comma separated (default 21)\n"
 		"      --queue N              use NFQUEUE numbers N and N+1 (default 21)\n"
+		"      --workers N            queue threads; worker k uses queues N+2k, N+2k+1 (default 1)\n"
 		"      --pinhole-timeout S    seconds an announced data port stays open (default 60)\n"
 		"      --table NAME           name of the nftables table ftp-alg owns (default ftp_alg)\n"
 		"      --user NAME            run as this user once started (default nobody)\n"
@@ -225,6 +283,7 @@ enum {
 	OPT_SOCKET,
 	OPT_JSON,
 	OPT_USER,
+	OPT_WORKERS,
 };
 
 static int apply(struct alg_config *c, const char *key, const char *flag, const char *value)
@@ -246,6 +305,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, const char **chec
 	    {"passive-ports", required_argument, NULL, OPT_PASSIVE},
 	    {"control-ports", required_argument, NULL, OPT_CONTROL},
 	    {"queue", required_argument, NULL, OPT_QUEUE},
+	    {"workers", required_argument, NULL, OPT_WORKERS},
 	    {"pinhole-timeout", required_argument, NULL, OPT_TIMEOUT},
 	    {"table", required_argument, NULL, OPT_TABLE},
 	    {"verbose", no_argument, NULL, 'v'},
@@ -284,6 +344,10 @@ static int parse_args(struct daemon *d, int argc, char **argv, const char **chec
 		case OPT_QUEUE:
 			key = "Queue";
 			flag = "--queue";
+			break;
+		case OPT_WORKERS:
+			key = "Workers";
+			flag = "--workers";
 			break;
 		case OPT_TIMEOUT:
 			key = "PinholeTimeout";
@@ -381,6 +445,64 @@ static void startup_checks(struct daemon *d)
 	}
 }
 
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct pollfd pfd[3] = {{queue_fd(w->q), POLLIN, 0}, {w->timer_fd, POLLIN, 0}, {w->stop_fd, POLLIN, 0}};
+	for (;;) {
+		if (poll(pfd, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_msg(LOG_LVL_ERR, "worker=%u poll: %s", w->idx, strerror(errno));
+			uint64_t one = 1;
+			if (write(w->d->fatal_fd, &one, sizeof(one)) < 0)
+				abort();
+			break;
+		}
+		if (pfd[2].revents & POLLIN)
+			break;
+		if (pfd[0].revents & POLLIN) {
+			pthread_mutex_lock(&w->lock);
+			for (int i = 0; i < 64; i++) {
+				int r = queue_receive(w->q, on_packet, w);
+				if (r <= 0) {
+					if (r < 0 && r != -ENOBUFS)
+						log_msg(LOG_LVL_ERR, "worker=%u queue: %s", w->idx, strerror(-r));
+					break;
+				}
+			}
+			pthread_mutex_unlock(&w->lock);
+		}
+		if (pfd[1].revents & POLLIN) {
+			uint64_t n;
+			if (read(w->timer_fd, &n, sizeof(n)) > 0) {
+				pthread_mutex_lock(&w->lock);
+				alg_tick(w->alg, time(NULL), emit, w);
+				pthread_mutex_unlock(&w->lock);
+			}
+		}
+	}
+	/* Release what it holds while its queues are still bound; its pinholes go too. */
+	pthread_mutex_lock(&w->lock);
+	alg_shutdown(w->alg, emit, w);
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static void stop_workers(struct daemon *d)
+{
+	uint64_t one = 1;
+	for (unsigned i = 0; i < d->nw; i++)
+		if (d->w[i].running && write(d->w[i].stop_fd, &one, sizeof(one)) < 0)
+			abort();
+	for (unsigned i = 0; i < d->nw; i++)
+		if (d->w[i].running) {
+			pthread_join(d->w[i].th, NULL);
+			d->w[i].running = false;
+		}
+}
+
+/* The main thread: signals, the control socket, and a worker's fatal error. */
 static int run(struct daemon *d)
 {
 	sigset_t mask;
@@ -390,39 +512,42 @@ static int run(struct daemon *d)
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	struct itimerspec its = {.it_interval = {1, 0}, .it_value = {1, 0}};
-	if (sfd < 0 || tfd < 0 || timerfd_settime(tfd, 0, &its, NULL) < 0) {
-		log_msg(LOG_LVL_ERR, "cannot set up signals or timers: %s", strerror(errno));
+	if (sfd < 0) {
+		log_msg(LOG_LVL_ERR, "cannot set up signals: %s", strerror(errno));
 		return 1;
 	}
-	struct pollfd pfd[4] = {
-	    {queue_fd(d->q), POLLIN, 0}, {sfd, POLLIN, 0}, {tfd, POLLIN, 0}, {d->control_fd, POLLIN, 0}};
+	/* Threads start blocking the signals above, so only this thread's signalfd sees them. */
+	for (unsigned i = 0; i < d->nw; i++) {
+		int r = pthread_create(&d->w[i].th, NULL, worker_main, &d->w[i]);
+		if (r != 0) {
+			log_msg(LOG_LVL_ERR, "cannot start worker %u: %s", i, strerror(r));
+			stop_workers(d);
+			close(sfd);
+			return 1;
+		}
+		d->w[i].running = true;
+	}
+	sd_notify("READY=1");
+	struct pollfd pfd[3] = {{sfd, POLLIN, 0}, {d->fatal_fd, POLLIN, 0}, {d->control_fd, POLLIN, 0}};
+	int rc = 0;
 	for (;;) {
-		if (poll(pfd, d->control_fd >= 0 ? 4 : 3, -1) < 0) {
+		if (poll(pfd, d->control_fd >= 0 ? 3 : 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_msg(LOG_LVL_ERR, "poll: %s", strerror(errno));
-			return 1;
-		}
-		if (pfd[0].revents & POLLIN) {
-			for (int i = 0; i < 64; i++) {
-				int r = queue_receive(d->q, on_packet, d);
-				if (r <= 0) {
-					if (r < 0 && r != -ENOBUFS)
-						log_msg(LOG_LVL_ERR, "queue: %s", strerror(-r));
-					break;
-				}
-			}
-		}
-		if (d->control_fd >= 0 && (pfd[3].revents & POLLIN))
-			control_serve(d->control_fd, respond, d);
-		if (pfd[2].revents & POLLIN) {
-			uint64_t n;
-			if (read(tfd, &n, sizeof(n)) > 0)
-				alg_tick(d->alg, time(NULL), emit, d);
+			rc = 1;
+			break;
 		}
 		if (pfd[1].revents & POLLIN) {
+			log_msg(LOG_LVL_ERR,
+				"a worker stopped on an error: releasing held packets and removing table %s",
+				d->cfg.table);
+			rc = 1;
+			break;
+		}
+		if (d->control_fd >= 0 && (pfd[2].revents & POLLIN))
+			control_serve(d->control_fd, respond, d);
+		if (pfd[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) != sizeof(si))
 				continue;
@@ -435,20 +560,81 @@ static int run(struct daemon *d)
 			log_msg(LOG_LVL_INFO, "signal %d: releasing held packets and removing table %s", si.ssi_signo,
 				d->cfg.table);
 			sd_notify("STOPPING=1");
-			return 0;
+			break;
 		}
 	}
+	stop_workers(d);
+	close(sfd);
+	return rc;
+}
+
+static void worker_close(struct worker *w)
+{
+	alg_free(w->alg);
+	queue_close(w->q);
+	route_close(w->route);
+	ct_close(w->ct);
+	if (w->stop_fd >= 0)
+		close(w->stop_fd);
+	if (w->timer_fd >= 0)
+		close(w->timer_fd);
+	pthread_mutex_destroy(&w->lock);
 }
 
 /* Close whatever is open, in the reverse order of opening; each step takes a missing piece. */
 static void daemon_close(struct daemon *d)
 {
-	alg_free(d->alg);
+	for (unsigned i = d->nw; i-- > 0;)
+		worker_close(&d->w[i]);
+	d->nw = 0;
 	control_close(d->control_fd, d->control_path);
-	queue_close(d->q);
 	nft_close(d->nft);
-	route_close(d->route);
-	ct_close(d->ct);
+	if (d->fatal_fd >= 0)
+		close(d->fatal_fd);
+}
+
+/* A worker's kernel sockets and state; logs what failed. */
+static int worker_open(struct daemon *d, unsigned idx)
+{
+	struct worker *w = &d->w[idx];
+	*w = (struct worker){.d = d, .idx = idx, .stop_fd = -1, .timer_fd = -1};
+	pthread_mutex_init(&w->lock, NULL);
+	d->nw = idx + 1;
+	uint16_t q = (uint16_t)(d->cfg.queue + 2 * idx);
+	int r = ct_open(&w->ct);
+	if (r < 0) {
+		log_msg(LOG_LVL_ERR, "cannot open ctnetlink: %s", strerror(-r));
+		return r;
+	}
+	r = route_open(&w->route);
+	if (r < 0) {
+		log_msg(LOG_LVL_ERR, "cannot open rtnetlink: %s", strerror(-r));
+		return r;
+	}
+	r = queue_open(&w->q, q);
+	if (r < 0) {
+		if (r == -EPERM || r == -EBUSY)
+			log_msg(LOG_LVL_ERR, "NFQUEUE %u or %u is in use by another process (another ftp-alg?)", q,
+				q + 1);
+		else
+			log_msg(LOG_LVL_ERR, "cannot bind NFQUEUE %u: %s", q, strerror(-r));
+		return r;
+	}
+	w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	struct itimerspec its = {.it_interval = {1, 0}, .it_value = {1, 0}};
+	if (w->stop_fd < 0 || w->timer_fd < 0 || timerfd_settime(w->timer_fd, 0, &its, NULL) < 0) {
+		r = -errno;
+		log_msg(LOG_LVL_ERR, "cannot set up a worker's timers: %s", strerror(errno));
+		return r;
+	}
+	w->alg = alg_new(&d->cfg, &kernel_ops, w);
+	if (!w->alg) {
+		log_msg(LOG_LVL_ERR, "out of memory");
+		return -ENOMEM;
+	}
+	alg_set_worker(w->alg, idx, d->cfg.workers);
+	return 0;
 }
 
 /* ftp-alg status|reload: talk to a running daemon. */
@@ -500,7 +686,7 @@ static int client(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct daemon d = {.control_fd = -1};
+	struct daemon d = {.control_fd = -1, .fatal_fd = -1};
 	const char *check = NULL;
 
 	if (argc > 1 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "reload") == 0))
@@ -523,19 +709,18 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_open("ftp-alg", d.cfg.log_level, !isatty(STDERR_FILENO) && getenv("JOURNAL_STREAM") == NULL);
-
-	int r = ct_open(&d.ct);
-	if (r < 0) {
-		log_msg(LOG_LVL_ERR, "cannot open ctnetlink: %s", strerror(-r));
+	if ((unsigned)d.cfg.queue + 2 * d.cfg.workers - 1 > 65535) {
+		log_msg(LOG_LVL_ERR, "Queue %u with %u workers needs queues up to %u; the last is 65535", d.cfg.queue,
+			d.cfg.workers, (unsigned)d.cfg.queue + 2 * d.cfg.workers - 1);
+		return 2;
+	}
+	pthread_mutex_init(&d.nft_lock, NULL);
+	d.fatal_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d.fatal_fd < 0) {
+		log_msg(LOG_LVL_ERR, "cannot create an eventfd: %s", strerror(errno));
 		return 1;
 	}
-	r = route_open(&d.route);
-	if (r < 0) {
-		log_msg(LOG_LVL_ERR, "cannot open rtnetlink: %s", strerror(-r));
-		daemon_close(&d);
-		return 1;
-	}
-	r = nft_open(&d.nft, &d.cfg);
+	int r = nft_open(&d.nft, &d.cfg);
 	if (r < 0) {
 		/* With the capability, EPERM means the owned table belongs to another process. */
 		if (r == -EPERM && geteuid() == 0)
@@ -548,22 +733,11 @@ int main(int argc, char **argv)
 		daemon_close(&d);
 		return 1;
 	}
-	r = queue_open(&d.q, d.cfg.queue);
-	if (r < 0) {
-		if (r == -EPERM || r == -EBUSY)
-			log_msg(LOG_LVL_ERR, "NFQUEUE %u or %u is in use by another process (another ftp-alg?)",
-				d.cfg.queue, d.cfg.queue + 1);
-		else
-			log_msg(LOG_LVL_ERR, "cannot bind NFQUEUE %u: %s", d.cfg.queue, strerror(-r));
-		daemon_close(&d);
-		return 1;
-	}
-	d.alg = alg_new(&d.cfg, &kernel_ops, &d);
-	if (!d.alg) {
-		log_msg(LOG_LVL_ERR, "out of memory");
-		daemon_close(&d);
-		return 1;
-	}
+	for (unsigned i = 0; i < d.cfg.workers; i++)
+		if (worker_open(&d, i) < 0) {
+			daemon_close(&d);
+			return 1;
+		}
 	if (!d.control_path)
 		d.control_path = CONTROL_DEFAULT_PATH;
 	d.control_fd = control_listen(d.control_path);
@@ -578,13 +752,15 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < d.cfg.ncontrol_ports; i++)
 		snprintf(ports + strlen(ports), sizeof(ports) - strlen(ports), "%s%u", i ? "," : "",
 			 d.cfg.control_ports[i]);
-	log_msg(LOG_LVL_INFO, "ftp-alg %s started: control ports %s, queues %u-%u (%s), table inet %s", FTP_ALG_VERSION,
-		ports, d.cfg.queue, d.cfg.queue + 1, nft_queue_path_name(nft_queue_path(d.nft)), d.cfg.table);
+	log_msg(LOG_LVL_INFO, "ftp-alg %s started: control ports %s, %u worker%s, queues %u-%u (%s), table inet %s",
+		FTP_ALG_VERSION, ports, d.nw, d.nw == 1 ? "" : "s", d.cfg.queue, d.cfg.queue + 2 * d.nw - 1,
+		nft_queue_path_name(nft_queue_path(d.nft)), d.cfg.table);
 	if (d.cfg.has_public4)
 		log_msg(LOG_LVL_INFO, "Masquerading as '%s'", inet_ntop(AF_INET, d.cfg.public4, pub, sizeof(pub)));
 	else
 		log_msg(LOG_LVL_INFO, "Masquerading as the address each client connected to");
 	startup_checks(&d);
+	/* Before any thread exists: capabilities are per thread, and threads inherit these. */
 	char why[256] = "";
 	r = sandbox_enter(d.cfg.user, why, sizeof(why));
 	if (r < 0) {
@@ -594,10 +770,8 @@ int main(int argc, char **argv)
 	}
 	log_msg(LOG_LVL_INFO, "running as uid %u with CAP_NET_ADMIN only%s%s", (unsigned)getuid(), why[0] ? "; " : "",
 		why);
-	sd_notify("READY=1");
 
 	int rc = run(&d);
-	alg_shutdown(d.alg, emit, &d);
 	daemon_close(&d);
 	log_msg(LOG_LVL_INFO, "stopped; table inet %s removed", d.cfg.table);
 	return rc;

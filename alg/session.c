@@ -103,6 +103,7 @@ struct alg {
 	struct keynode **live;	/* their keys */
 	struct keynode **armed; /* keys the kernel still had at the last check (built per tick) */
 	uint64_t next_id;
+	unsigned worker, workers; /* this one's index, and how many share the global limits */
 	uint16_t next_passive;
 	struct alg_counters ctr;
 	struct session *last; /* session whose stream result is outstanding */
@@ -158,8 +159,22 @@ struct alg *alg_new(const struct alg_config *cfg, const struct alg_kernel_ops *o
 	a->ops = ops;
 	a->kernel = kernel;
 	a->next_id = 1;
+	a->workers = 1;
 	a->started = time(NULL);
 	return a;
+}
+
+void alg_set_worker(struct alg *a, unsigned index, unsigned count)
+{
+	a->worker = index;
+	a->workers = count ? count : 1;
+	a->next_id = index + 1;
+}
+
+/* A worker's part of a global limit: each enforces its share, rounded up. */
+static unsigned share(const struct alg *a, unsigned limit)
+{
+	return (unsigned)(((unsigned long)limit + a->workers - 1) / a->workers);
 }
 
 void alg_set_config(struct alg *a, const struct alg_config *cfg)
@@ -407,7 +422,7 @@ static const char *holes_limit(const struct alg *a, const struct session *s)
 {
 	if (s->nholes == s->holes_cap)
 		return NULL;
-	if (a->nholes >= a->cfg.max_pinholes)
+	if (a->nholes >= share(a, a->cfg.max_pinholes))
 		return "max-pinholes";
 	if (s->peer->nholes >= a->cfg.max_pinholes_per_client)
 		return "client-max-pinholes";
@@ -416,7 +431,7 @@ static const char *holes_limit(const struct alg *a, const struct session *s)
 
 static struct session *session_new(struct alg *a, const struct flow *orig)
 {
-	if (a->nsessions >= a->cfg.max_sessions) {
+	if (a->nsessions >= share(a, a->cfg.max_sessions)) {
 		count_refusal(a, "max-sessions");
 		return NULL;
 	}
@@ -439,7 +454,9 @@ static struct session *session_new(struct alg *a, const struct flow *orig)
 	}
 	peer->nsessions++;
 	s->peer = peer;
-	s->id = a->next_id++;
+	/* Workers number their sessions apart: worker k gives k+1, k+1+W, ... */
+	s->id = a->next_id;
+	a->next_id += a->workers;
 	s->orig = *orig;
 	s->alg = a;
 	apply_settings(a, s);
@@ -1426,20 +1443,60 @@ static void put_json_endpoint(FILE *f, const char *key, int family, const uint8_
 	fputc('"', f);
 }
 
-char *alg_status(struct alg *a, time_t now, bool json, const char *version, const char *queue_path)
+/* The workers' counters added up; refusal reasons merged by name. */
+static void sum_counters(struct alg *const *v, unsigned nv, struct alg_counters *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	for (unsigned w = 0; w < nv; w++) {
+		const struct alg_counters *c = &v[w]->ctr;
+		sum->packets += c->packets;
+		sum->sessions += c->sessions;
+		sum->rewrites += c->rewrites;
+		sum->pinholes += c->pinholes;
+		sum->pinholes_used += c->pinholes_used;
+		sum->pinholes_expired += c->pinholes_expired;
+		sum->refused += c->refused;
+		sum->dropped += c->dropped;
+		sum->errors += c->errors;
+		for (unsigned i = 0; i < ALG_REASONS_MAX && c->refusals[i].reason; i++)
+			for (unsigned j = 0; j < ALG_REASONS_MAX; j++) {
+				if (!sum->refusals[j].reason)
+					sum->refusals[j].reason = c->refusals[i].reason;
+				if (strcmp(sum->refusals[j].reason, c->refusals[i].reason) == 0) {
+					sum->refusals[j].count += c->refusals[i].count;
+					break;
+				}
+			}
+	}
+}
+
+char *alg_status(struct alg *const *v, unsigned nv, time_t now, bool json, const char *version, const char *queue_path)
 {
 	char *buf = NULL;
 	size_t len = 0;
+	if (nv == 0)
+		return NULL;
 	FILE *f = open_memstream(&buf, &len);
 	if (!f)
 		return NULL;
-	const struct alg_counters *c = &a->ctr;
+	const struct alg *a = v[0];
+	struct alg_counters sum;
+	sum_counters(v, nv, &sum);
+	const struct alg_counters *c = &sum;
+	unsigned nsessions = 0, nholes = 0;
+	for (unsigned w = 0; w < nv; w++) {
+		nsessions += v[w]->nsessions;
+		nholes += v[w]->nholes;
+	}
+	unsigned last_queue = a->cfg.queue + 2 * nv - 1;
 	if (json) {
 		fprintf(f, "{\"version\":\"%s\",\"uptime\":%lld,\"queue_path\":\"%s\",\"table\":\"%s\",", version,
 			(long long)(now - a->started), queue_path, a->cfg.table);
-		fprintf(f, "\"queues\":[%u,%u],\"max_sessions\":%u,", a->cfg.queue, a->cfg.queue + 1,
-			a->cfg.max_sessions);
-		fprintf(f, "\"pinholes_armed\":%u,\"max_pinholes\":%u,\"max_pinholes_per_client\":%u,", a->nholes,
+		fprintf(f, "\"workers\":%u,\"queues\":[", nv);
+		for (unsigned q = a->cfg.queue; q <= last_queue; q++)
+			fprintf(f, "%s%u", q == a->cfg.queue ? "" : ",", q);
+		fprintf(f, "],\"max_sessions\":%u,", a->cfg.max_sessions);
+		fprintf(f, "\"pinholes_armed\":%u,\"max_pinholes\":%u,\"max_pinholes_per_client\":%u,", nholes,
 			a->cfg.max_pinholes, a->cfg.max_pinholes_per_client);
 		fprintf(f,
 			"\"counters\":{\"packets\":%llu,\"sessions\":%llu,\"rewrites\":%llu,"
@@ -1452,75 +1509,85 @@ char *alg_status(struct alg *a, time_t now, bool json, const char *version, cons
 		for (unsigned i = 0; i < ALG_REASONS_MAX && c->refusals[i].reason; i++)
 			fprintf(f, "%s\"%s\":%llu", i ? "," : "", c->refusals[i].reason,
 				(unsigned long long)c->refusals[i].count);
-		fprintf(f, "}},\"sessions\":[");
+		fprintf(f, "}},\"per_worker\":[");
+		for (unsigned w = 0; w < nv; w++)
+			fprintf(f, "%s{\"sessions\":%u,\"sessions_opened\":%llu,\"packets\":%llu}", w ? "," : "",
+				v[w]->nsessions, (unsigned long long)v[w]->ctr.sessions,
+				(unsigned long long)v[w]->ctr.packets);
+		fprintf(f, "],\"sessions\":[");
 		bool first = true;
-		for (struct session *s = a->all; s; s = s->next_all) {
-			fprintf(f, "%s{\"id\":%llu,", first ? "" : ",", (unsigned long long)s->id);
-			first = false;
-			put_json_endpoint(f, "client", s->orig.family, s->orig.saddr, s->orig.sport);
-			fputc(',', f);
-			put_json_endpoint(f, "public", s->orig.family, s->orig.daddr, s->orig.dport);
-			if (s->have_reply) {
+		for (unsigned w = 0; w < nv; w++)
+			for (struct session *s = v[w]->all; s; s = s->next_all) {
+				fprintf(f, "%s{\"id\":%llu,\"worker\":%u,", first ? "" : ",", (unsigned long long)s->id,
+					w);
+				first = false;
+				put_json_endpoint(f, "client", s->orig.family, s->orig.saddr, s->orig.sport);
 				fputc(',', f);
-				put_json_endpoint(f, "server", s->reply.family, s->reply.saddr, s->reply.sport);
+				put_json_endpoint(f, "public", s->orig.family, s->orig.daddr, s->orig.dport);
+				if (s->have_reply) {
+					fputc(',', f);
+					put_json_endpoint(f, "server", s->reply.family, s->reply.saddr, s->reply.sport);
+				}
+				fprintf(f,
+					",\"state\":\"%s\",\"nat\":\"%s\",\"rewrites\":%llu,\"packets\":%llu,"
+					"\"seq_offset\":{\"client\":%d,\"server\":%d},\"pinholes\":[",
+					s->closing	   ? "closing"
+					: s->dir[0].opaque ? "encrypted"
+							   : "open",
+					s->dnat	  ? (s->snat ? "dnat+snat" : "dnat")
+					: s->snat ? "snat"
+						  : "routed",
+					(unsigned long long)s->rewrites, (unsigned long long)s->packets,
+					s->dir[0].off_after, s->dir[1].off_after);
+				for (unsigned i = 0; i < s->nholes; i++) {
+					const struct pinhole *p = &s->holes[i].p;
+					char from[INET6_ADDRSTRLEN];
+					fprintf(f, "%s{\"from\":\"%s\",", i ? "," : "",
+						addr_str(p->family, p->client, from, sizeof(from)));
+					put_json_endpoint(f, "public", p->family, p->local, p->port);
+					fputc(',', f);
+					put_json_endpoint(f, "to", p->family, p->target, p->target_port);
+					fprintf(f, ",\"expires_in\":%lld}", (long long)(s->holes[i].expires - now));
+				}
+				fprintf(f, "]}");
 			}
-			fprintf(f,
-				",\"state\":\"%s\",\"nat\":\"%s\",\"rewrites\":%llu,\"packets\":%llu,"
-				"\"seq_offset\":{\"client\":%d,\"server\":%d},\"pinholes\":[",
-				s->closing	   ? "closing"
-				: s->dir[0].opaque ? "encrypted"
-						   : "open",
-				s->dnat	  ? (s->snat ? "dnat+snat" : "dnat")
-				: s->snat ? "snat"
-					  : "routed",
-				(unsigned long long)s->rewrites, (unsigned long long)s->packets, s->dir[0].off_after,
-				s->dir[1].off_after);
-			for (unsigned i = 0; i < s->nholes; i++) {
-				const struct pinhole *p = &s->holes[i].p;
-				char from[INET6_ADDRSTRLEN];
-				fprintf(f, "%s{\"from\":\"%s\",", i ? "," : "",
-					addr_str(p->family, p->client, from, sizeof(from)));
-				put_json_endpoint(f, "public", p->family, p->local, p->port);
-				fputc(',', f);
-				put_json_endpoint(f, "to", p->family, p->target, p->target_port);
-				fprintf(f, ",\"expires_in\":%lld}", (long long)(s->holes[i].expires - now));
-			}
-			fprintf(f, "]}");
-		}
 		fprintf(f, "]}\n");
 	} else {
-		fprintf(f, "ftp-alg %s, up %llds, queues %u-%u (%s), table inet %s\n", version,
-			(long long)(now - a->started), a->cfg.queue, a->cfg.queue + 1, queue_path, a->cfg.table);
-		fprintf(f, "sessions: %u (limit %u, %u per client)\n", a->nsessions, a->cfg.max_sessions,
+		fprintf(f, "ftp-alg %s, up %llds, %u worker%s, queues %u-%u (%s), table inet %s\n", version,
+			(long long)(now - a->started), nv, nv == 1 ? "" : "s", a->cfg.queue, last_queue, queue_path,
+			a->cfg.table);
+		fprintf(f, "sessions: %u (limit %u, %u per client)\n", nsessions, a->cfg.max_sessions,
 			a->cfg.max_sessions_per_client);
-		fprintf(f, "pinholes armed: %u (limit %u, %u per client)\n", a->nholes, a->cfg.max_pinholes,
+		fprintf(f, "pinholes armed: %u (limit %u, %u per client)\n", nholes, a->cfg.max_pinholes,
 			a->cfg.max_pinholes_per_client);
-		for (struct session *s = a->all; s; s = s->next_all) {
-			fprintf(f, "  #%llu ", (unsigned long long)s->id);
-			put_endpoint(f, s->orig.family, s->orig.saddr, s->orig.sport);
-			fputs(" -> ", f);
-			put_endpoint(f, s->orig.family, s->orig.daddr, s->orig.dport);
-			if (s->have_reply) {
-				fputs(" (server ", f);
-				put_endpoint(f, s->reply.family, s->reply.saddr, s->reply.sport);
-				fputc(')', f);
-			}
-			fprintf(f, " %s, %llu rewrites, offsets client %+d server %+d\n",
-				s->closing	   ? "closing"
-				: s->dir[0].opaque ? "encrypted"
-						   : "open",
-				(unsigned long long)s->rewrites, s->dir[0].off_after, s->dir[1].off_after);
-			for (unsigned i = 0; i < s->nholes; i++) {
-				const struct pinhole *p = &s->holes[i].p;
-				char from[INET6_ADDRSTRLEN];
-				fputs("      pinhole ", f);
-				put_endpoint(f, p->family, p->local, p->port);
+		for (unsigned w = 0; w < nv; w++)
+			for (struct session *s = v[w]->all; s; s = s->next_all) {
+				fprintf(f, "  #%llu ", (unsigned long long)s->id);
+				put_endpoint(f, s->orig.family, s->orig.saddr, s->orig.sport);
 				fputs(" -> ", f);
-				put_endpoint(f, p->family, p->target, p->target_port);
-				fprintf(f, " for %s, %llds left\n", addr_str(p->family, p->client, from, sizeof(from)),
-					(long long)(s->holes[i].expires - now));
+				put_endpoint(f, s->orig.family, s->orig.daddr, s->orig.dport);
+				if (s->have_reply) {
+					fputs(" (server ", f);
+					put_endpoint(f, s->reply.family, s->reply.saddr, s->reply.sport);
+					fputc(')', f);
+				}
+				fprintf(f, " %s, %llu rewrites, offsets client %+d server %+d\n",
+					s->closing	   ? "closing"
+					: s->dir[0].opaque ? "encrypted"
+							   : "open",
+					(unsigned long long)s->rewrites, s->dir[0].off_after, s->dir[1].off_after);
+				for (unsigned i = 0; i < s->nholes; i++) {
+					const struct pinhole *p = &s->holes[i].p;
+					char from[INET6_ADDRSTRLEN];
+					fputs("      pinhole ", f);
+					put_endpoint(f, p->family, p->local, p->port);
+					fputs(" -> ", f);
+					put_endpoint(f, p->family, p->target, p->target_port);
+					fprintf(f, " for %s, %llds left\n",
+						addr_str(p->family, p->client, from, sizeof(from)),
+						(long long)(s->holes[i].expires - now));
+				}
 			}
-		}
 		fprintf(f,
 			"counters: %llu packets, %llu sessions, %llu rewrites, pinholes %llu opened / %llu used / "
 			"%llu expired, %llu refused",

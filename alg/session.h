@@ -98,6 +98,8 @@ struct alg;
 struct alg *alg_new(const struct alg_config *cfg, const struct alg_kernel_ops *ops, void *kernel);
 void alg_free(struct alg *a);
 void alg_set_config(struct alg *a, const struct alg_config *cfg);
+/* Worker index of count: session ids are striped, global limits shared out. */
+void alg_set_worker(struct alg *a, unsigned index, unsigned count);
 
 /*
  * One queued packet of a control connection, seen at prerouting after
@@ -118,7 +120,7 @@ void alg_shutdown(struct alg *a, void (*emit)(void *ctx, const struct alg_verdic
 const struct alg_counters *alg_counters(const struct alg *a);
 
 /*
- * What "ftp-alg status" shows, as text or JSON; header is a line the
- * caller wants first (version, queue path). Returns a malloc'd string.
+ * What "ftp-alg status" shows for all workers' states v, as text or JSON.
+ * Returns a malloc'd string.
  */
-char *alg_status(struct alg *a, time_t now, bool json, const char *version, const char *queue_path);
+char *alg_status(struct alg *const *v, unsigned nv, time_t now, bool json, const char *version, const char *queue_path);

@@ -15,6 +15,7 @@ void config_defaults(struct alg_config *c)
 	c->control_ports[0] = 21;
 	c->ncontrol_ports = 1;
 	c->queue = 21;
+	c->workers = 1;
 	/* vsftpd waits 60 s for a data connection by default (accept_timeout). */
 	c->pinhole_timeout = 60;
 	c->max_pinholes_per_session = 8;
@@ -140,10 +141,17 @@ int config_set(struct alg_config *c, const char *key, const char *value, char *e
 		}
 	} else if (strcasecmp(key, "Queue") == 0) {
 		if (parse_uint(value, strlen(value), 65534, &v) < 0) {
-			snprintf(err, errlen, "'%s' is not a queue number (0-65534; N and N+1 are used)", value);
+			snprintf(err, errlen, "'%s' is not a queue number (0-65534; worker k uses N+2k and N+2k+1)",
+				 value);
 			return -EINVAL;
 		}
 		c->queue = (uint16_t)v;
+	} else if (strcasecmp(key, "Workers") == 0) {
+		if (parse_uint(value, strlen(value), CONFIG_MAX_WORKERS, &v) < 0 || v == 0) {
+			snprintf(err, errlen, "'%s' is not a number of workers (1-%d)", value, CONFIG_MAX_WORKERS);
+			return -EINVAL;
+		}
+		c->workers = (unsigned)v;
 	} else if (strcasecmp(key, "PinholeTimeout") == 0) {
 		if (parse_uint(value, strlen(value), 300, &v) < 0 || v == 0) {
 			snprintf(err, errlen, "'%s' is not a timeout in seconds (1-300)", value);

@@ -8,6 +8,7 @@
 #define CONFIG_MAX_CONTROL_PORTS 16
 #define CONFIG_DEFAULT_PATH	 "/etc/ftp-alg/ftp-alg.conf"
 
+#define CONFIG_MAX_WORKERS  16
 #define CONFIG_MAX_SERVERS  32
 #define CONFIG_MAX_CLASSES  16
 #define CONFIG_MAX_PREFIXES 8
@@ -49,6 +50,7 @@ struct alg_config {
 	uint8_t public4[4];		 /* MasqueradeAddress */
 	uint16_t passive_lo, passive_hi; /* PassivePorts; 0 = keep the server's port */
 	uint16_t queue;
+	unsigned workers;	  /* queue threads; worker k uses queues queue+2k and queue+2k+1 */
 	uint32_t pinhole_timeout; /* seconds */
 	uint16_t min_data_port;	  /* PORT/EPRT below this are refused */
 	unsigned max_pinholes_per_session;

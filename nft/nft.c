@@ -273,8 +273,16 @@ static void rule_pure_ack(struct batch *bt, uint8_t nfproto, const char *set)
 	rule_put(bt, r);
 }
 
-/* meta l4proto tcp ct original proto-dst @ctl_ports ct direction DIR queue num Q bypass */
-static void rule_queue(struct batch *bt, uint8_t dir, uint16_t qnum)
+/*
+ * meta l4proto tcp ct original proto-dst @ctl_ports ct direction DIR queue num Q bypass
+ * With W > 1 workers, one rule per family and worker k, Q = base + 2k + DIR:
+ *   ... meta nfproto ipv4 jhash ct original ip saddr mod W seed 0 == k queue num Q bypass
+ * The hash is over the client's address in the conntrack's original tuple,
+ * the same for both directions whatever NAT did: a connection stays on one
+ * worker, and so do all connections of one client (its per-client limits
+ * and pinhole keys are that worker's alone).
+ */
+static void rule_queue(struct batch *bt, uint8_t dir, uint16_t qnum, uint8_t nfproto, unsigned worker, unsigned workers)
 {
 	struct nftnl_rule *r = rule_new(bt->n, "control");
 	e_l4proto_tcp(r);
@@ -282,6 +290,21 @@ static void rule_queue(struct batch *bt, uint8_t dir, uint16_t qnum)
 	e_lookup(r, SET_CTL_PORTS, NFT_REG_1, -1);
 	e_ct(r, NFT_CT_DIRECTION, -1, NFT_REG_1);
 	e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &dir, 1);
+	if (workers > 1) {
+		uint32_t k = worker;
+		e_nfproto(r, nfproto);
+		e_ct(r, nfproto == NFPROTO_IPV4 ? NFT_CT_SRC_IP : NFT_CT_SRC_IP6, IP_CT_DIR_ORIGINAL, NFT_REG_1);
+		struct nftnl_expr *h = nftnl_expr_alloc("hash");
+		nftnl_expr_set_u32(h, NFTNL_EXPR_HASH_TYPE, NFT_HASH_JENKINS);
+		nftnl_expr_set_u32(h, NFTNL_EXPR_HASH_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(h, NFTNL_EXPR_HASH_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(h, NFTNL_EXPR_HASH_LEN, nfproto == NFPROTO_IPV4 ? 4 : 16);
+		nftnl_expr_set_u32(h, NFTNL_EXPR_HASH_MODULUS, workers);
+		nftnl_expr_set_u32(h, NFTNL_EXPR_HASH_SEED, 0);
+		nftnl_expr_set_u32(h, NFTNL_EXPR_HASH_OFFSET, 0);
+		add_expr(r, h);
+		e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &k, 4);
+	}
 	struct nftnl_expr *e;
 	if (bt->n->path == NFT_QUEUE_NATIVE) {
 		e = nftnl_expr_alloc("queue");
@@ -584,8 +607,11 @@ static int setup(struct nft *n, const struct alg_config *cfg)
 	rule_seqadj(&bt, NFPROTO_IPV6, OBJ_SEQADJ6);
 	rule_pure_ack(&bt, NFPROTO_IPV4, SET_PURE4);
 	rule_pure_ack(&bt, NFPROTO_IPV6, SET_PURE6);
-	rule_queue(&bt, IP_CT_DIR_ORIGINAL, cfg->queue);
-	rule_queue(&bt, IP_CT_DIR_REPLY, (uint16_t)(cfg->queue + 1));
+	for (unsigned k = 0; k < cfg->workers; k++)
+		for (int fam = 0; fam < (cfg->workers > 1 ? 2 : 1); fam++)
+			for (uint8_t dir = 0; dir < 2; dir++)
+				rule_queue(&bt, dir, (uint16_t)(cfg->queue + 2 * k + dir),
+					   fam ? NFPROTO_IPV6 : NFPROTO_IPV4, k, cfg->workers);
 	rule_pinhole(&bt, &layout4);
 	rule_pinhole(&bt, &layout6);
 	rule_publish(&bt, &layout4);
