@@ -107,6 +107,11 @@ static void values(void **state)
 	assert_int_equal(config_set(&c, "PinholeTimeout", "+5", err, sizeof(err)), -EINVAL);
 	assert_int_equal(config_set(&c, "PinholeTimeout", "300", err, sizeof(err)), 0);
 	assert_int_equal(config_set(&c, "Queue", "65535", err, sizeof(err)), -EINVAL);
+	assert_int_equal(c.workers, 1);
+	assert_int_equal(config_set(&c, "Workers", "0", err, sizeof(err)), -EINVAL);
+	assert_int_equal(config_set(&c, "Workers", "17", err, sizeof(err)), -EINVAL);
+	assert_int_equal(config_set(&c, "Workers", "4", err, sizeof(err)), 0);
+	assert_int_equal(c.workers, 4);
 	assert_int_equal(config_set(&c, "ControlPorts", "21,21a", err, sizeof(err)), -EINVAL);
 	assert_int_equal(config_parse_port_range("100-99", &lo, &hi), -EINVAL);
 	assert_int_equal(config_parse_port_range("100 200", &lo, &hi), 0);

@@ -485,6 +485,34 @@ static void sessions_limited_per_client(void **state)
 	alg_free(c.alg);
 }
 
+/* Worker 1 of 2: session ids 2, 4, ...; half of a global limit of 3, rounded up, is 2. */
+static void worker_share(void **state)
+{
+	struct conn c;
+	struct alg_config cfg;
+	(void)state;
+	config_defaults(&cfg);
+	cfg.max_sessions = 3;
+	memset(&c, 0, sizeof(c));
+	c.k.seqadj_ext = true;
+	set_ct(&c, CLIENT, PUBLIC, SERVER, CLIENT);
+	c.alg = alg_new(&cfg, &fake_ops, &c.k);
+	alg_set_worker(c.alg, 1, 2);
+	for (uint16_t port = 40000; port < 40003; port++) {
+		c.k.ct.orig.sport = port;
+		c.k.ct.reply.dport = port;
+		send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	}
+	assert_int_equal(refusals_for(&c, "max-sessions"), 1);
+	struct alg *v[1] = {c.alg};
+	char *j = alg_status(v, 1, 1000, true, "test", "xt");
+	assert_non_null(strstr(j, "{\"id\":2,\"worker\":0,"));
+	assert_non_null(strstr(j, "{\"id\":4,\"worker\":0,"));
+	assert_null(strstr(j, "\"id\":3,"));
+	free(j);
+	alg_free(c.alg);
+}
+
 /* Without a seqadj extension (connection older than ftp-alg) only same-length rewrites happen. */
 static void no_seqadj_keeps_length(void **state)
 {
@@ -739,6 +767,7 @@ int main(void)
 	    cmocka_unit_test(pinholes_bounded_per_session),
 	    cmocka_unit_test(pinhole_limits_per_client_and_global),
 	    cmocka_unit_test(sessions_limited_per_client),
+	    cmocka_unit_test(worker_share),
 	    cmocka_unit_test(telnet_commands_cannot_hide_port),
 	    cmocka_unit_test(deep_pipeline_keeps_pairing),
 	    cmocka_unit_test(no_seqadj_keeps_length),
