@@ -1204,6 +1204,21 @@ static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt
 	return s;
 }
 
+/*
+ * A client's SYN with another initial sequence number than the session's own:
+ * a new connection on the same ports. Only taken when nothing is held, so
+ * that no queued packet is left without a verdict.
+ */
+static bool is_new_incarnation(const struct session *s, int dir, const struct pkt_info *pi)
+{
+	if (dir != DIR_ORIG || (pi->flags & (PKT_TCP_SYN | PKT_TCP_ACK)) != PKT_TCP_SYN)
+		return false;
+	const struct stream *st = &s->dir[DIR_ORIG];
+	if (!st->started || (st->syn_seen && st->isn == pi->seq))
+		return false;
+	return s->dir[DIR_ORIG].nheld == 0 && s->dir[DIR_REPLY].nheld == 0;
+}
+
 void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t len, time_t now, struct alg_verdicts *v)
 {
 	struct pkt_info pi;
@@ -1240,6 +1255,17 @@ void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t 
 	}
 	bool refuse = false;
 	struct session *s = lookup_or_create(a, dir, &pi, &refuse);
+	if (s && is_new_incarnation(s, dir, &pi)) {
+		/*
+		 * The client reuses the ports of a connection that ended (Linux does
+		 * within milliseconds); the kernel starts a new conntrack, and so do
+		 * we: the old stream's sequence numbers would drop the new one's data.
+		 */
+		log_msg(LOG_LVL_DEBUG, "session=%llu event=replaced reason=\"a new connection on its ports\"",
+			(unsigned long long)s->id);
+		session_free(a, s);
+		s = lookup_or_create(a, dir, &pi, &refuse);
+	}
 	if (!s) {
 		if (refuse) {
 			/* Over a published server's MaxSessions: the client's SYN goes no further. */

@@ -57,6 +57,8 @@ void stream_syn(struct stream *s, uint32_t isn)
 {
 	s->started = true;
 	s->synced = true;
+	s->syn_seen = true;
+	s->isn = isn;
 	s->next_seq = isn + 1;
 	s->seen_start = isn + 1;
 	s->line_seq = isn + 1;

@@ -65,6 +65,8 @@ struct stream_emitted {
 struct stream {
 	bool started;
 	bool synced;
+	bool syn_seen; /* and isn is the sender's initial sequence number */
+	uint32_t isn;
 	bool opaque;
 	uint32_t next_seq;
 	uint32_t line_seq;

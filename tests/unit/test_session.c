@@ -485,6 +485,37 @@ static void sessions_limited_per_client(void **state)
 	alg_free(c.alg);
 }
 
+/* The client reuses its ports right after a close (Linux does): a new session, not the old stream. */
+static void ports_reused_after_close(void **state)
+{
+	struct conn c;
+	(void)state;
+	open_conn(&c);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "QUIT\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "221 Goodbye.\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_FIN | PKT_TCP_ACK, NULL);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_FIN | PKT_TCP_ACK, NULL);
+	/* A retransmitted SYN of the old connection changes nothing. */
+	uint32_t now_seq = c.seq[0];
+	c.seq[0] = 1000;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	assert_int_equal(alg_counters(c.alg)->sessions, 1);
+	c.seq[0] = now_seq + 100000;
+	c.seq[1] = 77000;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	assert_int_equal(alg_counters(c.alg)->sessions, 2);
+	send_pkt(&c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
+	assert_int_equal(c.v.n, 1);
+	assert_true(c.v.v[0].accept);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "USER anonymous\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "230 Login successful.\r\n");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,4,1).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,4,1).\r\n");
+	alg_free(c.alg);
+}
+
 /* Worker 1 of 2: session ids 2, 4, ...; half of a global limit of 3, rounded up, is 2. */
 static void worker_share(void **state)
 {
@@ -768,6 +799,7 @@ int main(void)
 	    cmocka_unit_test(pinhole_limits_per_client_and_global),
 	    cmocka_unit_test(sessions_limited_per_client),
 	    cmocka_unit_test(worker_share),
+	    cmocka_unit_test(ports_reused_after_close),
 	    cmocka_unit_test(telnet_commands_cannot_hide_port),
 	    cmocka_unit_test(deep_pipeline_keeps_pairing),
 	    cmocka_unit_test(no_seqadj_keeps_length),
