@@ -23,6 +23,7 @@ VSFTPD_PUB = "203.0.113.1"      # vsftpd at 192.0.2.10 behind the gateway
 LOAD_PUB = "203.0.113.5"        # ftpload at 192.0.2.13 behind the gateway
 OUT_VSFTPD = "203.0.113.30"     # vsftpd outside, for LAN clients in active mode
 BIG = "f1G"
+SOURCES = ["203.0.113.%d" % i for i in range(10, 18)]  # the client namespace's addresses, for many clients
 
 
 def pct(v, p):
@@ -61,13 +62,14 @@ class Bench:
     def add(self, mode, key, value):
         self.res[mode].setdefault(key, []).append(value)
 
-    def on(self, mode):
+    def on(self, mode, workers=1):
         run.nsx("fa-gw", "conntrack -F", check=False)
         if mode == "kernel":
             self.lab.helper(True)
         else:
             # Quiet (LogLevel warning): up when the control socket answers, not at a log line.
-            self.lab.start_alg(self.binary, ["--config", self.conf, "--control-socket", self.ctl],
+            self.lab.start_alg(self.binary, ["--config", self.conf, "--control-socket", self.ctl,
+                                             "--workers", str(workers)],
                                ready=lambda: run.sh([self.binary, "status", "--control-socket", self.ctl],
                                                     check=False).returncode == 0)
 
@@ -116,6 +118,20 @@ class Bench:
             pk = self.status()["counters"]["packets"] - p0
             self.add(mode, "cpu_us_per_session", cpu / r["sessions"] * 1e6)
             self.add(mode, "cpu_us_per_packet", cpu / max(pk, 1) * 1e6)
+
+    def multicore(self, workers):
+        """Session rate from 8 client addresses (the queue rules balance by client) with 1 or 2 workers."""
+        self.on("ftp-alg", workers)
+        try:
+            run.nsx("fa-gw", "conntrack -F", check=False)
+            r = ns_json("fa-c", ["env", "FTPLOAD_SOURCES=" + ",".join(SOURCES), self.ftpload, "rate", LOAD_PUB, "21",
+                                 "8", "20", "500" if self.short else "3500"])
+            per = [w["sessions_opened"] for w in self.status()["per_worker"]]
+            self.add("ftp-alg", "sessions_per_s_%dw" % workers, r["sessions"] / r["seconds"])
+            self.add("ftp-alg", "session_errors_%dw" % workers, r["errors"])
+            return per
+        finally:
+            self.off("ftp-alg")
 
     def scale(self, mode, n):
         """n control sessions held open, each with an armed pinhole; then a transfer through each."""
@@ -214,6 +230,8 @@ def main():
         for _ in range(4):  # sharing the port: two descriptors per held session, 20,000 per process here
             lab.procs.append(subprocess.Popen(["ip", "netns", "exec", "fa-s", os.path.abspath(a.ftpload), "serve",
                                                "192.0.2.13", "21"]))
+        for src in SOURCES[1:]:
+            run.nsx("fa-c", "ip addr add %s/24 dev eth0" % src)
         time.sleep(1)
         for i in range(a.rounds):
             order = ["kernel", "ftp-alg"] if i % 2 == 0 else ["ftp-alg", "kernel"]
@@ -224,6 +242,11 @@ def main():
                     b.round(mode)
                 finally:
                     b.off(mode)
+        spread = {}
+        for i in range(a.rounds):
+            for w in ((1, 2) if i % 2 == 0 else (2, 1)):
+                print("multi-core round %d/%d: %d worker%s" % (i + 1, a.rounds, w, "s" if w > 1 else ""), flush=True)
+                spread[w] = b.multicore(w)
         # The kernel helper keeps one expectation per announced port, and a namespace cannot raise
         # nf_conntrack_expect_max: beyond it the helper drops the 227. Its run stays below that.
         with open("/proc/sys/net/netfilter/nf_conntrack_expect_max") as f:
@@ -264,6 +287,11 @@ def main():
                        ("cpu_us_per_packet", "daemon CPU per control packet (us)")):
         print("%-36s %12s %12.1f" % (title, "-", med["ftp-alg"][key]))
         table.append({"figure": title, "kernel": None, "ftp-alg": med["ftp-alg"][key], "ratio": None, "goal": ""})
+    r1, r2 = med["ftp-alg"]["sessions_per_s_1w"], med["ftp-alg"]["sessions_per_s_2w"]
+    print("\nmulti-core: sessions/s from %d client addresses (ftpload responder), 1 worker %.0f, 2 workers %.0f: "
+          "scaling %.3f; sessions per worker with 2: %s" % (len(SOURCES), r1, r2, r2 / r1, spread.get(2)))
+    table.append({"figure": "sessions/s, 2 workers / 1 worker", "kernel": None, "ftp-alg": r2 / r1, "ratio": None,
+                  "goal": ""})
     sa, sk = scale["ftp-alg"], scale["kernel"]
     print("\nscale: %d concurrent sessions, each with an armed pinhole, then a transfer through each" % a.sessions)
     for name, r in (("kernel", sk), ("ftp-alg", sa)):

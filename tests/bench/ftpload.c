@@ -10,7 +10,8 @@
  *   ftpload rate HOST PORT PROCS SECONDS [MAX]
  *     PROCS processes each run whole sessions (connect, login, PASV, QUIT)
  *     back to back, for SECONDS or until MAX sessions are done; prints
- *     {"sessions":N,"errors":N,"seconds":S}.
+ *     {"sessions":N,"errors":N,"seconds":S}. With FTPLOAD_SOURCES=A,B,...
+ *     process i connects from address i mod their number (many clients).
  *
  *   ftpload hold HOST PORT N
  *     Opens N sessions and keeps them, each with a PASV answered (so each
@@ -249,12 +250,18 @@ struct ctl {
 };
 
 static int dial_timeout = 10;
+static struct in_addr source; /* 0: the kernel chooses */
 
 static int dial(const char *host, int port)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	inet_pton(AF_INET, host, &a.sin_addr);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in from = {.sin_family = AF_INET, .sin_addr = source};
+	if (source.s_addr && bind(fd, (struct sockaddr *)&from, sizeof(from)) < 0) {
+		close(fd);
+		return -1;
+	}
 	struct timeval tv = {dial_timeout, 0};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -339,6 +346,24 @@ static int one_session(const char *host, int port)
 	return r ? -1 : 0;
 }
 
+/* Process i's source address: entry i mod n of FTPLOAD_SOURCES, if set. */
+static void pick_source(int i)
+{
+	const char *list = getenv("FTPLOAD_SOURCES");
+	char addrs[16][16];
+	int n = 0;
+	while (list && *list && n < 16) {
+		size_t len = strcspn(list, ",");
+		if (len < sizeof(addrs[0])) {
+			memcpy(addrs[n], list, len);
+			addrs[n++][len] = '\0';
+		}
+		list += len + (list[len] == ',');
+	}
+	if (n > 0)
+		inet_pton(AF_INET, addrs[i % n], &source);
+}
+
 /*
  * Whole sessions from procs processes for at most seconds, or until max
  * sessions are done (0: no count limit); the rate is over the time taken.
@@ -355,6 +380,7 @@ static int rate(const char *host, int port, int procs, double seconds, long max)
 	double start = now_s();
 	for (int i = 0; i < procs; i++) {
 		if (fork() == 0) {
+			pick_source(i);
 			while (now_s() - start < seconds) {
 				if (max && __atomic_fetch_add(started, 1, __ATOMIC_RELAXED) >= max)
 					break;
