@@ -45,6 +45,13 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
+def idle_share():
+    """Seconds idle and total across all CPUs so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[3] + v[4], sum(v)
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -124,8 +131,11 @@ class Bench:
         self.on("ftp-alg", workers)
         try:
             run.nsx("fa-gw", "conntrack -F", check=False)
+            i0, t0 = idle_share()
             r = ns_json("fa-c", ["env", "FTPLOAD_SOURCES=" + ",".join(SOURCES), self.ftpload, "rate", LOAD_PUB, "21",
                                  "8", "20", "500" if self.short else "3500"])
+            i1, t1 = idle_share()
+            self.add("ftp-alg", "idle_%dw" % workers, (i1 - i0) / max(t1 - t0, 1))
             per = [w["sessions_opened"] for w in self.status()["per_worker"]]
             self.add("ftp-alg", "sessions_per_s_%dw" % workers, r["sessions"] / r["seconds"])
             self.add("ftp-alg", "session_errors_%dw" % workers, r["errors"])
@@ -289,7 +299,9 @@ def main():
         table.append({"figure": title, "kernel": None, "ftp-alg": med["ftp-alg"][key], "ratio": None, "goal": ""})
     r1, r2 = med["ftp-alg"]["sessions_per_s_1w"], med["ftp-alg"]["sessions_per_s_2w"]
     print("\nmulti-core: sessions/s from %d client addresses (ftpload responder), 1 worker %.0f, 2 workers %.0f: "
-          "scaling %.3f; sessions per worker with 2: %s" % (len(SOURCES), r1, r2, r2 / r1, spread.get(2)))
+          "scaling %.3f; sessions per worker with 2: %s; CPUs idle during the runs: %.0f%% and %.0f%%"
+          % (len(SOURCES), r1, r2, r2 / r1, spread.get(2), 100 * med["ftp-alg"]["idle_1w"],
+             100 * med["ftp-alg"]["idle_2w"]))
     table.append({"figure": "sessions/s, 2 workers / 1 worker", "kernel": None, "ftp-alg": r2 / r1, "ratio": None,
                   "goal": ""})
     sa, sk = scale["ftp-alg"], scale["kernel"]
