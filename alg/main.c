@@ -36,6 +36,27 @@ struct override {
 
 struct daemon;
 
+/* Where a worker's time goes: each kernel call and each packet, counted and timed. */
+enum { T_PACKET, T_VERDICT, T_NFT, T_CT, T_ROUTE, T_MAX };
+static const char *const t_names[T_MAX] = {"packet", "verdict", "nft", "ctnetlink", "rtnetlink"};
+
+struct op_clock {
+	uint64_t n, ns;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void tally(struct op_clock *c, uint64_t since)
+{
+	c->n++;
+	c->ns += now_ns() - since;
+}
+
 /*
  * One queue thread: its two queues, its own ctnetlink and rtnetlink sockets,
  * and the sessions the balancing rules send it (all of some clients').
@@ -53,6 +74,7 @@ struct worker {
 	struct ct *ct;
 	struct route *route;
 	struct alg *alg;
+	struct op_clock t[T_MAX];
 };
 
 struct daemon {
@@ -74,43 +96,61 @@ struct daemon {
 
 static int k_ct_get(void *k, const struct flow *seen, int dir, struct ct_info *out)
 {
-	return ct_get(((struct worker *)k)->ct, seen, dir, out);
+	struct worker *w = k;
+	uint64_t t0 = now_ns();
+	int r = ct_get(w->ct, seen, dir, out);
+	tally(&w->t[T_CT], t0);
+	return r;
 }
 
 static int k_seqadj(void *k, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after)
 {
-	return ct_seqadj_set(((struct worker *)k)->ct, orig, dir, pos, before, after);
+	struct worker *w = k;
+	uint64_t t0 = now_ns();
+	int r = ct_seqadj_set(w->ct, orig, dir, pos, before, after);
+	tally(&w->t[T_CT], t0);
+	return r;
 }
 
 static int k_hole_add(void *k, const struct pinhole *p, const struct pinhole *replaced)
 {
-	struct daemon *d = ((struct worker *)k)->d;
-	pthread_mutex_lock(&d->nft_lock);
-	int r = nft_pinhole_add(d->nft, p, replaced);
-	pthread_mutex_unlock(&d->nft_lock);
+	struct worker *w = k;
+	uint64_t t0 = now_ns();
+	pthread_mutex_lock(&w->d->nft_lock);
+	int r = nft_pinhole_add(w->d->nft, p, replaced);
+	pthread_mutex_unlock(&w->d->nft_lock);
+	tally(&w->t[T_NFT], t0);
 	return r;
 }
 
 static int k_hole_del(void *k, const struct pinhole *p)
 {
-	struct daemon *d = ((struct worker *)k)->d;
-	pthread_mutex_lock(&d->nft_lock);
-	int r = nft_pinhole_del(d->nft, p);
-	pthread_mutex_unlock(&d->nft_lock);
+	struct worker *w = k;
+	uint64_t t0 = now_ns();
+	pthread_mutex_lock(&w->d->nft_lock);
+	int r = nft_pinhole_del(w->d->nft, p);
+	pthread_mutex_unlock(&w->d->nft_lock);
+	tally(&w->t[T_NFT], t0);
 	return r;
 }
 
 static int k_via_default(void *k, int family, const uint8_t *addr)
 {
-	return route_via_default(((struct worker *)k)->route, family, addr);
+	struct worker *w = k;
+	uint64_t t0 = now_ns();
+	int r = route_via_default(w->route, family, addr);
+	tally(&w->t[T_ROUTE], t0);
+	return r;
 }
 
 static int k_armed(void *k, void (*cb)(void *ctx, const struct pinhole *p), void *ctx)
 {
-	struct daemon *d = ((struct worker *)k)->d;
-	pthread_mutex_lock(&d->nft_lock);
-	int r = nft_pinholes_armed(d->nft, cb, ctx);
-	pthread_mutex_unlock(&d->nft_lock);
+	struct worker *w = k;
+	uint64_t t0 = now_ns();
+	pthread_mutex_lock(&w->d->nft_lock);
+	int r = nft_pinholes_armed(w->d->nft, cb, ctx);
+	pthread_mutex_unlock(&w->d->nft_lock);
+	tally(&w->t[T_NFT], t0);
 	return r;
 }
 
@@ -145,7 +185,9 @@ static void emit(void *ctx, const struct alg_verdicts *v)
 {
 	struct worker *w = ctx;
 	for (unsigned i = 0; i < v->n; i++) {
+		uint64_t t0 = now_ns();
 		int r = queue_verdict(w->q, v->dir, v->v[i].id, v->v[i].accept, v->v[i].data, v->v[i].len);
+		tally(&w->t[T_VERDICT], t0);
 		if (r < 0)
 			log_msg(LOG_LVL_ERR, "event=verdict-failed id=%u error=\"%s\"", v->v[i].id, strerror(-r));
 	}
@@ -155,7 +197,9 @@ static void on_packet(void *ctx, int dir, uint32_t id, const uint8_t *pkt, size_
 {
 	struct worker *w = ctx;
 	struct alg_verdicts v;
+	uint64_t t0 = now_ns();
 	alg_packet(w->alg, dir, id, pkt, len, time(NULL), &v);
+	tally(&w->t[T_PACKET], t0);
 	emit(w, &v);
 	alg_verdicts_done(w->alg);
 }
@@ -227,6 +271,33 @@ static char *reload(struct daemon *d)
 	return msg;
 }
 
+/* The workers' operation clocks, for status: a JSON member and a text line. Called with their locks held. */
+static void timing(const struct daemon *d, char *json, size_t jcap, char *text, size_t tcap)
+{
+	size_t jl = 0, tl = 0;
+	jl += (size_t)snprintf(json, jcap, "\"timing\":{");
+	tl += (size_t)snprintf(text, tcap, "time per operation:");
+	for (int k = 0; k < T_MAX; k++) {
+		struct op_clock sum = {0, 0};
+		for (unsigned i = 0; i < d->nw; i++) {
+			sum.n += d->w[i].t[k].n;
+			sum.ns += d->w[i].t[k].ns;
+		}
+		double avg = sum.n ? (double)sum.ns / (double)sum.n / 1000.0 : 0.0;
+		if (jl < jcap)
+			jl += (size_t)snprintf(json + jl, jcap - jl, "%s\"%s\":{\"count\":%llu,\"total_us\":%llu}",
+					       k ? "," : "", t_names[k], (unsigned long long)sum.n,
+					       (unsigned long long)(sum.ns / 1000));
+		if (tl < tcap)
+			tl += (size_t)snprintf(text + tl, tcap - tl, "%s %s %.1f us (%llu)", k ? "," : "", t_names[k],
+					       avg, (unsigned long long)sum.n);
+	}
+	if (jl < jcap)
+		snprintf(json + jl, jcap - jl, "}");
+	if (tl < tcap)
+		snprintf(text + tl, tcap - tl, "\n");
+}
+
 static char *respond(void *ctx, const char *cmd)
 {
 	struct daemon *d = ctx;
@@ -236,8 +307,10 @@ static char *respond(void *ctx, const char *cmd)
 			pthread_mutex_lock(&d->w[i].lock);
 			v[i] = d->w[i].alg;
 		}
+		char json[512], text[512];
+		timing(d, json, sizeof(json), text, sizeof(text));
 		char *out = alg_status(v, d->nw, time(NULL), strcmp(cmd, "status json") == 0, FTP_ALG_VERSION,
-				       nft_queue_path_name(nft_queue_path(d->nft)));
+				       nft_queue_path_name(nft_queue_path(d->nft)), json, text);
 		for (unsigned i = d->nw; i-- > 0;)
 			pthread_mutex_unlock(&d->w[i].lock);
 		return out;

@@ -1496,7 +1496,8 @@ static void sum_counters(struct alg *const *v, unsigned nv, struct alg_counters 
 	}
 }
 
-char *alg_status(struct alg *const *v, unsigned nv, time_t now, bool json, const char *version, const char *queue_path)
+char *alg_status(struct alg *const *v, unsigned nv, time_t now, bool json, const char *version, const char *queue_path,
+		 const char *extra_json, const char *extra_text)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -1540,7 +1541,10 @@ char *alg_status(struct alg *const *v, unsigned nv, time_t now, bool json, const
 			fprintf(f, "%s{\"sessions\":%u,\"sessions_opened\":%llu,\"packets\":%llu}", w ? "," : "",
 				v[w]->nsessions, (unsigned long long)v[w]->ctr.sessions,
 				(unsigned long long)v[w]->ctr.packets);
-		fprintf(f, "],\"sessions\":[");
+		fprintf(f, "],");
+		if (extra_json)
+			fprintf(f, "%s,", extra_json);
+		fprintf(f, "\"sessions\":[");
 		bool first = true;
 		for (unsigned w = 0; w < nv; w++)
 			for (struct session *s = v[w]->all; s; s = s->next_all) {
@@ -1626,6 +1630,8 @@ char *alg_status(struct alg *const *v, unsigned nv, time_t now, bool json, const
 				(unsigned long long)c->refusals[i].count);
 		fprintf(f, "%s, %llu dropped, %llu errors\n", c->refusals[0].reason ? ")" : "",
 			(unsigned long long)c->dropped, (unsigned long long)c->errors);
+		if (extra_text)
+			fputs(extra_text, f);
 	}
 	fclose(f);
 	return buf;

@@ -120,7 +120,9 @@ void alg_shutdown(struct alg *a, void (*emit)(void *ctx, const struct alg_verdic
 const struct alg_counters *alg_counters(const struct alg *a);
 
 /*
- * What "ftp-alg status" shows for all workers' states v, as text or JSON.
+ * What "ftp-alg status" shows for all workers' states v, as text or JSON;
+ * extra_json (a member) and extra_text (lines) are the caller's, or NULL.
  * Returns a malloc'd string.
  */
-char *alg_status(struct alg *const *v, unsigned nv, time_t now, bool json, const char *version, const char *queue_path);
+char *alg_status(struct alg *const *v, unsigned nv, time_t now, bool json, const char *version, const char *queue_path,
+		 const char *extra_json, const char *extra_text);

@@ -93,6 +93,7 @@ class Bench:
     def round(self, mode):
         n = 60 if self.short else 400
         lat = os.path.join(HERE, "latency.py")
+        clocks = self.status()["timing"] if mode == "ftp-alg" else None
         s = ns_json("fa-c", ["python3", lat, "pasv", "--host", VSFTPD_PUB, "--count", str(n)])["samples_ms"]
         self.add(mode, "pasv_p50", pct(s, 0.5))
         self.add(mode, "pasv_p99", pct(s, 0.99))
@@ -102,6 +103,14 @@ class Bench:
         self.add(mode, "port_p99", pct(s, 0.99))
         s = ns_json("fa-c", ["python3", lat, "setup", "--host", VSFTPD_PUB, "--count", str(n // 2)])["samples_ms"]
         self.add(mode, "setup_p50", pct(s, 0.5))
+        if clocks:
+            # The daemon's own clocks over the latency runs: the average cost of each kind of operation.
+            now = self.status()["timing"]
+            for k, v in now.items():
+                dn = v["count"] - clocks[k]["count"]
+                if dn:
+                    self.add(mode, "us_per_" + k, (v["total_us"] - clocks[k]["total_us"]) / dn)
+                    self.add(mode, "count_" + k, dn)
         for _ in range(1 if self.short else 2):  # a shared 2-core VM is noisy: more samples
             r = ns_json("fa-c", ["python3", lat, "retr", "--host", VSFTPD_PUB, "--path",
                                  "/%s/%s" % (run.DATA_DIR, BIG)])
@@ -297,6 +306,12 @@ def main():
                        ("cpu_us_per_packet", "daemon CPU per control packet (us)")):
         print("%-36s %12s %12.1f" % (title, "-", med["ftp-alg"][key]))
         table.append({"figure": title, "kernel": None, "ftp-alg": med["ftp-alg"][key], "ratio": None, "goal": ""})
+    ops = [k for k in ("packet", "verdict", "nft", "ctnetlink", "rtnetlink") if "us_per_" + k in med["ftp-alg"]]
+    print("\nwhere ftp-alg's time went in the latency runs (its own clocks; average per operation, count per round):")
+    print("  " + ", ".join("%s %.1f us (%d)" % (k, med["ftp-alg"]["us_per_" + k], med["ftp-alg"]["count_" + k])
+                           for k in ops))
+    print("  (packet: handling one queued packet, its nft and ctnetlink calls included; verdict: one verdict,\n"
+          "   in which the kernel carries the packet on through the stack)")
     r1, r2 = med["ftp-alg"]["sessions_per_s_1w"], med["ftp-alg"]["sessions_per_s_2w"]
     print("\nmulti-core: sessions/s from %d client addresses (ftpload responder), 1 worker %.0f, 2 workers %.0f: "
           "scaling %.3f; sessions per worker with 2: %s; CPUs idle during the runs: %.0f%% and %.0f%%"

@@ -35,14 +35,22 @@ static int k_seqadj(void *k, const struct flow *o, int dir, uint32_t pos, int32_
 	return 0;
 }
 
-static int k_hole(void *k, const struct pinhole *p)
+static int k_hole_add(void *k, const struct pinhole *p, const struct pinhole *replaced)
+{
+	(void)k;
+	(void)p;
+	(void)replaced;
+	return 0;
+}
+
+static int k_hole_del(void *k, const struct pinhole *p)
 {
 	(void)k;
 	(void)p;
 	return 0;
 }
 
-static const struct alg_kernel_ops ops = {k_ct_get, k_seqadj, k_hole, k_hole, NULL, NULL};
+static const struct alg_kernel_ops ops = {k_ct_get, k_seqadj, k_hole_add, k_hole_del, NULL, NULL};
 
 static size_t build(uint8_t *p, int dir, uint32_t seq, uint8_t flags, const uint8_t *payload, size_t plen)
 {
@@ -126,7 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (ctl & 0x10)
 			alg_tick(a, ++now, emit, NULL);
 	}
-	char *st = alg_status(a, now, true, "fuzz", "none");
+	char *st = alg_status(&a, 1, now, true, "fuzz", "none", NULL, NULL);
 	free(st);
 	alg_free(a);
 	return 0;

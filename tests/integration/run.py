@@ -1174,6 +1174,11 @@ class Suite:
                     raise AssertionError("sessions opened as %s" % opens)
                 if st["counters"]["pinholes_opened"] != 11:
                     raise AssertionError("%d pinholes for 11 transfers" % st["counters"]["pinholes_opened"])
+                # The operation clocks count what the workers did: a packet each, a verdict each, a batch per pinhole.
+                t = st["timing"]
+                if (t["packet"]["count"] != st["counters"]["packets"] or t["verdict"]["count"] < t["packet"]["count"]
+                        or t["nft"]["count"] < 11 or t["packet"]["total_us"] <= 0):
+                    raise AssertionError("timing: %s, counters: %s" % (t, st["counters"]))
                 r = nsx("fa-gw", "nft list table inet ftp_alg", check=False)
                 if r.returncode != 0 or r.stdout.count("jhash ct original ip saddr mod 2") != 4:
                     raise AssertionError("nft cannot list the balancing rules: %s" % r.stderr)

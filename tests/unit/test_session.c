@@ -536,7 +536,7 @@ static void worker_share(void **state)
 	}
 	assert_int_equal(refusals_for(&c, "max-sessions"), 1);
 	struct alg *v[1] = {c.alg};
-	char *j = alg_status(v, 1, 1000, true, "test", "xt");
+	char *j = alg_status(v, 1, 1000, true, "test", "xt", NULL, NULL);
 	assert_non_null(strstr(j, "{\"id\":2,\"worker\":0,"));
 	assert_non_null(strstr(j, "{\"id\":4,\"worker\":0,"));
 	assert_null(strstr(j, "\"id\":3,"));
@@ -753,12 +753,13 @@ static void status_and_pinhole_accounting(void **state)
 	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
 	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,81).\r\n");
-	char *j = alg_status(&c.alg, 1, 1000, true, "test", "xt");
+	char *j = alg_status(&c.alg, 1, 1000, true, "test", "xt", "\"timing\":{}", NULL);
 	assert_non_null(strstr(j, "\"client\":\"203.0.113.10:40000\""));
 	assert_non_null(strstr(j, "\"server\":\"192.0.2.10:21\""));
 	assert_non_null(strstr(j, "\"public\":\"203.0.113.1:50000\",\"to\":\"192.0.2.10:50000\",\"expires_in\":60"));
 	assert_non_null(strstr(j, "\"seq_offset\":{\"client\":0,\"server\":2}"));
 	assert_non_null(strstr(j, "\"pinholes_armed\":2,\"max_pinholes\":32768,\"max_pinholes_per_client\":256"));
+	assert_non_null(strstr(j, "],\"timing\":{},\"sessions\":["));
 	free(j);
 	/* The first is used by its data connection, the second times out. */
 	c.k.consumed[0] = true;
@@ -766,9 +767,10 @@ static void status_and_pinhole_accounting(void **state)
 	assert_int_equal(alg_counters(c.alg)->pinholes_used, 1);
 	alg_tick(c.alg, 1061, NULL, NULL);
 	assert_int_equal(alg_counters(c.alg)->pinholes_expired, 1);
-	j = alg_status(&c.alg, 1, 1061, false, "test", "xt");
+	j = alg_status(&c.alg, 1, 1061, false, "test", "xt", NULL, "time per operation: none\n");
 	assert_non_null(strstr(j, "pinholes 2 opened / 1 used / 1 expired"));
 	assert_non_null(strstr(j, "pinholes armed: 0 (limit 32768, 256 per client)"));
+	assert_non_null(strstr(j, " errors\ntime per operation: none\n"));
 	free(j);
 	alg_free(c.alg);
 }
