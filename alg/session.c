@@ -1549,7 +1549,7 @@ char *alg_status(struct alg *const *v, unsigned nv, time_t now, bool json, const
 		for (unsigned w = 0; w < nv; w++)
 			for (struct session *s = v[w]->all; s; s = s->next_all) {
 				fprintf(f, "%s{\"id\":%llu,\"worker\":%u,", first ? "" : ",", (unsigned long long)s->id,
-					w);
+					v[w]->worker);
 				first = false;
 				put_json_endpoint(f, "client", s->orig.family, s->orig.saddr, s->orig.sport);
 				fputc(',', f);

@@ -537,8 +537,8 @@ static void worker_share(void **state)
 	assert_int_equal(refusals_for(&c, "max-sessions"), 1);
 	struct alg *v[1] = {c.alg};
 	char *j = alg_status(v, 1, 1000, true, "test", "xt", NULL, NULL);
-	assert_non_null(strstr(j, "{\"id\":2,\"worker\":0,"));
-	assert_non_null(strstr(j, "{\"id\":4,\"worker\":0,"));
+	assert_non_null(strstr(j, "{\"id\":2,\"worker\":1,"));
+	assert_non_null(strstr(j, "{\"id\":4,\"worker\":1,"));
 	assert_null(strstr(j, "\"id\":3,"));
 	free(j);
 	alg_free(c.alg);
