@@ -60,14 +60,14 @@ struct nft {
 struct batch {
 	struct nft *n;
 	struct mnl_nlmsg_batch *b;
-	unsigned acks;
+	struct nlmsghdr *last; /* the last message: only it asks for an acknowledgement */
 	uint32_t first_seq;
 };
 
 static void batch_begin(struct batch *bt, struct nft *n)
 {
 	bt->n = n;
-	bt->acks = 0;
+	bt->last = NULL;
 	bt->first_seq = n->seq;
 	bt->b = mnl_nlmsg_batch_start(n->buf, n->buflen);
 	nftnl_batch_begin(mnl_nlmsg_batch_current(bt->b), n->seq++);
@@ -77,8 +77,8 @@ static void batch_begin(struct batch *bt, struct nft *n)
 static struct nlmsghdr *batch_msg(struct batch *bt, uint16_t type, uint16_t flags)
 {
 	struct nlmsghdr *nlh =
-	    nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type, NFPROTO_INET, flags | NLM_F_ACK, bt->n->seq++);
-	bt->acks++;
+	    nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type, NFPROTO_INET, flags, bt->n->seq++);
+	bt->last = nlh;
 	return nlh;
 }
 
@@ -87,38 +87,48 @@ static void batch_next(struct batch *bt)
 	mnl_nlmsg_batch_next(bt->b);
 }
 
-/* Send one atomic batch and collect one answer per message. */
+/*
+ * Send one atomic batch and wait for its answer. Only the last message asks
+ * for an acknowledgement: the kernel answers a batch in message order, each
+ * failed message with its error, so the last message's answer ends it (or,
+ * if the kernel refused the whole batch, an answer to its first header).
+ */
 static int batch_commit(struct batch *bt)
 {
 	struct nft *n = bt->n;
 	char rbuf[16384];
 	int err = 0;
 
+	if (!bt->last) {
+		mnl_nlmsg_batch_stop(bt->b);
+		return 0;
+	}
+	bt->last->nlmsg_flags |= NLM_F_ACK;
+	uint32_t last_seq = bt->last->nlmsg_seq;
 	nftnl_batch_end(mnl_nlmsg_batch_current(bt->b), n->seq++);
 	mnl_nlmsg_batch_next(bt->b);
 	ssize_t len = mnl_socket_sendto(n->nl, mnl_nlmsg_batch_head(bt->b), mnl_nlmsg_batch_size(bt->b));
 	mnl_nlmsg_batch_stop(bt->b);
 	if (len < 0)
 		return -errno;
-	while (bt->acks > 0) {
+	for (;;) {
 		ssize_t r = mnl_socket_recvfrom(n->nl, rbuf, sizeof(rbuf));
 		if (r < 0)
 			return err ? err : -errno;
 		for (const struct nlmsghdr *nlh = (const struct nlmsghdr *)rbuf; mnl_nlmsg_ok(nlh, (int)r);
 		     nlh = mnl_nlmsg_next(nlh, (int *)&r)) {
 			/* Only this batch's answers count; anything else is stale. */
-			if (nlh->nlmsg_type == NLMSG_ERROR && nlh->nlmsg_seq - bt->first_seq < n->seq - bt->first_seq) {
-				const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-				if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
-					return -EBADMSG;
-				if (e->error < 0 && err == 0)
-					err = e->error;
-				if (bt->acks > 0)
-					bt->acks--;
-			}
+			if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_seq - bt->first_seq >= n->seq - bt->first_seq)
+				continue;
+			const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+			if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
+				return -EBADMSG;
+			if (e->error < 0 && err == 0)
+				err = e->error;
+			if (nlh->nlmsg_seq == last_seq || nlh->nlmsg_seq == bt->first_seq)
+				return err;
 		}
 	}
-	return err;
 }
 
 static void add_expr(struct nftnl_rule *r, struct nftnl_expr *e)
