@@ -1205,13 +1205,15 @@ static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt
 }
 
 /*
- * A client's SYN with another initial sequence number than the session's own:
- * a new connection on the same ports. Only taken when nothing is held, so
- * that no queued packet is left without a verdict.
+ * A client's SYN, after the session's FIN or RST, with another initial
+ * sequence number than the session's own: a new connection on the same
+ * ports. A SYN on a session still open is left to conntrack (which ignores
+ * it), so a forged one cannot end a live session. Only taken when nothing is
+ * held, so that no queued packet is left without a verdict.
  */
 static bool is_new_incarnation(const struct session *s, int dir, const struct pkt_info *pi)
 {
-	if (dir != DIR_ORIG || (pi->flags & (PKT_TCP_SYN | PKT_TCP_ACK)) != PKT_TCP_SYN)
+	if (!s->closing || dir != DIR_ORIG || (pi->flags & (PKT_TCP_SYN | PKT_TCP_ACK)) != PKT_TCP_SYN)
 		return false;
 	const struct stream *st = &s->dir[DIR_ORIG];
 	if (!st->started || (st->syn_seen && st->isn == pi->seq))

@@ -491,6 +491,12 @@ static void ports_reused_after_close(void **state)
 	struct conn c;
 	(void)state;
 	open_conn(&c);
+	/* While the session is open, a SYN with another sequence number (forged, say) ends nothing. */
+	uint32_t open_seq = c.seq[0];
+	c.seq[0] = 123456;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	assert_int_equal(alg_counters(c.alg)->sessions, 1);
+	c.seq[0] = open_seq;
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "QUIT\r\n");
 	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "221 Goodbye.\r\n");
 	send_pkt(&c, DIR_REPLY, PKT_TCP_FIN | PKT_TCP_ACK, NULL);
