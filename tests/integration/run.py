@@ -329,11 +329,13 @@ class Suite:
                 traceback.print_exc()
 
     # --- clients -------------------------------------------------------
-    def curl(self, server, epsv, name="f1M", ns="fa-c", timeout=20, active=False, eprt=True):
+    def curl(self, server, epsv, name="f1M", ns="fa-c", timeout=20, active=False, eprt=True, source=None):
         pub = SERVERS[server][0] if server in SERVERS else OUTSIDE[server][0]
         out = os.path.join(self.lab.work, "curl.out")
         args = ["curl", "-sS", "--no-ftp-skip-pasv-ip", "--max-time", str(timeout), "-o", out,
                 "ftp://%s/%s/%s" % (pub, DATA_DIR, name)]
+        if source:
+            args[1:1] = ["--interface", source]
         if not epsv:
             args.insert(1, "--disable-epsv")
         if active:
@@ -1154,13 +1156,11 @@ class Suite:
             lab.start_alg(self.binary, ["--workers", "2", "--control-socket", ctl])
             try:
                 first = lab.log().count("event=open")
-                out = os.path.join(lab.work, "w.out")
                 for a in ["203.0.113.10"] + extra:
-                    r = nsx("fa-c", ["curl", "-sS", "--disable-epsv", "--no-ftp-skip-pasv-ip", "--interface", a,
-                                     "--max-time", "20", "-o", out, "ftp://203.0.113.1/%s/f1M" % DATA_DIR],
-                            check=False, timeout=30)
-                    if r.returncode != 0 or sha256(out) != self.files["f1M"]:
-                        raise AssertionError("transfer from %s failed: %s" % (a, r.stderr.strip()))
+                    try:
+                        self.curl("vsftpd", epsv=False, source=a)
+                    except AssertionError as e:
+                        raise AssertionError("transfer from %s: %s" % (a, e))
                 self.curl6("fa-c", V6_CLIENT, V6_NAT_PUBLIC, active=False)
                 st = json.loads(sh([self.binary, "status", "--json", "--control-socket", ctl]).stdout)
                 per = [w["sessions_opened"] for w in st["per_worker"]]
