@@ -1218,7 +1218,7 @@ static bool is_new_incarnation(const struct session *s, int dir, const struct pk
 	const struct stream *st = &s->dir[DIR_ORIG];
 	if (!st->started || (st->syn_seen && st->isn == pi->seq))
 		return false;
-	return s->dir[DIR_ORIG].nheld == 0 && s->dir[DIR_REPLY].nheld == 0;
+	return st->nheld == 0 && s->dir[DIR_REPLY].nheld == 0;
 }
 
 void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t len, time_t now, struct alg_verdicts *v)
