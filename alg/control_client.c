@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control.h"
+#include "daemon.h"
+
+/* ftp-alg status|reload: talk to a running daemon. */
+int client(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"control-socket", required_argument, NULL, OPT_SOCKET},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	const char *path = CONTROL_DEFAULT_PATH;
+	bool json = false;
+	int o;
+	optind = 2;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (o == OPT_JSON && strcmp(argv[1], "status") == 0)
+			json = true;
+		else if (o == OPT_SOCKET)
+			path = optarg;
+		else {
+			usage(o == 'h' ? stdout : stderr);
+			return o == 'h' ? 0 : 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ftp-alg %s: unexpected argument '%s'\n", argv[1], argv[optind]);
+		return 2;
+	}
+	char *answer = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&answer, &len);
+	if (!f)
+		return 1;
+	int r = control_request(path, strcmp(argv[1], "reload") == 0 ? "reload" : json ? "status json" : "status", f);
+	fclose(f);
+	if (r < 0) {
+		fprintf(stderr,
+			"ftp-alg %s: cannot reach the daemon at %s: %s (is ftp-alg running? --control-socket?)\n",
+			argv[1], path, strerror(-r));
+		free(answer);
+		return 1;
+	}
+	fputs(answer, stdout);
+	int rc = strncmp(answer, "error", 5) == 0 || strstr(answer, "\nerror") ? 1 : 0;
+	free(answer);
+	return rc;
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "../conf/config.h"
+#include "worker.h"
+
+#ifndef FTP_ALG_VERSION
+#define FTP_ALG_VERSION "0"
+#endif
+
+struct override {
+	const char *key, *flag, *value;
+};
+
+struct daemon {
+	struct alg_config cfg;
+	const char *config_path;
+	/* Flags override the file, at start and at every reload. */
+	struct override overrides[16];
+	unsigned noverrides;
+	bool verbose;
+	const char *control_path;
+	int control_fd;
+	int fatal_fd; /* eventfd: a worker stopped on an error */
+	/* The table's owner socket: only it may change the table, so the workers share it. */
+	struct nft *nft;
+	pthread_mutex_t nft_lock;
+	struct worker w[CONFIG_MAX_WORKERS];
+	unsigned nw;
+};
+
+enum {
+	OPT_CHECK = 256,
+	OPT_PUBLIC,
+	OPT_PASSIVE,
+	OPT_CONTROL,
+	OPT_QUEUE,
+	OPT_TIMEOUT,
+	OPT_TABLE,
+	OPT_VERSION,
+	OPT_SOCKET,
+	OPT_JSON,
+	OPT_USER,
+	OPT_WORKERS,
+};
+
+/* options.c: the command line, the configuration file, and reloading both. */
+void usage(FILE *f);
+int parse_args(struct daemon *d, int argc, char **argv, const char **check);
+void report_error(void *ctx, const char *path, int line, const char *msg);
+/* Reread the configuration: new sessions get it, live ones and armed pinholes stay. */
+char *reload(struct daemon *d);
+
+/* commands.c: the daemon's answer to a control socket command. */
+char *respond(void *ctx, const char *cmd);
+
+/* control_client.c: ftp-alg status|reload: talk to a running daemon. */
+int client(int argc, char **argv);
