@@ -13,44 +13,13 @@
 #include "alg/log.h"
 #include "alg/pkt.h"
 #include "alg/session.h"
+#include "tests/common/fake_kernel.h"
 #include "tests/common/tcp4.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const uint8_t CLIENT[4] = {203, 0, 113, 10}, PUBLIC[4] = {203, 0, 113, 1}, SERVER[4] = {192, 0, 2, 10};
-static struct ct_info ct;
-
-static int k_ct_get(void *k, const struct flow *seen, int dir, struct ct_info *out)
-{
-	(void)k;
-	(void)seen;
-	(void)dir;
-	*out = ct;
-	return 0;
-}
-
-static int k_seqadj(void *k, const struct flow *o, int dir, uint32_t pos, int32_t b, int32_t a)
-{
-	(void)k, (void)o, (void)dir, (void)pos, (void)b, (void)a;
-	return 0;
-}
-
-static int k_hole_add(void *k, const struct pinhole *p, const struct pinhole *replaced)
-{
-	(void)k;
-	(void)p;
-	(void)replaced;
-	return 0;
-}
-
-static int k_hole_del(void *k, const struct pinhole *p)
-{
-	(void)k;
-	(void)p;
-	return 0;
-}
-
-static const struct alg_kernel_ops ops = {k_ct_get, k_seqadj, k_hole_add, k_hole_del, NULL, NULL};
+static struct fake_kernel k;
 
 static size_t build(uint8_t *p, int dir, uint32_t seq, uint8_t flags, const uint8_t *payload, size_t plen)
 {
@@ -80,22 +49,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static bool init;
 	if (!init) {
 		log_open("fuzz", 0, 0);
-		memset(&ct, 0, sizeof(ct));
-		ct.orig.family = ct.reply.family = AF_INET;
-		memcpy(ct.orig.saddr, CLIENT, 4);
-		memcpy(ct.orig.daddr, PUBLIC, 4);
-		ct.orig.sport = 40000;
-		ct.orig.dport = 21;
-		memcpy(ct.reply.saddr, SERVER, 4);
-		memcpy(ct.reply.daddr, CLIENT, 4);
-		ct.reply.sport = 21;
-		ct.reply.dport = 40000;
-		ct.seqadj_present[1] = true;
 		init = true;
 	}
+	/* A fresh kernel for every input, with one conntrack entry that answers for any flow. */
+	memset(&k, 0, sizeof(k));
+	k.any_flow = true;
+	k.ct.orig.family = k.ct.reply.family = AF_INET;
+	memcpy(k.ct.orig.saddr, CLIENT, 4);
+	memcpy(k.ct.orig.daddr, PUBLIC, 4);
+	k.ct.orig.sport = 40000;
+	k.ct.orig.dport = 21;
+	memcpy(k.ct.reply.saddr, SERVER, 4);
+	memcpy(k.ct.reply.daddr, CLIENT, 4);
+	k.ct.reply.sport = 21;
+	k.ct.reply.dport = 40000;
+	k.ct.seqadj_present[1] = true;
 	struct alg_config cfg;
 	config_defaults(&cfg);
-	struct alg *a = alg_new(&cfg, &ops, NULL);
+	struct alg *a = alg_new(&cfg, &fake_kernel_ops, &k);
 	uint32_t seq[2] = {1000, 5000}, id = 0;
 	struct alg_verdicts v;
 	uint8_t pkt[2048];

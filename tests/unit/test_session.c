@@ -5,7 +5,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,98 +14,8 @@
 #include "alg/log.h"
 #include "alg/pkt.h"
 #include "alg/session.h"
+#include "tests/common/fake_kernel.h"
 #include "tests/common/tcp4.h"
-
-/* A fake kernel: records what the session layer asks for. */
-struct fake_kernel {
-	struct ct_info ct;
-	struct ct_info ct2; /* a second connection, when has_ct2 */
-	bool has_ct2;
-	bool seqadj_ext;
-	int seqadj_calls;
-	int last_dir;
-	uint32_t last_pos;
-	int32_t last_before, last_after;
-	struct pinhole added[32];
-	int nadded;
-	struct pinhole deleted[32];
-	int ndeleted;
-	uint8_t outside[4]; /* the one address reached via the default route */
-	bool consumed[32];  /* added[i] used by its data connection */
-};
-
-static int f_ct_get(void *k, const struct flow *seen, int dir, struct ct_info *out)
-{
-	struct fake_kernel *f = k;
-	for (int i = 0; i < (f->has_ct2 ? 2 : 1); i++) {
-		const struct ct_info *ct = i ? &f->ct2 : &f->ct;
-		const struct flow *want = dir == DIR_REPLY ? &ct->reply : &ct->orig;
-		if (memcmp(seen->saddr, want->saddr, 4) || memcmp(seen->daddr, want->daddr, 4) ||
-		    seen->sport != want->sport || seen->dport != want->dport)
-			continue;
-		*out = *ct;
-		return 0;
-	}
-	return -ENOENT;
-}
-
-static int f_seqadj(void *k, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after)
-{
-	struct fake_kernel *f = k;
-	(void)orig;
-	f->seqadj_calls++;
-	f->last_dir = dir;
-	f->last_pos = pos;
-	f->last_before = before;
-	f->last_after = after;
-	if (f->seqadj_ext)
-		f->ct.seqadj_present[dir] = true;
-	return 0;
-}
-
-static int f_del(void *k, const struct pinhole *p);
-
-static int f_add(void *k, const struct pinhole *p, const struct pinhole *replaced)
-{
-	struct fake_kernel *f = k;
-	if (replaced)
-		f_del(k, replaced);
-	f->added[f->nadded++ % 32] = *p;
-	return 0;
-}
-
-static int f_del(void *k, const struct pinhole *p)
-{
-	struct fake_kernel *f = k;
-	f->deleted[f->ndeleted++ % 32] = *p;
-	for (int i = 0; i < f->nadded && i < 32; i++)
-		if (f->added[i].port == p->port && f->consumed[i])
-			return 0;
-	return 1;
-}
-
-static int f_via_default(void *k, int family, const uint8_t *addr)
-{
-	struct fake_kernel *f = k;
-	(void)family;
-	return memcmp(addr, f->outside, 4) == 0;
-}
-
-static int f_armed(void *k, void (*cb)(void *ctx, const struct pinhole *p), void *ctx)
-{
-	struct fake_kernel *f = k;
-	for (int i = 0; i < f->nadded && i < 32; i++) {
-		bool gone = f->consumed[i];
-		for (int j = 0; j < f->ndeleted && j < 32; j++)
-			if (f->deleted[j].port == f->added[i].port)
-				gone = true;
-		if (!gone)
-			cb(ctx, &f->added[i]);
-	}
-	return 0;
-}
-
-static const struct alg_kernel_ops fake_ops = {f_ct_get, f_seqadj, f_add, f_del, f_via_default, f_armed};
 
 static const uint8_t CLIENT[4] = {203, 0, 113, 10}, PUBLIC[4] = {203, 0, 113, 1}, SERVER[4] = {192, 0, 2, 10};
 
@@ -173,7 +82,7 @@ static void set_ct(struct conn *c, const uint8_t *client, const uint8_t *dst, co
 
 static void start_conn(struct conn *c, const struct alg_config *cfg)
 {
-	c->alg = alg_new(cfg, &fake_ops, &c->k);
+	c->alg = alg_new(cfg, &fake_kernel_ops, &c->k);
 	c->seq[0] = 1000;
 	c->seq[1] = 5000;
 	send_pkt(c, DIR_ORIG, PKT_TCP_SYN, NULL);
@@ -188,7 +97,7 @@ static void setup_conn(struct conn *c, const struct alg_config *cfg)
 	memset(c, 0, sizeof(*c));
 	c->k.seqadj_ext = true;
 	set_ct(c, CLIENT, PUBLIC, SERVER, CLIENT);
-	c->alg = alg_new(cfg, &fake_ops, &c->k);
+	c->alg = alg_new(cfg, &fake_kernel_ops, &c->k);
 	c->seq[0] = 1000;
 	c->seq[1] = 5000;
 	send_pkt(c, DIR_ORIG, PKT_TCP_SYN, NULL);
@@ -533,7 +442,7 @@ static void worker_share(void **state)
 	memset(&c, 0, sizeof(c));
 	c.k.seqadj_ext = true;
 	set_ct(&c, CLIENT, PUBLIC, SERVER, CLIENT);
-	c.alg = alg_new(&cfg, &fake_ops, &c.k);
+	c.alg = alg_new(&cfg, &fake_kernel_ops, &c.k);
 	alg_set_worker(c.alg, 1, 2);
 	for (uint16_t port = 40000; port < 40003; port++) {
 		c.k.ct.orig.sport = port;
@@ -562,7 +471,7 @@ static void no_seqadj_keeps_length(void **state)
 	memset(&c, 0, sizeof(c));
 	c.k.seqadj_ext = false;
 	set_ct(&c, CLIENT, PUBLIC, SERVER, CLIENT);
-	c.alg = alg_new(&cfg, &fake_ops, &c.k);
+	c.alg = alg_new(&cfg, &fake_kernel_ops, &c.k);
 	c.seq[0] = 1000;
 	c.seq[1] = 5000;
 	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);

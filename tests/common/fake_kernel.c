@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "fake_kernel.h"
+
+#include <errno.h>
+#include <string.h>
+
+static int f_ct_get(void *k, const struct flow *seen, int dir, struct ct_info *out)
+{
+	struct fake_kernel *f = k;
+	if (f->ct_get_err)
+		return f->ct_get_err;
+	if (f->any_flow) {
+		*out = f->ct;
+		return 0;
+	}
+	for (int i = 0; i < (f->has_ct2 ? 2 : 1); i++) {
+		const struct ct_info *ct = i ? &f->ct2 : &f->ct;
+		const struct flow *want = dir == DIR_REPLY ? &ct->reply : &ct->orig;
+		if (memcmp(seen->saddr, want->saddr, 4) || memcmp(seen->daddr, want->daddr, 4) ||
+		    seen->sport != want->sport || seen->dport != want->dport)
+			continue;
+		*out = *ct;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static int f_seqadj(void *k, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after)
+{
+	struct fake_kernel *f = k;
+	(void)orig;
+	if (f->seqadj_err)
+		return f->seqadj_err;
+	f->seqadj_calls++;
+	f->last_dir = dir;
+	f->last_pos = pos;
+	f->last_before = before;
+	f->last_after = after;
+	if (f->seqadj_ext)
+		f->ct.seqadj_present[dir] = true;
+	return 0;
+}
+
+static int f_del(void *k, const struct pinhole *p)
+{
+	struct fake_kernel *f = k;
+	if (f->del_err)
+		return f->del_err;
+	f->deleted[f->ndeleted++ % FAKE_KERNEL_MAX] = *p;
+	for (int i = 0; i < f->nadded && i < FAKE_KERNEL_MAX; i++)
+		if (f->added[i].port == p->port && f->consumed[i])
+			return 0;
+	return 1;
+}
+
+static int f_add(void *k, const struct pinhole *p, const struct pinhole *replaced)
+{
+	struct fake_kernel *f = k;
+	if (f->add_err)
+		return f->add_err;
+	if (replaced)
+		f_del(k, replaced);
+	f->added[f->nadded++ % FAKE_KERNEL_MAX] = *p;
+	return 0;
+}
+
+static int f_via_default(void *k, int family, const uint8_t *addr)
+{
+	struct fake_kernel *f = k;
+	(void)family;
+	if (f->via_default_err)
+		return f->via_default_err;
+	return memcmp(addr, f->outside, 4) == 0;
+}
+
+static int f_armed(void *k, void (*cb)(void *ctx, const struct pinhole *p), void *ctx)
+{
+	struct fake_kernel *f = k;
+	if (f->armed_err)
+		return f->armed_err;
+	for (int i = 0; i < f->nadded && i < FAKE_KERNEL_MAX; i++) {
+		bool gone = f->consumed[i];
+		for (int j = 0; j < f->ndeleted && j < FAKE_KERNEL_MAX; j++)
+			if (f->deleted[j].port == f->added[i].port)
+				gone = true;
+		if (!gone)
+			cb(ctx, &f->added[i]);
+	}
+	return 0;
+}
+
+const struct alg_kernel_ops fake_kernel_ops = {.ct_get = f_ct_get,
+					       .seqadj_set = f_seqadj,
+					       .pinhole_add = f_add,
+					       .pinhole_del = f_del,
+					       .via_default = f_via_default,
+					       .pinholes_armed = f_armed};
