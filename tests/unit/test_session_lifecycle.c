@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* A session's life: ports reused after a close, status, and what became of its pinholes. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alg/log.h"
+#include "alg/session.h"
+#include "tests/common/session_harness.h"
+
+/* The client reuses its ports right after a close (Linux does): a new session, not the old stream. */
+static void ports_reused_after_close(void **state)
+{
+	struct conn c;
+	(void)state;
+	open_conn(&c);
+	/* While the session is open, a SYN with another sequence number (forged, say) ends nothing. */
+	uint32_t open_seq = c.seq[0];
+	c.seq[0] = 123456;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	assert_int_equal(alg_counters(c.alg)->sessions, 1);
+	c.seq[0] = open_seq;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "QUIT\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "221 Goodbye.\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_FIN | PKT_TCP_ACK, NULL);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_FIN | PKT_TCP_ACK, NULL);
+	/* A retransmitted SYN of the old connection changes nothing. */
+	uint32_t now_seq = c.seq[0];
+	c.seq[0] = 1000;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	assert_int_equal(alg_counters(c.alg)->sessions, 1);
+	c.seq[0] = now_seq + 100000;
+	c.seq[1] = 77000;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	assert_int_equal(alg_counters(c.alg)->sessions, 2);
+	send_pkt(&c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
+	assert_int_equal(c.v.n, 1);
+	assert_true(c.v.v[0].accept);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "USER anonymous\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "230 Login successful.\r\n");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,4,1).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,4,1).\r\n");
+	alg_free(c.alg);
+}
+
+static void status_and_pinhole_accounting(void **state)
+{
+	struct conn c;
+	(void)state;
+	open_conn(&c);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,81).\r\n");
+	char *j = alg_status(&c.alg, 1, 1000, true, "test", "xt", "\"timing\":{}", NULL);
+	assert_non_null(strstr(j, "\"client\":\"203.0.113.10:40000\""));
+	assert_non_null(strstr(j, "\"server\":\"192.0.2.10:21\""));
+	assert_non_null(strstr(j, "\"public\":\"203.0.113.1:50000\",\"to\":\"192.0.2.10:50000\",\"expires_in\":60"));
+	assert_non_null(strstr(j, "\"seq_offset\":{\"client\":0,\"server\":2}"));
+	assert_non_null(strstr(j, "\"pinholes_armed\":2,\"max_pinholes\":32768,\"max_pinholes_per_client\":256"));
+	assert_non_null(strstr(j, "],\"timing\":{},\"sessions\":["));
+	free(j);
+	/* The first is used by its data connection, the second times out. */
+	c.k.consumed[0] = true;
+	alg_tick(c.alg, 1001, NULL, NULL);
+	assert_int_equal(alg_counters(c.alg)->pinholes_used, 1);
+	alg_tick(c.alg, 1061, NULL, NULL);
+	assert_int_equal(alg_counters(c.alg)->pinholes_expired, 1);
+	j = alg_status(&c.alg, 1, 1061, false, "test", "xt", NULL, "time per operation: none\n");
+	assert_non_null(strstr(j, "pinholes 2 opened / 1 used / 1 expired"));
+	assert_non_null(strstr(j, "pinholes armed: 0 (limit 32768, 256 per client)"));
+	assert_non_null(strstr(j, " errors\ntime per operation: none\n"));
+	free(j);
+	alg_free(c.alg);
+}
+
+int main(void)
+{
+	log_open("test", 0, 0);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(ports_reused_after_close),
+	    cmocka_unit_test(status_and_pinhole_accounting),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Passive mode: 227 and 229 rewritten, pinholes opened for them, sequence offsets, routed remapping. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alg/log.h"
+#include "alg/session.h"
+#include "tests/common/session_harness.h"
+
+static void pasv_rewritten_with_pinhole(void **state)
+{
+	struct conn c;
+	(void)state;
+	open_conn(&c);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	uint32_t seq227 = c.seq[DIR_REPLY];
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,195,80).\r\n");
+	assert_int_equal(c.k.nadded, 1);
+	struct pinhole *p = &c.k.added[0];
+	assert_memory_equal(p->client, CLIENT, 4);
+	assert_memory_equal(p->local, PUBLIC, 4);
+	assert_memory_equal(p->target, SERVER, 4);
+	assert_int_equal(p->port, 50000);
+	assert_int_equal(p->target_port, 50000);
+	assert_int_equal(p->timeout, 60);
+	assert_int_equal(c.k.last_dir, DIR_REPLY);
+	assert_int_equal(c.k.last_pos, seq227);
+	assert_int_equal(c.k.last_before, 0);
+	assert_int_equal(c.k.last_after, 1);
+	/* The next rewrite carries the offset forward. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "pasv\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,81).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,195,81).\r\n");
+	assert_int_equal(c.k.last_before, 1);
+	assert_int_equal(c.k.last_after, 2);
+	/* FIN: the armed pinholes go. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
+	assert_int_equal(c.k.ndeleted, 2);
+	alg_free(c.alg);
+}
+
+static void epsv_and_passive_ports(void **state)
+{
+	struct conn c;
+	struct alg_config cfg;
+	(void)state;
+	config_defaults(&cfg);
+	cfg.passive_lo = 60000;
+	cfg.passive_hi = 60001;
+	setup_conn(&c, &cfg);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "EPSV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "229 Entering Extended Passive Mode (|||6446|)\r\n");
+	assert_string_equal(out_payload(&c), "229 Entering Extended Passive Mode (|||60000|)\r\n");
+	assert_int_equal(c.k.added[0].port, 60000);
+	assert_int_equal(c.k.added[0].target_port, 6446);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,25,46).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,234,97).\r\n");
+	assert_int_equal(c.k.added[1].port, 60001);
+	alg_free(c.alg);
+}
+
+/* Without a seqadj extension (connection older than ftp-alg) only same-length rewrites happen. */
+static void no_seqadj_keeps_length(void **state)
+{
+	struct conn c;
+	struct alg_config cfg;
+	(void)state;
+	config_defaults(&cfg);
+	cfg.passive_lo = 7000;
+	cfg.passive_hi = 7000;
+	memset(&c, 0, sizeof(c));
+	c.k.seqadj_ext = false;
+	set_ct(&c, CLIENT, PUBLIC, SERVER, CLIENT);
+	c.alg = alg_new(&cfg, &fake_kernel_ops, &c.k);
+	c.seq[0] = 1000;
+	c.seq[1] = 5000;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	send_pkt(&c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "USER anonymous\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "230 Login successful.\r\n");
+	int calls = c.k.seqadj_calls;
+	/* 192,0,2,10,4,1 -> 203,0,113,1,27,88 would lengthen the line: refused, passed as is. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,4,1).\r\n");
+	assert_string_equal(out_payload(&c), "");
+	/* 6446 -> 7000 keeps the length: done, and no offset is ever set. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "EPSV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "229 Entering Extended Passive Mode (|||6446|)\r\n");
+	assert_string_equal(out_payload(&c), "229 Entering Extended Passive Mode (|||7000|)\r\n");
+	assert_int_equal(c.k.seqadj_calls, calls);
+	alg_free(c.alg);
+}
+
+/* Routed, no NAT: the client outside, the server inside. Pinholes publish another port. */
+static void routed_passive_remaps_port(void **state)
+{
+	struct conn c;
+	struct alg_config cfg;
+	static const uint8_t OUT[4] = {203, 0, 113, 10}, IN[4] = {192, 0, 2, 10};
+	(void)state;
+	config_defaults(&cfg);
+	memset(&c, 0, sizeof(c));
+	c.k.seqadj_ext = true;
+	memcpy(c.k.outside, OUT, 4);
+	set_ct(&c, OUT, IN, IN, OUT);
+	start_conn(&c, &cfg);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "EPSV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "229 Entering Extended Passive Mode (|||6446|)\r\n");
+	assert_string_equal(out_payload(&c), "229 Entering Extended Passive Mode (|||6447|)\r\n");
+	assert_int_equal(c.k.nadded, 1);
+	assert_memory_equal(c.k.added[0].client, OUT, 4);
+	assert_memory_equal(c.k.added[0].local, IN, 4);
+	assert_int_equal(c.k.added[0].port, 6447);
+	assert_memory_equal(c.k.added[0].target, IN, 4);
+	assert_int_equal(c.k.added[0].target_port, 6446);
+	alg_free(c.alg);
+
+	/* The reverse (client inside, server outside): PORT keeps the address, publishes another port. */
+	memset(&c, 0, sizeof(c));
+	c.k.seqadj_ext = true;
+	memcpy(c.k.outside, OUT, 4);
+	set_ct(&c, IN, OUT, OUT, IN);
+	start_conn(&c, &cfg);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PORT 192,0,2,10,195,80\r\n");
+	assert_string_equal(out_payload(&c), "PORT 192,0,2,10,195,81\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "200 ok\r\n");
+	assert_int_equal(c.k.nadded, 1);
+	assert_memory_equal(c.k.added[0].client, OUT, 4);
+	assert_int_equal(c.k.added[0].port, 50001);
+	assert_int_equal(c.k.added[0].target_port, 50000);
+	/* And this client's PASV needs nothing. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (203,0,113,10,195,80).\r\n");
+	assert_string_equal(out_payload(&c), "");
+	assert_int_equal(c.k.nadded, 1);
+	alg_free(c.alg);
+}
+
+int main(void)
+{
+	log_open("test", 0, 0);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(pasv_rewritten_with_pinhole),
+	    cmocka_unit_test(epsv_and_passive_ports),
+	    cmocka_unit_test(no_seqadj_keeps_length),
+	    cmocka_unit_test(routed_passive_remaps_port),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
