@@ -54,9 +54,11 @@ const char *out_payload(struct conn *c)
 	return buf;
 }
 
-/* The fake conntrack: client:40000 -> dst:21, answered by server:21 -> reply_dst:40000. */
-void set_ct(struct conn *c, const uint8_t *client, const uint8_t *dst, const uint8_t *server, const uint8_t *reply_dst)
+void init_conn(struct conn *c, const uint8_t *client, const uint8_t *dst, const uint8_t *server,
+	       const uint8_t *reply_dst)
 {
+	memset(c, 0, sizeof(*c));
+	c->k.seqadj_ext = true;
 	c->k.ct.orig.family = c->k.ct.reply.family = AF_INET;
 	memcpy(c->k.ct.orig.saddr, client, 4);
 	memcpy(c->k.ct.orig.daddr, dst, 4);
@@ -82,17 +84,8 @@ void start_conn(struct conn *c, const struct alg_config *cfg)
 
 void setup_conn(struct conn *c, const struct alg_config *cfg)
 {
-	memset(c, 0, sizeof(*c));
-	c->k.seqadj_ext = true;
-	set_ct(c, CLIENT, PUBLIC, SERVER, CLIENT);
-	c->alg = alg_new(cfg, &fake_kernel_ops, &c->k);
-	c->seq[0] = 1000;
-	c->seq[1] = 5000;
-	send_pkt(c, DIR_ORIG, PKT_TCP_SYN, NULL);
-	send_pkt(c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
-	send_pkt(c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
-	send_pkt(c, DIR_ORIG, PKT_TCP_ACK, "USER anonymous\r\n");
-	send_pkt(c, DIR_REPLY, PKT_TCP_ACK, "230 Login successful.\r\n");
+	init_conn(c, CLIENT, PUBLIC, SERVER, CLIENT);
+	start_conn(c, cfg);
 }
 
 void open_conn(struct conn *c)
@@ -123,8 +116,6 @@ void setup_active(struct conn *c)
 {
 	struct alg_config cfg;
 	config_defaults(&cfg);
-	memset(c, 0, sizeof(*c));
-	c->k.seqadj_ext = true;
-	set_ct(c, LAN_CLIENT, OUT_SERVER, OUT_SERVER, GW);
+	init_conn(c, LAN_CLIENT, OUT_SERVER, OUT_SERVER, GW);
 	start_conn(c, &cfg);
 }

@@ -32,8 +32,12 @@ size_t build(const struct ct_info *ct, uint8_t *p, int dir, uint32_t seq, uint8_
 void send_pkt(struct conn *c, int dir, uint8_t flags, const char *payload);
 /* The payload of the last rewritten packet, or "" if nothing was rewritten. */
 const char *out_payload(struct conn *c);
-/* The fake conntrack: client:40000 -> dst:21, answered by server:21 -> reply_dst:40000. */
-void set_ct(struct conn *c, const uint8_t *client, const uint8_t *dst, const uint8_t *server, const uint8_t *reply_dst);
+/*
+ * A fresh connection with no alg yet, whose fake kernel has the seqadj extension and one conntrack
+ * entry: client:40000 -> dst:21, answered by server:21 -> reply_dst:40000.
+ */
+void init_conn(struct conn *c, const uint8_t *client, const uint8_t *dst, const uint8_t *server,
+	       const uint8_t *reply_dst);
 /* A new alg over c's kernel, then the handshake, the greeting and a login. */
 void start_conn(struct conn *c, const struct alg_config *cfg);
 /* CLIENT to PUBLIC, DNATed to SERVER, logged in, with the seqadj extension. */

@@ -105,9 +105,7 @@ static void worker_share(void **state)
 	(void)state;
 	config_defaults(&cfg);
 	cfg.max_sessions = 3;
-	memset(&c, 0, sizeof(c));
-	c.k.seqadj_ext = true;
-	set_ct(&c, CLIENT, PUBLIC, SERVER, CLIENT);
+	init_conn(&c, CLIENT, PUBLIC, SERVER, CLIENT);
 	c.alg = alg_new(&cfg, &fake_kernel_ops, &c.k);
 	alg_set_worker(c.alg, 1, 2);
 	for (uint16_t port = 40000; port < 40003; port++) {

@@ -77,17 +77,9 @@ static void no_seqadj_keeps_length(void **state)
 	config_defaults(&cfg);
 	cfg.passive_lo = 7000;
 	cfg.passive_hi = 7000;
-	memset(&c, 0, sizeof(c));
+	init_conn(&c, CLIENT, PUBLIC, SERVER, CLIENT);
 	c.k.seqadj_ext = false;
-	set_ct(&c, CLIENT, PUBLIC, SERVER, CLIENT);
-	c.alg = alg_new(&cfg, &fake_kernel_ops, &c.k);
-	c.seq[0] = 1000;
-	c.seq[1] = 5000;
-	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
-	send_pkt(&c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
-	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
-	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "USER anonymous\r\n");
-	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "230 Login successful.\r\n");
+	start_conn(&c, &cfg);
 	int calls = c.k.seqadj_calls;
 	/* 192,0,2,10,4,1 -> 203,0,113,1,27,88 would lengthen the line: refused, passed as is. */
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
@@ -109,10 +101,8 @@ static void routed_passive_remaps_port(void **state)
 	static const uint8_t OUT[4] = {203, 0, 113, 10}, IN[4] = {192, 0, 2, 10};
 	(void)state;
 	config_defaults(&cfg);
-	memset(&c, 0, sizeof(c));
-	c.k.seqadj_ext = true;
+	init_conn(&c, OUT, IN, IN, OUT);
 	memcpy(c.k.outside, OUT, 4);
-	set_ct(&c, OUT, IN, IN, OUT);
 	start_conn(&c, &cfg);
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "EPSV\r\n");
 	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "229 Entering Extended Passive Mode (|||6446|)\r\n");
@@ -126,10 +116,8 @@ static void routed_passive_remaps_port(void **state)
 	alg_free(c.alg);
 
 	/* The reverse (client inside, server outside): PORT keeps the address, publishes another port. */
-	memset(&c, 0, sizeof(c));
-	c.k.seqadj_ext = true;
+	init_conn(&c, IN, OUT, OUT, IN);
 	memcpy(c.k.outside, OUT, 4);
-	set_ct(&c, IN, OUT, OUT, IN);
 	start_conn(&c, &cfg);
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PORT 192,0,2,10,195,80\r\n");
 	assert_string_equal(out_payload(&c), "PORT 192,0,2,10,195,81\r\n");
