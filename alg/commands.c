@@ -8,7 +8,7 @@
 #include "daemon.h"
 #include "session.h"
 
-char *respond(void *ctx, const char *cmd)
+char *commands_respond(void *ctx, const char *cmd)
 {
 	struct daemon *d = ctx;
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "status json") == 0) {
@@ -18,7 +18,7 @@ char *respond(void *ctx, const char *cmd)
 			v[i] = d->w[i].alg;
 		}
 		char json[512], text[512];
-		timing(d, json, sizeof(json), text, sizeof(text));
+		workers_timing(d, json, sizeof(json), text, sizeof(text));
 		char *out = alg_status(v, d->nw, time(NULL), strcmp(cmd, "status json") == 0, FTP_ALG_VERSION,
 				       nft_queue_path_name(nft_queue_path(d->nft)), json, text);
 		for (unsigned i = d->nw; i-- > 0;)
@@ -26,6 +26,6 @@ char *respond(void *ctx, const char *cmd)
 		return out;
 	}
 	if (strcmp(cmd, "reload") == 0)
-		return reload(d);
+		return options_reload(d);
 	return strdup("error: unknown command (status, status json, reload)\n");
 }

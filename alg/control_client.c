@@ -8,7 +8,7 @@
 #include "daemon.h"
 
 /* ftp-alg status|reload: talk to a running daemon. */
-int client(int argc, char **argv)
+int control_client(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"json", no_argument, NULL, OPT_JSON},
@@ -26,7 +26,7 @@ int client(int argc, char **argv)
 		else if (o == OPT_SOCKET)
 			path = optarg;
 		else {
-			usage(o == 'h' ? stdout : stderr);
+			options_usage(o == 'h' ? stdout : stderr);
 			return o == 'h' ? 0 : 2;
 		}
 	}

@@ -48,14 +48,14 @@ enum {
 };
 
 /* options.c: the command line, the configuration file, and reloading both. */
-void usage(FILE *f);
-int parse_args(struct daemon *d, int argc, char **argv, const char **check);
-void report_error(void *ctx, const char *path, int line, const char *msg);
+void options_usage(FILE *f);
+int options_parse(struct daemon *d, int argc, char **argv, const char **check);
+void options_report_error(void *ctx, const char *path, int line, const char *msg);
 /* Reread the configuration: new sessions get it, live ones and armed pinholes stay. */
-char *reload(struct daemon *d);
+char *options_reload(struct daemon *d);
 
 /* commands.c: the daemon's answer to a control socket command. */
-char *respond(void *ctx, const char *cmd);
+char *commands_respond(void *ctx, const char *cmd);
 
 /* control_client.c: ftp-alg status|reload: talk to a running daemon. */
-int client(int argc, char **argv);
+int control_client(int argc, char **argv);

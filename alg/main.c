@@ -83,7 +83,7 @@ static int run(struct daemon *d)
 		int r = pthread_create(&d->w[i].th, NULL, worker_main, &d->w[i]);
 		if (r != 0) {
 			log_msg(LOG_LVL_ERR, "cannot start worker %u: %s", i, strerror(r));
-			stop_workers(d);
+			workers_stop(d);
 			close(sfd);
 			return 1;
 		}
@@ -108,14 +108,14 @@ static int run(struct daemon *d)
 			break;
 		}
 		if (d->control_fd >= 0 && (pfd[2].revents & POLLIN))
-			control_serve(d->control_fd, respond, d);
+			control_serve(d->control_fd, commands_respond, d);
 		if (pfd[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) != sizeof(si))
 				continue;
 			if (si.ssi_signo == SIGHUP) {
 				sd_notify("RELOADING=1");
-				free(reload(d));
+				free(options_reload(d));
 				sd_notify("READY=1");
 				continue;
 			}
@@ -125,7 +125,7 @@ static int run(struct daemon *d)
 			break;
 		}
 	}
-	stop_workers(d);
+	workers_stop(d);
 	close(sfd);
 	return rc;
 }
@@ -148,15 +148,15 @@ int main(int argc, char **argv)
 	const char *check = NULL;
 
 	if (argc > 1 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "reload") == 0))
-		return client(argc, argv);
+		return control_client(argc, argv);
 
 	config_defaults(&d.cfg);
-	if (parse_args(&d, argc, argv, &check) < 0)
+	if (options_parse(&d, argc, argv, &check) < 0)
 		return 2;
 	if (check) {
 		struct alg_config c;
 		config_defaults(&c);
-		int r = config_load(&c, check, report_error, NULL);
+		int r = config_load(&c, check, options_report_error, NULL);
 		if (r == -EINVAL)
 			return 2;
 		if (r < 0) {

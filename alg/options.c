@@ -14,7 +14,7 @@
 #include "log.h"
 #include "session.h"
 
-void report_error(void *ctx, const char *path, int line, const char *msg)
+void options_report_error(void *ctx, const char *path, int line, const char *msg)
 {
 	(void)ctx;
 	fprintf(stderr, "%s:%d: %s\n", path, line, msg);
@@ -35,7 +35,7 @@ static int apply_config_locked(struct daemon *d, const struct alg_config *c)
 }
 
 /* Reread the configuration: new sessions get it, live ones and armed pinholes stay. */
-char *reload(struct daemon *d)
+char *options_reload(struct daemon *d)
 {
 	struct alg_config c;
 	char *msg = NULL;
@@ -81,7 +81,7 @@ char *reload(struct daemon *d)
 	return msg;
 }
 
-void usage(FILE *f)
+void options_usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: ftp-alg [OPTIONS]\n"
@@ -115,7 +115,7 @@ static int apply(struct alg_config *c, const char *key, const char *flag, const 
 	return 0;
 }
 
-int parse_args(struct daemon *d, int argc, char **argv, const char **check)
+int options_parse(struct daemon *d, int argc, char **argv, const char **check)
 {
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
@@ -187,7 +187,7 @@ int parse_args(struct daemon *d, int argc, char **argv, const char **check)
 			verbose = true;
 			break;
 		case 'h':
-			usage(stdout);
+			options_usage(stdout);
 			exit(0);
 		case OPT_VERSION:
 			printf("ftp-alg %s\n", FTP_ALG_VERSION);
@@ -200,7 +200,7 @@ int parse_args(struct daemon *d, int argc, char **argv, const char **check)
 			flag = "--user";
 			break;
 		default:
-			usage(stderr);
+			options_usage(stderr);
 			return -EINVAL;
 		}
 		if (key && nlater < 16)
@@ -216,7 +216,7 @@ int parse_args(struct daemon *d, int argc, char **argv, const char **check)
 	if (!path && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
 		path = CONFIG_DEFAULT_PATH;
 	if (path) {
-		int r = config_load(&d->cfg, path, report_error, NULL);
+		int r = config_load(&d->cfg, path, options_report_error, NULL);
 		if (r == -EINVAL)
 			return r;
 		if (r < 0) {

@@ -125,7 +125,7 @@ static void on_packet(void *ctx, int dir, uint32_t id, const uint8_t *pkt, size_
 }
 
 /* The workers' operation clocks, for status: a JSON member and a text line. Called with their locks held. */
-void timing(const struct daemon *d, char *json, size_t jcap, char *text, size_t tcap)
+void workers_timing(const struct daemon *d, char *json, size_t jcap, char *text, size_t tcap)
 {
 	size_t jl = 0, tl = 0;
 	jl += (size_t)snprintf(json, jcap, "\"timing\":{");
@@ -195,7 +195,7 @@ void *worker_main(void *arg)
 	return NULL;
 }
 
-void stop_workers(struct daemon *d)
+void workers_stop(struct daemon *d)
 {
 	uint64_t one = 1;
 	for (unsigned i = 0; i < d->nw; i++)

@@ -40,6 +40,6 @@ int worker_open(struct daemon *d, unsigned idx);
 void worker_close(struct worker *w);
 /* The thread body: packets, the once-a-second tick, and the stop request. */
 void *worker_main(void *arg);
-void stop_workers(struct daemon *d);
+void workers_stop(struct daemon *d);
 /* The workers' operation clocks, for status: a JSON member and a text line. Called with their locks held. */
-void timing(const struct daemon *d, char *json, size_t jcap, char *text, size_t tcap);
+void workers_timing(const struct daemon *d, char *json, size_t jcap, char *text, size_t tcap);
