@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,14 +135,40 @@ static void routed_passive_remaps_port(void **state)
 	alg_free(c.alg);
 }
 
+/* The kernel refuses the pinhole: the 227 passes as the server sent it, counted as an error. */
+static void pinhole_refused_by_kernel(void **state)
+{
+	struct conn c;
+	(void)state;
+	open_conn(&c);
+	c.k.add_err = -ENOSPC;
+	int calls = c.k.seqadj_calls;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
+	assert_string_equal(out_payload(&c), "");
+	assert_int_equal(c.v.n, 1);
+	assert_true(c.v.v[0].accept);
+	assert_int_equal(c.k.nadded, 0);
+	assert_int_equal(c.k.seqadj_calls, calls);
+	assert_int_equal(alg_counters(c.alg)->errors, 1);
+	assert_int_equal(alg_counters(c.alg)->pinholes, 0);
+	/* Once the kernel takes it again, the next one opens. */
+	c.k.add_err = 0;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,81).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,195,81).\r\n");
+	assert_int_equal(c.k.nadded, 1);
+	assert_int_equal(c.k.added[0].target_port, 50001);
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", 0, 0);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(pasv_rewritten_with_pinhole),
-	    cmocka_unit_test(epsv_and_passive_ports),
-	    cmocka_unit_test(no_seqadj_keeps_length),
-	    cmocka_unit_test(routed_passive_remaps_port),
+	    cmocka_unit_test(pasv_rewritten_with_pinhole), cmocka_unit_test(epsv_and_passive_ports),
+	    cmocka_unit_test(no_seqadj_keeps_length),	   cmocka_unit_test(routed_passive_remaps_port),
+	    cmocka_unit_test(pinhole_refused_by_kernel),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
