@@ -2,7 +2,9 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /*
  * What the session layer and the kernel interfaces (ct.c, nft/nft.c,
@@ -31,6 +33,12 @@ struct ct_info {
 	int32_t off_before[2];
 	int32_t off_after[2];
 };
+
+/* Bytes of an address of this family in struct flow and struct pinhole. */
+static inline size_t flow_addr_len(int family)
+{
+	return family == AF_INET ? 4 : 16;
+}
 
 /*
  * A pinhole: one TCP connection from client to local:port, DNATed to
