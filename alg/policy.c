@@ -114,21 +114,44 @@ static size_t min_len_for(const struct session *s, size_t span_len, size_t max_s
 	return span_len > max_shrink ? span_len - max_shrink : 0;
 }
 
-static int reply_227(struct session *s, const char *line, size_t len, size_t max_shrink, char *out, size_t cap)
+/*
+ * The server's line with span replaced by ep in form f, within the length the
+ * stream allows: without seqadj exactly as long as before. Negative if it
+ * cannot be.
+ */
+static int rewrite_span(const struct session *s, enum ftp_form f, const struct ftp_endpoint *ep, const char *line,
+			size_t len, struct ftp_span span, size_t max_shrink, char *out, size_t cap)
+{
+	char rep[96];
+	int n = ftp_format(f, ep, line[span.off], min_len_for(s, span.len, max_shrink), rep, sizeof(rep));
+	if (n < 0 || (!s->seqadj_ok && (size_t)n != span.len) || len - span.len + (size_t)n > cap)
+		return -ERANGE;
+	return ftp_splice(line, len, span, rep, (size_t)n, out, cap);
+}
+
+/* A 227 or 229 (reply r): the client may connect to a public port, DNATed to the one the server announced. */
+static int reply_passive(struct session *s, const struct ftp_reply *r, const char *line, size_t len, size_t max_shrink,
+			 char *out, size_t cap)
 {
 	struct alg *a = s->alg;
 	struct ftp_endpoint ep;
 	struct ftp_span span;
 
-	if (ftp_parse_227(line, len, &ep, &span) < 0) {
-		log_refusal(s, "malformed-227", line, len);
+	if (r->parse(line, len, &ep, &span) < 0) {
+		log_refusal(s, r->malformed, line, len);
 		return -1;
 	}
-	if (!s->have_reply || s->orig.family != AF_INET)
+	if (!s->have_reply)
 		return -1;
-	if (memcmp(ep.addr, s->reply.saddr, 4) != 0) {
-		log_refusal(s, "227-names-other-host", line, len);
-		return -1;
+	/* A 227 names the server's address too; a 229 only the port. */
+	bool names_host = r->form != FTP_FORM_PORT;
+	if (names_host) {
+		if (s->orig.family != ep.family)
+			return -1;
+		if (memcmp(ep.addr, s->reply.saddr, flow_addr_len(ep.family)) != 0) {
+			log_refusal(s, r->other_host, line, len);
+			return -1;
+		}
 	}
 	if ((!s->dnat && !s->routed_in_passive) || s->no_rewrite)
 		return -1;
@@ -143,70 +166,24 @@ static int reply_227(struct session *s, const char *line, size_t len, size_t max
 		return -1;
 	}
 	uint16_t published = hole.port;
-	struct ftp_endpoint pub = {.family = AF_INET, .port = published};
-	memcpy(pub.addr, s->has_advertise ? s->advertise : s->orig.daddr, 4);
-	char rep[64];
-	int n = ftp_format_hostport(&pub, min_len_for(s, span.len, max_shrink), rep, sizeof(rep));
-	if (n < 0 || (!s->seqadj_ok && (size_t)n != span.len) || len - span.len + (size_t)n > cap) {
-		log_refusal(s, "227-cannot-keep-length", line, len);
-		return -1;
-	}
-	n = ftp_splice(line, len, span, rep, (size_t)n, out, cap);
-	if (n < 0 || arm_pinhole(s, &hole) < 0)
-		return -1;
-	s->rewrites++;
-	a->ctr.rewrites++;
-	log_rewrite(s, "pasv", line, len, out, (size_t)n, published);
-	return n;
-}
-
-static int reply_229(struct session *s, const char *line, size_t len, size_t max_shrink, char *out, size_t cap)
-{
-	struct alg *a = s->alg;
-	uint16_t port;
-	struct ftp_span span;
-
-	if (ftp_parse_229(line, len, &port, &span) < 0) {
-		log_refusal(s, "malformed-229", line, len);
-		return -1;
-	}
-	if (!s->have_reply || (!s->dnat && !s->routed_in_passive) || s->no_rewrite)
-		return -1;
-	const char *limit = holes_limit(&a->book, &s->holes);
-	if (limit) {
-		log_refusal(s, limit, line, len);
-		return -1;
-	}
-	struct pinhole hole;
-	if (choose_pinhole(s, false, s->reply.saddr, port, &hole) < 0) {
-		log_refusal(s, "no-free-public-port", line, len);
-		return -1;
-	}
-	uint16_t published = hole.port;
-	if (published == port) {
+	if (!names_host && published == ep.port) {
+		/* Nothing in the line changes. */
 		if (arm_pinhole(s, &hole) == 0)
-			log_rewrite(s, "epsv", line, len, line, len, published);
+			log_rewrite(s, r->event, line, len, line, len, published);
 		return -1;
 	}
-	char rep[16];
-	int n = ftp_format_port(published, rep, sizeof(rep));
-	size_t min = min_len_for(s, span.len, max_shrink);
-	if (n > 0 && (size_t)n < min) {
-		/* Keep the length with leading zeros; RFC 2428 ports are decimal. */
-		memmove(rep + (min - (size_t)n), rep, (size_t)n);
-		memset(rep, '0', min - (size_t)n);
-		n = (int)min;
-	}
-	if (n < 0 || (!s->seqadj_ok && (size_t)n != span.len) || len - span.len + (size_t)n > cap) {
-		log_refusal(s, "229-cannot-keep-length", line, len);
+	struct ftp_endpoint pub = {.family = s->orig.family, .port = published};
+	memcpy(pub.addr, s->has_advertise ? s->advertise : s->orig.daddr, flow_addr_len(pub.family));
+	int n = rewrite_span(s, r->form, &pub, line, len, span, max_shrink, out, cap);
+	if (n < 0) {
+		log_refusal(s, r->too_long, line, len);
 		return -1;
 	}
-	n = ftp_splice(line, len, span, rep, (size_t)n, out, cap);
-	if (n < 0 || arm_pinhole(s, &hole) < 0)
+	if (arm_pinhole(s, &hole) < 0)
 		return -1;
 	s->rewrites++;
 	a->ctr.rewrites++;
-	log_rewrite(s, "epsv", line, len, out, (size_t)n, published);
+	log_rewrite(s, r->event, line, len, out, (size_t)n, published);
 	return n;
 }
 
@@ -272,42 +249,40 @@ static int server_line(struct session *s, const char *line, size_t len, size_t m
 	if (s->npending == 0) {
 		if (s->untracked) {
 			s->untracked--;
-			if (code == 227 || code == 229)
+			if (ftp_code_announces(code))
 				log_refusal(s, "pipelined-too-deep", line, len);
 		}
 		return -1;
 	}
 	struct pending pend = s->pending[s->pending_head];
-	enum ftp_verb v = pend.verb;
+	const struct ftp_reply *r = ftp_reply_find(pend.verb, code);
 	pending_pop(s);
 	if (pend.has_hole) {
 		/* The server accepted the PORT/EPRT: only now may it connect back. */
-		if (code == 200 && arm_pinhole(s, &pend.hole) == 0)
+		if (r && r->effect == FTP_ACCEPTS_PORT && arm_pinhole(s, &pend.hole) == 0)
 			log_active(s, &pend.hole);
 		return -1;
 	}
 	/* A multi-line 227/229 ends here but was never announced on its own line: not honoured. */
-	if (line[3] != ' ' && len > 3)
+	if ((line[3] != ' ' && len > 3) || !r)
 		return -1;
-	if (v == FTP_VERB_PASV && code == 227)
-		return reply_227(s, line, len, max_shrink, out, cap);
-	if (v == FTP_VERB_EPSV && code == 229)
-		return reply_229(s, line, len, max_shrink, out, cap);
-	if (v == FTP_VERB_AUTH && code == 234)
+	if (r->effect == FTP_ANNOUNCES_PORT)
+		return reply_passive(s, r, line, len, max_shrink, out, cap);
+	if (r->effect == FTP_ENCRYPTS)
 		go_opaque(s);
 	return -1;
 }
 
-static int client_port(struct session *s, enum ftp_verb v, const char *line, size_t len, size_t max_shrink, char *out,
-		       size_t cap, struct pending *pend)
+/* A PORT or EPRT (command c): the server may connect to a public port, DNATed to the client's. */
+static int client_port(struct session *s, const struct ftp_command *c, const char *line, size_t len, size_t max_shrink,
+		       char *out, size_t cap, struct pending *pend)
 {
 	struct alg *a = s->alg;
 	struct ftp_endpoint ep;
 	struct ftp_span span;
-	int r = v == FTP_VERB_PORT ? ftp_parse_port(line, len, &ep, &span) : ftp_parse_eprt(line, len, &ep, &span);
 
-	if (r < 0)
-		return neutralize(s, v == FTP_VERB_PORT ? "malformed-PORT" : "malformed-EPRT", line, len, out, cap);
+	if (c->parse(line, len, &ep, &span) < 0)
+		return neutralize(s, c->refusal, line, len, out, cap);
 	if (ep.family != s->orig.family)
 		return neutralize(s, "EPRT-family-mismatch", line, len, out, cap);
 	if (memcmp(ep.addr, s->orig.saddr, flow_addr_len(ep.family)) != 0)
@@ -325,31 +300,18 @@ static int client_port(struct session *s, enum ftp_verb v, const char *line, siz
 		return neutralize(s, "no-free-public-port", line, len, out, cap);
 	struct ftp_endpoint pub = {.family = ep.family, .port = hole.port};
 	memcpy(pub.addr, s->reply.daddr, flow_addr_len(ep.family));
-	char rep[96];
-	int n;
-	size_t min = min_len_for(s, span.len, max_shrink);
-	if (v == FTP_VERB_PORT) {
-		n = ftp_format_hostport(&pub, min, rep, sizeof(rep));
-	} else {
-		n = ftp_format_eprt(&pub, line[span.off], rep, sizeof(rep));
-		if (n > 0 && (size_t)n < min)
-			n = -ERANGE;
-	}
-	if (n < 0 || (!s->seqadj_ok && (size_t)n != span.len) || len - span.len + (size_t)n > cap) {
-		log_refusal(s, "PORT-cannot-keep-length", line, len);
+	int n = rewrite_span(s, c->form, &pub, line, len, span, max_shrink, out, cap);
+	if (n < 0) {
+		log_refusal(s, c->too_long, line, len);
 		return -1;
 	}
-	n = ftp_splice(line, len, span, rep, (size_t)n, out, cap);
-	if (n < 0)
-		return -1;
 	pend->has_hole = true;
 	pend->hole = hole;
 	s->rewrites++;
 	a->ctr.rewrites++;
 	char e1[200], e2[200];
-	log_msg(LOG_LVL_INFO, "session=%llu event=%s old=\"%s\" new=\"%s\"", (unsigned long long)s->id,
-		v == FTP_VERB_PORT ? "port" : "eprt", log_escape(line, len, e1, sizeof(e1)),
-		log_escape(out, (size_t)n, e2, sizeof(e2)));
+	log_msg(LOG_LVL_INFO, "session=%llu event=%s old=\"%s\" new=\"%s\"", (unsigned long long)s->id, c->event,
+		log_escape(line, len, e1, sizeof(e1)), log_escape(out, (size_t)n, e2, sizeof(e2)));
 	return n;
 }
 
@@ -371,25 +333,25 @@ static int client_line(struct session *s, const char *line, size_t len, size_t m
 			return -1;
 		}
 	}
-	enum ftp_verb v = ftp_command_verb(line, len);
+	const struct ftp_command *c = ftp_command_find(line, len);
 	if (memchr(line, 0xff, len)) {
 		/* A server that strips Telnet commands would see the verb behind them. */
 		char plain[16];
-		enum ftp_verb pv = ftp_command_verb(plain, ftp_telnet_strip(line, len, plain, sizeof(plain)));
-		if (pv == FTP_VERB_PORT || pv == FTP_VERB_EPRT || pv == FTP_VERB_LPRT) {
-			pending_push(s, pv);
+		const struct ftp_command *pc =
+		    ftp_command_find(plain, ftp_telnet_strip(line, len, plain, sizeof(plain)));
+		if (pc && pc->form != FTP_FORM_NONE) {
+			pending_push(s, pc->verb);
 			return neutralize(s, "telnet-command-in-PORT", line, len, out, cap);
 		}
 	}
-	struct pending *p = pending_push(s, v);
-	if ((v == FTP_VERB_PORT || v == FTP_VERB_EPRT) && !p)
+	struct pending *p = pending_push(s, c ? c->verb : FTP_VERB_OTHER);
+	if (!c || c->form == FTP_FORM_NONE)
+		return -1;
+	if (c->form == FTP_FORM_UNSUPPORTED)
+		return neutralize(s, c->refusal, line, len, out, cap);
+	if (!p)
 		return neutralize(s, "pipelined-too-deep", line, len, out, cap);
-	if (v == FTP_VERB_PORT || v == FTP_VERB_EPRT)
-		return client_port(s, v, line, len, max_shrink, out, cap, p);
-	/* LPRT (RFC 1639) is not understood: it opens nothing and must not bounce either. */
-	if (v == FTP_VERB_LPRT)
-		return neutralize(s, "LPRT-not-supported", line, len, out, cap);
-	return -1;
+	return client_port(s, c, line, len, max_shrink, out, cap, p);
 }
 
 static int on_line(void *ctx, const char *line, size_t len, size_t max_shrink, char *out, size_t cap)
@@ -404,28 +366,16 @@ static bool may_rewrite(void *ctx, const char *line, size_t len)
 {
 	struct session *s = ctx;
 	if (s->cur_dir == DIR_ORIG) {
-		/* Any PORT/EPRT may be rewritten or neutralized: hold it whole. */
-		static const char *const verbs[] = {"PORT", "EPRT", "LPRT"};
-		/* So may a line whose verb hides behind Telnet commands. */
-		if (memchr(line, 0xff, len < 16 ? len : 16))
-			return true;
-		for (int i = 0; i < 3; i++) {
-			size_t k = 0;
-			while (k < len && k < 4 && (line[k] & ~0x20) == verbs[i][k])
-				k++;
-			if (k == len || k == 4)
-				return true;
-		}
-		return false;
+		/*
+		 * Any PORT/EPRT may be rewritten or neutralized: hold it whole. So
+		 * may a line whose verb hides behind Telnet commands.
+		 */
+		return memchr(line, 0xff, len < 16 ? len : 16) || ftp_command_may_carry_address(line, len);
 	}
 	if (s->multiline || !s->greeted || (!s->dnat && !s->routed_in_passive))
 		return false;
-	enum ftp_verb v = pending_peek(s);
-	const char *want = v == FTP_VERB_PASV ? "227 " : v == FTP_VERB_EPSV ? "229 " : NULL;
-	if (!want)
-		return false;
-	size_t n = len < 4 ? len : 4;
-	return memcmp(line, want, n) == 0;
+	const struct ftp_reply *r = ftp_reply_announcing(pending_peek(s));
+	return r && ftp_reply_may_be(r, line, len);
 }
 
 const struct stream_ops policy_stream_ops = {.may_rewrite = may_rewrite, .line = on_line};
