@@ -285,8 +285,6 @@ static void session_free(struct alg *a, struct session *s)
 		a->all = s->next_all;
 	if (s->next_all)
 		s->next_all->prev_all = s->prev_all;
-	if (a->last == s)
-		a->last = NULL;
 	stream_free(&s->dir[0]);
 	stream_free(&s->dir[1]);
 	holeset_free(&s->holes);
@@ -457,13 +455,13 @@ static bool is_new_incarnation(const struct session *s, int dir, const struct pk
 	return st->nheld == 0 && s->dir[DIR_REPLY].nheld == 0;
 }
 
-void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t len, time_t now, struct alg_verdicts *v)
+/* The verdicts for one packet into v; returns the session whose stream result is outstanding, if any. */
+static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t len, time_t now,
+			      struct alg_verdicts *v)
 {
 	struct pkt_info pi;
 	struct stream_result res;
 
-	v->n = 0;
-	v->dir = dir;
 	a->now = now;
 	a->ctr.packets++;
 	/*
@@ -489,7 +487,7 @@ void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t 
 					addr_str(pi.family, pi.daddr, da, sizeof(da)), pi.dport);
 		}
 		add_verdict(v, id, false, NULL, 0);
-		return;
+		return NULL;
 	}
 	bool refuse = false;
 	struct session *s = lookup_or_create(a, dir, &pi, &refuse);
@@ -511,7 +509,7 @@ void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t 
 			a->ctr.dropped++;
 		}
 		add_verdict(v, id, !refuse, NULL, 0);
-		return;
+		return NULL;
 	}
 	s->last_seen = now;
 	s->packets++;
@@ -519,7 +517,7 @@ void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t 
 		if (!s->dir[dir].started || s->dir[dir].next_seq == pi.seq + 1)
 			stream_syn(&s->dir[dir], pi.seq);
 		syn_verdict(a, id, pkt, len, &pi, v);
-		return;
+		return NULL;
 	}
 	s->cur_dir = dir;
 	stream_segment(&s->dir[dir], &policy_stream_ops, s, id, pi.seq, pkt, len, pi.payload_off, pi.payload_len, &res);
@@ -528,7 +526,6 @@ void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t 
 	if (!res.hold_current && s->dir[dir].nheld == 0)
 		s->held_since[dir] = 0;
 	to_verdicts(a, s, dir, &res, pkt, len, v);
-	a->last = s;
 
 	if (pi.flags & (PKT_TCP_RST | PKT_TCP_FIN)) {
 		if (pi.flags & PKT_TCP_FIN)
@@ -542,14 +539,19 @@ void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t 
 				(unsigned long long)s->packets);
 		}
 	}
+	return s;
 }
 
-void alg_verdicts_done(struct alg *a)
+void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t len, time_t now, alg_emit_fn emit,
+		void *ctx)
 {
-	if (a->last) {
-		stream_result_done(&a->last->dir[0], NULL);
-		stream_result_done(&a->last->dir[1], NULL);
-		a->last = NULL;
+	struct alg_verdicts v = {.dir = dir};
+	struct session *s = packet(a, dir, id, pkt, len, now, &v);
+	emit(ctx, &v);
+	/* The verdicts are out: the copies behind released held segments and the rebuilt packets may go. */
+	if (s) {
+		stream_result_done(&s->dir[0], NULL);
+		stream_result_done(&s->dir[1], NULL);
 	}
 	a->pktbuf_used = 0;
 }
@@ -564,7 +566,7 @@ static void account_pinholes(struct alg *a, time_t now)
 	holes_account_end(&a->book);
 }
 
-void alg_tick(struct alg *a, time_t now, void (*emit)(void *ctx, const struct alg_verdicts *v), void *ctx)
+void alg_tick(struct alg *a, time_t now, alg_emit_fn emit, void *ctx)
 {
 	a->now = now;
 	account_pinholes(a, now);
@@ -595,7 +597,7 @@ void alg_tick(struct alg *a, time_t now, void (*emit)(void *ctx, const struct al
 	}
 }
 
-void alg_shutdown(struct alg *a, void (*emit)(void *ctx, const struct alg_verdicts *v), void *ctx)
+void alg_shutdown(struct alg *a, alg_emit_fn emit, void *ctx)
 {
 	for (struct session *s = a->all; s; s = s->next_all)
 		for (int d = 0; d < 2; d++)

@@ -54,20 +54,25 @@ void alg_set_config(struct alg *a, const struct alg_config *cfg);
 void alg_set_worker(struct alg *a, unsigned index, unsigned count);
 
 /*
+ * Every function that decides verdicts hands them to emit, once per batch of
+ * one queue direction; the verdicts and their packets are valid only during
+ * the call.
+ */
+typedef void (*alg_emit_fn)(void *ctx, const struct alg_verdicts *v);
+
+/*
  * One queued packet of a control connection, seen at prerouting after
  * conntrack and before NAT. dir says which conntrack direction it belongs to.
- * Verdicts for this and any released held packets go to v; call
- * alg_verdicts_done once they are issued.
+ * Verdicts for this and any released held packets go to emit, in one batch.
  */
-void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t len, time_t now,
-		struct alg_verdicts *v);
-void alg_verdicts_done(struct alg *a);
+void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t len, time_t now, alg_emit_fn emit,
+		void *ctx);
 
 /* Timers: release held segments that waited too long, forget idle sessions. */
-void alg_tick(struct alg *a, time_t now, void (*emit)(void *ctx, const struct alg_verdicts *v), void *ctx);
+void alg_tick(struct alg *a, time_t now, alg_emit_fn emit, void *ctx);
 
 /* Release everything held (shutdown) and remove every pinhole. */
-void alg_shutdown(struct alg *a, void (*emit)(void *ctx, const struct alg_verdicts *v), void *ctx);
+void alg_shutdown(struct alg *a, alg_emit_fn emit, void *ctx);
 
 const struct alg_counters *alg_counters(const struct alg *a);
 

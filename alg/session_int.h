@@ -96,7 +96,6 @@ struct alg {
 	uint64_t next_id;
 	unsigned worker, workers; /* this one's index, and how many share the global limits */
 	struct alg_counters ctr;
-	struct session *last; /* session whose stream result is outstanding */
 	uint8_t *pktbuf;
 	size_t pktbuf_cap;
 	size_t pktbuf_used;
@@ -124,8 +123,7 @@ void to_verdicts(struct alg *a, struct session *s, int dir, const struct stream_
 void syn_verdict(struct alg *a, uint32_t id, const uint8_t *pkt, size_t len, const struct pkt_info *pi,
 		 struct alg_verdicts *v);
 /* Release what direction dir of s holds, with a partial line's verb neutralized if asked. */
-void flush_dir(struct alg *a, struct session *s, int dir, void (*emit)(void *, const struct alg_verdicts *), void *ctx,
-	       bool neutralize_partial);
+void flush_dir(struct alg *a, struct session *s, int dir, alg_emit_fn emit, void *ctx, bool neutralize_partial);
 
 /* policy.c: the FTP policy the streams of a session call for each line. */
 extern const struct stream_ops policy_stream_ops;

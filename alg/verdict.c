@@ -16,7 +16,7 @@ int pktbuf_reserve(struct alg *a, size_t need)
 {
 	if (a->pktbuf_used + need <= a->pktbuf_cap)
 		return 0;
-	/* Verdict buffers stay valid until alg_verdicts_done, so only grow between batches. */
+	/* Rebuilt packets stay valid until their verdicts are out, so only grow between batches. */
 	if (a->pktbuf_used != 0)
 		return -ENOSPC;
 	size_t n = a->pktbuf_cap ? a->pktbuf_cap : (size_t)1 << 19;
@@ -104,8 +104,7 @@ void syn_verdict(struct alg *a, uint32_t id, const uint8_t *pkt, size_t len, con
 	add_verdict(v, id, true, NULL, 0);
 }
 
-void flush_dir(struct alg *a, struct session *s, int dir, void (*emit)(void *, const struct alg_verdicts *), void *ctx,
-	       bool neutralize_partial)
+void flush_dir(struct alg *a, struct session *s, int dir, alg_emit_fn emit, void *ctx, bool neutralize_partial)
 {
 	struct stream_result res;
 	struct alg_verdicts v = {.dir = dir};

@@ -116,9 +116,24 @@ struct conn {
 	uint32_t seq[2];
 	uint32_t id;
 	struct alg_verdicts v;
+	unsigned emits; /* batches of verdicts handed out */
 	uint8_t last_out[2048];
 	size_t last_out_len;
 };
+
+/* Keeps the verdicts of the last batch, and a copy of its last rebuilt packet. */
+static void keep(void *ctx, const struct alg_verdicts *v)
+{
+	struct conn *c = ctx;
+	c->v = *v;
+	c->emits++;
+	c->last_out_len = 0;
+	for (unsigned i = 0; i < v->n; i++)
+		if (v->v[i].data) {
+			memcpy(c->last_out, v->v[i].data, v->v[i].len);
+			c->last_out_len = v->v[i].len;
+		}
+}
 
 static size_t build(const struct ct_info *ct, uint8_t *p, int dir, uint32_t seq, uint8_t flags, const char *payload)
 {
@@ -132,14 +147,10 @@ static void send_pkt(struct conn *c, int dir, uint8_t flags, const char *payload
 {
 	uint8_t p[2048];
 	size_t len = build(&c->k.ct, p, dir, c->seq[dir], flags, payload);
-	alg_packet(c->alg, dir, c->id++, p, len, 1000, &c->v);
-	c->last_out_len = 0;
-	for (unsigned i = 0; i < c->v.n; i++)
-		if (c->v.v[i].data) {
-			memcpy(c->last_out, c->v.v[i].data, c->v.v[i].len);
-			c->last_out_len = c->v.v[i].len;
-		}
-	alg_verdicts_done(c->alg);
+	unsigned emits = c->emits;
+	alg_packet(c->alg, dir, c->id++, p, len, 1000, keep, c);
+	/* Every packet gets exactly one batch, even when it is held and the batch is empty. */
+	assert_int_equal(c->emits, emits + 1);
 	c->seq[dir] += (uint32_t)(payload ? strlen(payload) : 0) + ((flags & PKT_TCP_SYN) ? 1 : 0);
 }
 
@@ -249,18 +260,16 @@ static void bad_packets_dropped_unread(void **state)
 	const char *forged = "227 Entering Passive Mode (192,0,2,10,195,80).\r\n";
 	size_t len = build(&c.k.ct, p, DIR_REPLY, c.seq[DIR_REPLY], PKT_TCP_ACK, forged);
 	p[len - 3] ^= 0x01;
-	alg_packet(c.alg, DIR_REPLY, c.id++, p, len, 1000, &c.v);
+	alg_packet(c.alg, DIR_REPLY, c.id++, p, len, 1000, keep, &c);
 	assert_int_equal(c.v.n, 1);
 	assert_false(c.v.v[0].accept);
-	alg_verdicts_done(c.alg);
 	assert_int_equal(c.k.nadded, 0);
 	/* An IPv4 fragment (the kernel reassembles before the queue) is not read either. */
 	len = build(&c.k.ct, p, DIR_REPLY, c.seq[DIR_REPLY], PKT_TCP_ACK, forged);
 	p[6] = 0x20; /* more fragments */
-	alg_packet(c.alg, DIR_REPLY, c.id++, p, len, 1000, &c.v);
+	alg_packet(c.alg, DIR_REPLY, c.id++, p, len, 1000, keep, &c);
 	assert_int_equal(c.v.n, 1);
 	assert_false(c.v.v[0].accept);
-	alg_verdicts_done(c.alg);
 	assert_int_equal(c.k.nadded, 0);
 	assert_int_equal(alg_counters(c.alg)->dropped, 2);
 	/* The genuine reply at the same place is still rewritten. */
