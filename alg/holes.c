@@ -210,15 +210,27 @@ void holes_remove_all(struct holebook *b, struct holeset *hs, time_t now)
 		forget(b, hs, hs->n - 1);
 }
 
-void holes_expire(struct holebook *b, struct holeset *hs, time_t now)
+/* Forget the pinholes that expired and, if by_seen, those the kernel no longer had. */
+static void sweep(struct holebook *b, struct holeset *hs, time_t now, bool by_seen)
 {
-	for (unsigned i = 0; i < hs->n;)
-		if (hs->v[i].expires <= now) {
-			b->ctr->pinholes_expired++;
+	for (unsigned i = 0; i < hs->n;) {
+		struct hole *h = &hs->v[i];
+		if (h->expires <= now || (by_seen && !h->seen)) {
+			/* A used pinhole's data connection removed both of its entries. */
+			if (h->expires <= now)
+				b->ctr->pinholes_expired++;
+			else
+				b->ctr->pinholes_used++;
 			forget(b, hs, i);
 		} else {
 			i++;
 		}
+	}
+}
+
+void holes_expire(struct holebook *b, struct holeset *hs, time_t now)
+{
+	sweep(b, hs, now, false);
 }
 
 static void mark_armed(void *ctx, const struct pinhole *k)
@@ -247,19 +259,7 @@ void holes_account(struct holebook *b, struct holeset *hs, time_t now)
 {
 	for (unsigned i = 0; i < hs->n; i++)
 		hs->v[i].seen = keyset_find(b->armed, &hs->v[i].p) != NULL;
-	for (unsigned i = 0; i < hs->n;) {
-		struct hole *h = &hs->v[i];
-		if (h->expires <= now || !h->seen) {
-			/* A used pinhole's data connection removed both of its entries. */
-			if (h->expires <= now)
-				b->ctr->pinholes_expired++;
-			else
-				b->ctr->pinholes_used++;
-			forget(b, hs, i);
-		} else {
-			i++;
-		}
-	}
+	sweep(b, hs, now, true);
 }
 
 void holes_account_end(struct holebook *b)
