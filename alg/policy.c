@@ -115,7 +115,7 @@ static size_t min_len_for(const struct session *s, size_t span_len, size_t max_s
 }
 
 /*
- * The server's line with span replaced by ep in form f, within the length the
+ * The line with span replaced by ep in form f, within the length the
  * stream allows: without seqadj exactly as long as before. Negative if it
  * cannot be.
  */

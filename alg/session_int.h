@@ -3,8 +3,9 @@
 
 /*
  * What the files of the session layer share: session.c (the session table
- * and packet path), policy.c (the FTP policy), status.c (status rendering)
- * and, through holes.h, the pinhole book.
+ * and packet path), policy.c (the FTP policy), verdict.c (verdicts and
+ * rebuilt packets), status.c (status rendering) and, through holes.h, the
+ * pinhole book.
  */
 
 #include <stdbool.h>
@@ -114,12 +115,11 @@ void count_refusal(struct alg *a, const char *reason);
 bool log_gate(struct alg *a);
 
 /* verdict.c */
-/* Room for need more bytes of rebuilt packets; they stay valid until the verdicts are issued. */
-int pktbuf_reserve(struct alg *a, size_t need);
 void add_verdict(struct alg_verdicts *v, uint32_t id, bool accept, const uint8_t *data, size_t len);
 /* Turn a stream result into queue verdicts, rebuilding modified packets. */
 void to_verdicts(struct alg *a, struct session *s, int dir, const struct stream_result *res, const uint8_t *cur_pkt,
 		 size_t cur_len, struct alg_verdicts *v);
+/* A SYN's verdict, its MSS lowered by what rewrites may add. */
 void syn_verdict(struct alg *a, uint32_t id, const uint8_t *pkt, size_t len, const struct pkt_info *pi,
 		 struct alg_verdicts *v);
 /* Release what direction dir of s holds, with a partial line's verb neutralized if asked. */

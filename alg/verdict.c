@@ -12,7 +12,8 @@
 #include "pkt.h"
 #include "session_int.h"
 
-int pktbuf_reserve(struct alg *a, size_t need)
+/* Room for need more bytes of rebuilt packets. */
+static int pktbuf_reserve(struct alg *a, size_t need)
 {
 	if (a->pktbuf_used + need <= a->pktbuf_cap)
 		return 0;
