@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
-#include "session.h"
+#include "kernel.h"
 
 /* The only file that talks ctnetlink (through libnetfilter_conntrack). */
 struct ct;

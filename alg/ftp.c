@@ -6,14 +6,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-static const struct {
-	const char *name;
-	enum ftp_verb verb;
-} verbs[] = {
-    {"PASV", FTP_VERB_PASV}, {"EPSV", FTP_VERB_EPSV}, {"PORT", FTP_VERB_PORT}, {"EPRT", FTP_VERB_EPRT},
-    {"LPRT", FTP_VERB_LPRT}, {"LPSV", FTP_VERB_LPSV}, {"AUTH", FTP_VERB_AUTH},
-};
-
 static bool is_digit(char c)
 {
 	return c >= '0' && c <= '9';
@@ -32,19 +24,11 @@ static size_t trim_eol(const char *buf, size_t len)
 	return len;
 }
 
-enum ftp_verb ftp_command_verb(const char *buf, size_t len)
+/* The line's first four bytes are name, in any case. */
+static bool verb_is(const char *buf, const char *name)
 {
-	len = trim_eol(buf, len);
-	if (len < 4)
-		return FTP_VERB_OTHER;
-	if (len > 4 && buf[4] != ' ')
-		return FTP_VERB_OTHER;
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
-		const char *n = verbs[i].name;
-		if (upper(buf[0]) == n[0] && upper(buf[1]) == n[1] && upper(buf[2]) == n[2] && upper(buf[3]) == n[3])
-			return verbs[i].verb;
-	}
-	return FTP_VERB_OTHER;
+	return upper(buf[0]) == name[0] && upper(buf[1]) == name[1] && upper(buf[2]) == name[2] &&
+	       upper(buf[3]) == name[3];
 }
 
 size_t ftp_telnet_strip(const char *in, size_t len, char *out, size_t cap)
@@ -81,18 +65,9 @@ bool ftp_plausible_first_command(const char *buf, size_t len)
 	if (len < 4 || (len > 4 && buf[4] != ' '))
 		return false;
 	for (size_t i = 0; i < sizeof(first) / sizeof(first[0]); i++)
-		if (upper(buf[0]) == first[i][0] && upper(buf[1]) == first[i][1] && upper(buf[2]) == first[i][2] &&
-		    upper(buf[3]) == first[i][3])
+		if (verb_is(buf, first[i]))
 			return true;
 	return false;
-}
-
-const char *ftp_verb_name(enum ftp_verb v)
-{
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (verbs[i].verb == v)
-			return verbs[i].name;
-	return "other";
 }
 
 int ftp_reply_code(const char *buf, size_t len, char *sep)
@@ -214,6 +189,13 @@ int ftp_parse_229(const char *buf, size_t len, uint16_t *port, struct ftp_span *
 	span->off = start;
 	span->len = p - start;
 	return 0;
+}
+
+/* A 229 as an endpoint: the port alone, the address being the one in use. */
+static int parse_229_endpoint(const char *buf, size_t len, struct ftp_endpoint *ep, struct ftp_span *span)
+{
+	memset(ep, 0, sizeof(*ep));
+	return ftp_parse_229(buf, len, &ep->port, span);
 }
 
 int ftp_parse_port(const char *buf, size_t len, struct ftp_endpoint *ep, struct ftp_span *span)
@@ -385,6 +367,32 @@ int ftp_format_eprt(const struct ftp_endpoint *ep, char d, char *out, size_t cap
 	return (int)pos;
 }
 
+int ftp_format(enum ftp_form f, const struct ftp_endpoint *ep, char d, size_t min_len, char *out, size_t cap)
+{
+	int n;
+
+	switch (f) {
+	case FTP_FORM_HOSTPORT:
+		return ftp_format_hostport(ep, min_len, out, cap);
+	case FTP_FORM_EXTENDED:
+		n = ftp_format_eprt(ep, d, out, cap);
+		return n > 0 && (size_t)n < min_len ? -ERANGE : n;
+	case FTP_FORM_PORT:
+		n = ftp_format_port(ep->port, out, cap);
+		if (n > 0 && (size_t)n < min_len) {
+			/* Keep the length with leading zeros; RFC 2428 ports are decimal. */
+			if (min_len > cap)
+				return -ENOSPC;
+			memmove(out + (min_len - (size_t)n), out, (size_t)n);
+			memset(out, '0', min_len - (size_t)n);
+			n = (int)min_len;
+		}
+		return n;
+	default:
+		return -EINVAL;
+	}
+}
+
 int ftp_splice(const char *buf, size_t len, struct ftp_span span, const char *rep, size_t rep_len, char *out,
 	       size_t cap)
 {
@@ -397,4 +405,123 @@ int ftp_splice(const char *buf, size_t len, struct ftp_span span, const char *re
 	memcpy(out + span.off, rep, rep_len);
 	memmove(out + span.off + rep_len, buf + span.off + span.len, tail);
 	return (int)(span.off + rep_len + tail);
+}
+
+static const struct ftp_command commands[] = {
+    {.name = "PASV", .verb = FTP_VERB_PASV},
+    {.name = "EPSV", .verb = FTP_VERB_EPSV},
+    {.name = "PORT",
+     .verb = FTP_VERB_PORT,
+     .form = FTP_FORM_HOSTPORT,
+     .parse = ftp_parse_port,
+     .refusal = "malformed-PORT",
+     .too_long = "PORT-cannot-keep-length",
+     .event = "port"},
+    {.name = "EPRT",
+     .verb = FTP_VERB_EPRT,
+     .form = FTP_FORM_EXTENDED,
+     .parse = ftp_parse_eprt,
+     .refusal = "malformed-EPRT",
+     .too_long = "PORT-cannot-keep-length",
+     .event = "eprt"},
+    /* RFC 1639 is not understood: an LPRT opens nothing and must not bounce either. */
+    {.name = "LPRT", .verb = FTP_VERB_LPRT, .form = FTP_FORM_UNSUPPORTED, .refusal = "LPRT-not-supported"},
+    {.name = "LPSV", .verb = FTP_VERB_LPSV},
+    {.name = "AUTH", .verb = FTP_VERB_AUTH},
+};
+
+static const struct ftp_reply replies[] = {
+    {.code = 227,
+     .answers = FTP_VERB_PASV,
+     .effect = FTP_ANNOUNCES_PORT,
+     .form = FTP_FORM_HOSTPORT,
+     .parse = ftp_parse_227,
+     .malformed = "malformed-227",
+     .other_host = "227-names-other-host",
+     .too_long = "227-cannot-keep-length",
+     .event = "pasv"},
+    {.code = 229,
+     .answers = FTP_VERB_EPSV,
+     .effect = FTP_ANNOUNCES_PORT,
+     .form = FTP_FORM_PORT,
+     .parse = parse_229_endpoint,
+     .malformed = "malformed-229",
+     .too_long = "229-cannot-keep-length",
+     .event = "epsv"},
+    {.code = 200, .answers = FTP_VERB_PORT, .effect = FTP_ACCEPTS_PORT},
+    {.code = 200, .answers = FTP_VERB_EPRT, .effect = FTP_ACCEPTS_PORT},
+    {.code = 234, .answers = FTP_VERB_AUTH, .effect = FTP_ENCRYPTS},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+#define NREPLIES  (sizeof(replies) / sizeof(replies[0]))
+
+const struct ftp_command *ftp_command_find(const char *buf, size_t len)
+{
+	len = trim_eol(buf, len);
+	if (len < 4 || (len > 4 && buf[4] != ' '))
+		return NULL;
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (verb_is(buf, commands[i].name))
+			return &commands[i];
+	return NULL;
+}
+
+enum ftp_verb ftp_command_verb(const char *buf, size_t len)
+{
+	const struct ftp_command *c = ftp_command_find(buf, len);
+	return c ? c->verb : FTP_VERB_OTHER;
+}
+
+const char *ftp_verb_name(enum ftp_verb v)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (commands[i].verb == v)
+			return commands[i].name;
+	return "other";
+}
+
+bool ftp_command_may_carry_address(const char *buf, size_t len)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		if (commands[i].form == FTP_FORM_NONE)
+			continue;
+		size_t k = 0;
+		while (k < len && k < 4 && upper(buf[k]) == commands[i].name[k])
+			k++;
+		if (k == len || k == 4)
+			return true;
+	}
+	return false;
+}
+
+const struct ftp_reply *ftp_reply_find(enum ftp_verb v, int code)
+{
+	for (size_t i = 0; i < NREPLIES; i++)
+		if (replies[i].answers == v && replies[i].code == code)
+			return &replies[i];
+	return NULL;
+}
+
+const struct ftp_reply *ftp_reply_announcing(enum ftp_verb v)
+{
+	for (size_t i = 0; i < NREPLIES; i++)
+		if (replies[i].answers == v && replies[i].effect == FTP_ANNOUNCES_PORT)
+			return &replies[i];
+	return NULL;
+}
+
+bool ftp_code_announces(int code)
+{
+	for (size_t i = 0; i < NREPLIES; i++)
+		if (replies[i].code == code && replies[i].effect == FTP_ANNOUNCES_PORT)
+			return true;
+	return false;
+}
+
+bool ftp_reply_may_be(const struct ftp_reply *r, const char *buf, size_t len)
+{
+	const char want[4] = {(char)('0' + r->code / 100), (char)('0' + r->code / 10 % 10), (char)('0' + r->code % 10),
+			      ' '};
+	return memcmp(buf, want, len < 4 ? len : 4) == 0;
 }

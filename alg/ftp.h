@@ -34,6 +34,67 @@ struct ftp_span {
 	size_t len;
 };
 
+/*
+ * The verbs ftp-alg acts on, one table per direction, like the kernel FTP
+ * helper's search[dir][]: commands the client sends, and replies the server
+ * sends with the command each answers. Adding an alias of a known form (an
+ * LPRT or LPSV parser) is a row here, not a branch in the session layer.
+ */
+
+/* How an address travels in a line: what a rewrite formats. */
+enum ftp_form {
+	FTP_FORM_NONE = 0,    /* no address */
+	FTP_FORM_HOSTPORT,    /* h1,h2,h3,h4,p1,p2 (PORT, 227) */
+	FTP_FORM_EXTENDED,    /* <d>af<d>addr<d>port<d> (EPRT) */
+	FTP_FORM_PORT,	      /* a port on the address in use (229) */
+	FTP_FORM_UNSUPPORTED, /* an address form not understood (LPRT): it must not pass */
+};
+
+typedef int (*ftp_parse_fn)(const char *buf, size_t len, struct ftp_endpoint *ep, struct ftp_span *span);
+
+/* A command of the client's direction. */
+struct ftp_command {
+	const char *name;
+	enum ftp_verb verb;
+	enum ftp_form form; /* NONE: passes unchecked; else checked, rewritten or neutralized */
+	ftp_parse_fn parse;
+	const char *refusal;  /* the reason logged when its argument cannot be read or used, */
+	const char *too_long; /* or cannot be rewritten within the length the stream allows */
+	const char *event;    /* the name of its rewrite in the log */
+};
+
+enum ftp_effect {
+	FTP_ANNOUNCES_PORT, /* the server names a port to connect to: rewrite it, arm a pinhole */
+	FTP_ACCEPTS_PORT,   /* the server takes the client's port: arm its pinhole */
+	FTP_ENCRYPTS,	    /* the connection is encrypted from here */
+};
+
+/* A reply of the server's direction, answering one command. */
+struct ftp_reply {
+	int code;
+	enum ftp_verb answers;
+	enum ftp_effect effect;
+	enum ftp_form form;
+	ftp_parse_fn parse;
+	const char *malformed;	/* reasons logged when it cannot be read, */
+	const char *other_host; /* names another host than the server, */
+	const char *too_long;	/* or cannot be rewritten within the length the stream allows */
+	const char *event;
+};
+
+/* The command row of this line, or NULL. */
+const struct ftp_command *ftp_command_find(const char *buf, size_t len);
+/* Could the incomplete line (so far) become a command whose address is checked? */
+bool ftp_command_may_carry_address(const char *buf, size_t len);
+/* The row of a reply with this code to a command with verb v, or NULL. */
+const struct ftp_reply *ftp_reply_find(enum ftp_verb v, int code);
+/* The row of the reply to v that announces a port, or NULL. */
+const struct ftp_reply *ftp_reply_announcing(enum ftp_verb v);
+/* Is code that of a reply announcing a port, whatever it answers? */
+bool ftp_code_announces(int code);
+/* Could the incomplete line (so far) be a final line of reply r? */
+bool ftp_reply_may_be(const struct ftp_reply *r, const char *buf, size_t len);
+
 enum ftp_verb ftp_command_verb(const char *buf, size_t len);
 const char *ftp_verb_name(enum ftp_verb v);
 /* Could this line open an FTP session? (Anything else on a control port is not FTP.) */
@@ -55,6 +116,11 @@ int ftp_format_hostport(const struct ftp_endpoint *ep, size_t min_len, char *out
 /* "|1|a.b.c.d|port|" or "|2|v6|port|", using delimiter d. */
 int ftp_format_eprt(const struct ftp_endpoint *ep, char d, char *out, size_t cap);
 int ftp_format_port(uint16_t port, char *out, size_t cap);
+/*
+ * ep in form f, at least min_len bytes long where the form allows (zeros),
+ * with delimiter d where it has one. -ERANGE if it cannot be that long.
+ */
+int ftp_format(enum ftp_form f, const struct ftp_endpoint *ep, char d, size_t min_len, char *out, size_t cap);
 
 /*
  * Copy buf to out with span replaced by rep. Returns the new length or

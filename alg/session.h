@@ -8,56 +8,8 @@
 
 #include "../conf/config.h"
 #include "ftp.h"
+#include "kernel.h"
 #include "stream.h"
-
-enum { DIR_ORIG = 0, DIR_REPLY = 1 };
-
-/* Addresses in network byte order, ports in host byte order. */
-struct flow {
-	int family;
-	uint8_t saddr[16];
-	uint8_t daddr[16];
-	uint16_t sport;
-	uint16_t dport;
-};
-
-struct ct_info {
-	struct flow orig;
-	struct flow reply;
-	char helper[16]; /* a kernel conntrack helper attached to this connection, if any */
-	bool seqadj_present[2];
-	uint32_t corr_pos[2];
-	int32_t off_before[2];
-	int32_t off_after[2];
-};
-
-/*
- * A pinhole: one TCP connection from client to local:port, DNATed to
- * target:target_port, allowed once within timeout seconds.
- */
-struct pinhole {
-	int family;
-	uint8_t client[16];
-	uint8_t local[16];
-	uint16_t port;
-	uint8_t target[16];
-	uint16_t target_port;
-	uint32_t timeout;
-};
-
-/* Everything the session layer asks of the kernel; one implementation each, plus a fake. */
-struct alg_kernel_ops {
-	int (*ct_get)(void *k, const struct flow *seen, int dir, struct ct_info *out);
-	int (*seqadj_set)(void *k, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after);
-	/* Adds p and, in the same change, removes replaced (if not NULL). */
-	int (*pinhole_add)(void *k, const struct pinhole *p, const struct pinhole *replaced);
-	/* 1 if it was still armed, 0 if used or expired already, or -errno. */
-	int (*pinhole_del)(void *k, const struct pinhole *p);
-	/* 1 if addr lies beyond a default route (outside), 0 if not, -errno if unknown. */
-	int (*via_default)(void *k, int family, const uint8_t *addr);
-	/* Call cb for every pinhole key still armed in the kernel. */
-	int (*pinholes_armed)(void *k, void (*cb)(void *ctx, const struct pinhole *p), void *ctx);
-};
 
 struct alg_verdict {
 	uint32_t id;
@@ -102,20 +54,25 @@ void alg_set_config(struct alg *a, const struct alg_config *cfg);
 void alg_set_worker(struct alg *a, unsigned index, unsigned count);
 
 /*
+ * Every function that decides verdicts hands them to emit, once per batch of
+ * one queue direction; the verdicts and their packets are valid only during
+ * the call.
+ */
+typedef void (*alg_emit_fn)(void *ctx, const struct alg_verdicts *v);
+
+/*
  * One queued packet of a control connection, seen at prerouting after
  * conntrack and before NAT. dir says which conntrack direction it belongs to.
- * Verdicts for this and any released held packets go to v; call
- * alg_verdicts_done once they are issued.
+ * Verdicts for this and any released held packets go to emit, in one batch.
  */
-void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t len, time_t now,
-		struct alg_verdicts *v);
-void alg_verdicts_done(struct alg *a);
+void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t len, time_t now, alg_emit_fn emit,
+		void *ctx);
 
 /* Timers: release held segments that waited too long, forget idle sessions. */
-void alg_tick(struct alg *a, time_t now, void (*emit)(void *ctx, const struct alg_verdicts *v), void *ctx);
+void alg_tick(struct alg *a, time_t now, alg_emit_fn emit, void *ctx);
 
 /* Release everything held (shutdown) and remove every pinhole. */
-void alg_shutdown(struct alg *a, void (*emit)(void *ctx, const struct alg_verdicts *v), void *ctx);
+void alg_shutdown(struct alg *a, alg_emit_fn emit, void *ctx);
 
 const struct alg_counters *alg_counters(const struct alg *a);
 

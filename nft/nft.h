@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../alg/session.h"
+#include "../alg/kernel.h"
 #include "../conf/config.h"
 
 /*

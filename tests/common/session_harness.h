@@ -22,12 +22,15 @@ struct conn {
 	uint32_t seq[2];
 	uint32_t id;
 	struct alg_verdicts v;
+	unsigned emits; /* batches of verdicts handed out */
 	uint8_t last_out[2048];
 	size_t last_out_len;
 };
 
 /* One packet of the connection ct in direction dir; returns its length. */
 size_t build(const struct ct_info *ct, uint8_t *p, int dir, uint32_t seq, uint8_t flags, const char *payload);
+/* alg_packet's emit callback: keeps the last batch and a copy of its last rebuilt packet. */
+void keep(void *ctx, const struct alg_verdicts *v);
 /* Send one packet through alg_packet, keep the last rewritten packet, advance the sequence. */
 void send_pkt(struct conn *c, int dir, uint8_t flags, const char *payload);
 /* The payload of the last rewritten packet, or "" if nothing was rewritten. */

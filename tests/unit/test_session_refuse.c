@@ -25,18 +25,16 @@ static void bad_packets_dropped_unread(void **state)
 	const char *forged = "227 Entering Passive Mode (192,0,2,10,195,80).\r\n";
 	size_t len = build(&c.k.ct, p, DIR_REPLY, c.seq[DIR_REPLY], PKT_TCP_ACK, forged);
 	p[len - 3] ^= 0x01;
-	alg_packet(c.alg, DIR_REPLY, c.id++, p, len, 1000, &c.v);
+	alg_packet(c.alg, DIR_REPLY, c.id++, p, len, 1000, keep, &c);
 	assert_int_equal(c.v.n, 1);
 	assert_false(c.v.v[0].accept);
-	alg_verdicts_done(c.alg);
 	assert_int_equal(c.k.nadded, 0);
 	/* An IPv4 fragment (the kernel reassembles before the queue) is not read either. */
 	len = build(&c.k.ct, p, DIR_REPLY, c.seq[DIR_REPLY], PKT_TCP_ACK, forged);
 	p[6] = 0x20; /* more fragments */
-	alg_packet(c.alg, DIR_REPLY, c.id++, p, len, 1000, &c.v);
+	alg_packet(c.alg, DIR_REPLY, c.id++, p, len, 1000, keep, &c);
 	assert_int_equal(c.v.n, 1);
 	assert_false(c.v.v[0].accept);
-	alg_verdicts_done(c.alg);
 	assert_int_equal(c.k.nadded, 0);
 	assert_int_equal(alg_counters(c.alg)->dropped, 2);
 	/* The genuine reply at the same place is still rewritten. */

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * What the files of the session layer share: session.c (the session table
+ * and packet path), policy.c (the FTP policy), verdict.c (verdicts and
+ * rebuilt packets), status.c (status rendering) and, through holes.h, the
+ * pinhole book.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "holes.h"
+#include "pkt.h"
+#include "session.h"
+#include "stream.h"
+
+#define HASH_BUCKETS 4096
+#define PENDING_MAX  32
+
+/* Everything of one client address: the per-client limits count here. */
+struct peer {
+	int family;
+	uint8_t addr[16];
+	unsigned nsessions;
+	unsigned nholes;
+	struct peer *next;
+};
+
+struct session {
+	uint64_t id;
+	struct peer *peer;
+	struct flow orig;
+	struct flow reply;
+	bool have_reply;
+	bool dnat; /* the server is behind this gateway's DNAT */
+	bool snat; /* the client is behind this gateway's SNAT/masquerade */
+	/*
+	 * Without NAT (routed, typically IPv6): the client is outside and the
+	 * server inside (passive pinholes), or the reverse (active pinholes).
+	 */
+	bool routed_in_passive;
+	bool routed_in_active;
+	/* Settings fixed at the session's start: a reload applies to new sessions. */
+	bool no_rewrite;
+	bool kernel_helper;    /* the kernel's ftp helper has this connection: step aside */
+	uint8_t advertise[16]; /* address announced in 227 (if has_advertise) */
+	bool has_advertise;
+	uint16_t passive_lo, passive_hi;
+	char server_name[32];
+	char class_name[32];
+	bool seqadj_ok;
+	struct stream dir[2];
+	time_t last_seen;
+	time_t held_since[2];
+
+	bool greeted;
+	bool client_spoke; /* the client's first line has been seen */
+	bool multiline;
+	int multiline_code;
+	struct pending {
+		enum ftp_verb verb;
+		bool has_hole; /* PORT/EPRT: armed when the server answers 200 */
+		struct pinhole hole;
+	} pending[PENDING_MAX];
+	unsigned npending;
+	unsigned untracked; /* commands beyond the tracked ones, answered after them */
+	unsigned pending_head;
+
+	struct holeset holes;
+	uint64_t rewrites;
+	uint64_t packets;
+	bool closing;
+	time_t closed_at;
+	bool fin[2];
+
+	struct session *next_orig;
+	struct session *next_reply;
+	struct session *next_all;
+	struct session *prev_all;
+	struct alg *alg;
+	int cur_dir;
+};
+
+struct alg {
+	struct alg_config cfg;
+	const struct alg_kernel_ops *ops;
+	void *kernel;
+	struct session *by_orig[HASH_BUCKETS];
+	struct session *by_reply[HASH_BUCKETS];
+	struct session *all;
+	unsigned nsessions;
+	struct peer *peers[HASH_BUCKETS];
+	struct holebook book;
+	uint64_t next_id;
+	unsigned worker, workers; /* this one's index, and how many share the global limits */
+	struct alg_counters ctr;
+	uint8_t *pktbuf;
+	size_t pktbuf_cap;
+	size_t pktbuf_used;
+	time_t now;
+	time_t started;
+	/* Refusal logs: at most RL_PER_SECOND a second, the rest counted. */
+	time_t rl_second;
+	unsigned rl_count;
+	unsigned long rl_suppressed;
+};
+
+/* session.c */
+const char *addr_str(int family, const uint8_t *a, char *buf, size_t len);
+void count_refusal(struct alg *a, const char *reason);
+/* Refusal logs are capped per second so a flood cannot fill the journal; false: do not log. */
+bool log_gate(struct alg *a);
+
+/* verdict.c */
+void add_verdict(struct alg_verdicts *v, uint32_t id, bool accept, const uint8_t *data, size_t len);
+/* Turn a stream result into queue verdicts, rebuilding modified packets. */
+void to_verdicts(struct alg *a, struct session *s, int dir, const struct stream_result *res, const uint8_t *cur_pkt,
+		 size_t cur_len, struct alg_verdicts *v);
+/* A SYN's verdict, its MSS lowered by what rewrites may add. */
+void syn_verdict(struct alg *a, uint32_t id, const uint8_t *pkt, size_t len, const struct pkt_info *pi,
+		 struct alg_verdicts *v);
+/* Release what direction dir of s holds, with a partial line's verb neutralized if asked. */
+void flush_dir(struct alg *a, struct session *s, int dir, alg_emit_fn emit, void *ctx, bool neutralize_partial);
+
+/* policy.c: the FTP policy the streams of a session call for each line. */
+extern const struct stream_ops policy_stream_ops;
