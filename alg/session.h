@@ -51,7 +51,7 @@ struct alg_kernel_ops {
 	int (*seqadj_set)(void *k, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after);
 	/* Adds p and, in the same change, removes replaced (if not NULL). */
 	int (*pinhole_add)(void *k, const struct pinhole *p, const struct pinhole *replaced);
-	/* 1 if it was still armed, 0 if used or expired already, or -errno. */
+	/* Removes p whether or not it was used already; 0 or -errno. */
 	int (*pinhole_del)(void *k, const struct pinhole *p);
 	/* 1 if addr lies beyond a default route (outside), 0 if not, -errno if unknown. */
 	int (*via_default)(void *k, int family, const uint8_t *addr);
@@ -83,6 +83,7 @@ struct alg_counters {
 	uint64_t pinholes;	   /* opened */
 	uint64_t pinholes_used;	   /* consumed by their data connection */
 	uint64_t pinholes_expired; /* timed out unused */
+	uint64_t pinholes_closed;  /* removed with their session, used meanwhile or not */
 	uint64_t refused;
 	uint64_t dropped;
 	uint64_t errors;
