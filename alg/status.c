@@ -44,6 +44,7 @@ static void gather(struct alg *const *v, unsigned nv, time_t now, const char *ve
 		sum->c.pinholes += c->pinholes;
 		sum->c.pinholes_used += c->pinholes_used;
 		sum->c.pinholes_expired += c->pinholes_expired;
+		sum->c.pinholes_closed += c->pinholes_closed;
 		sum->c.refused += c->refused;
 		sum->c.dropped += c->dropped;
 		sum->c.errors += c->errors;
@@ -129,11 +130,11 @@ static void render_json(FILE *f, const struct summary *sum, const char *extra)
 	fprintf(f,
 		"\"counters\":{\"packets\":%llu,\"sessions\":%llu,\"rewrites\":%llu,"
 		"\"pinholes_opened\":%llu,\"pinholes_used\":%llu,\"pinholes_expired\":%llu,"
-		"\"refused\":%llu,\"dropped\":%llu,\"errors\":%llu,\"refused_by_reason\":{",
+		"\"pinholes_closed\":%llu,\"refused\":%llu,\"dropped\":%llu,\"errors\":%llu,\"refused_by_reason\":{",
 		(unsigned long long)c->packets, (unsigned long long)c->sessions, (unsigned long long)c->rewrites,
 		(unsigned long long)c->pinholes, (unsigned long long)c->pinholes_used,
-		(unsigned long long)c->pinholes_expired, (unsigned long long)c->refused, (unsigned long long)c->dropped,
-		(unsigned long long)c->errors);
+		(unsigned long long)c->pinholes_expired, (unsigned long long)c->pinholes_closed,
+		(unsigned long long)c->refused, (unsigned long long)c->dropped, (unsigned long long)c->errors);
 	for (unsigned i = 0; i < ALG_REASONS_MAX && c->refusals[i].reason; i++)
 		fprintf(f, "%s\"%s\":%llu", i ? "," : "", c->refusals[i].reason,
 			(unsigned long long)c->refusals[i].count);
@@ -196,10 +197,11 @@ static void render_text(FILE *f, const struct summary *sum, const char *extra)
 			text_session(f, sum, s);
 	fprintf(f,
 		"counters: %llu packets, %llu sessions, %llu rewrites, pinholes %llu opened / %llu used / "
-		"%llu expired, %llu refused",
+		"%llu expired / %llu closed with their session, %llu refused",
 		(unsigned long long)c->packets, (unsigned long long)c->sessions, (unsigned long long)c->rewrites,
 		(unsigned long long)c->pinholes, (unsigned long long)c->pinholes_used,
-		(unsigned long long)c->pinholes_expired, (unsigned long long)c->refused);
+		(unsigned long long)c->pinholes_expired, (unsigned long long)c->pinholes_closed,
+		(unsigned long long)c->refused);
 	for (unsigned i = 0; i < ALG_REASONS_MAX && c->refusals[i].reason; i++)
 		fprintf(f, "%s%s %llu", i ? ", " : " (", c->refusals[i].reason,
 			(unsigned long long)c->refusals[i].count);

@@ -3,6 +3,8 @@
 
 Modes: pasv (PASV -> 227 round trip), port (PORT -> 200 round trip),
 setup (PASV, then the data connection's connect() through the pinhole),
+long (PASV -> 227 round trip, each announced port then used, as a mirror
+job does: one control connection, --count transfers),
 retr (one RETR of --path, MiB/s). Prints one JSON line of samples in ms.
 """
 import argparse
@@ -43,7 +45,7 @@ def hostport(line):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["pasv", "port", "setup", "retr"])
+    ap.add_argument("mode", choices=["pasv", "port", "setup", "long", "retr"])
     ap.add_argument("--host", required=True)
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--path")
@@ -70,6 +72,13 @@ def main():
             r = c.cmd(line)
             out["samples_ms"].append((time.perf_counter() - t) * 1e3)
             assert r.startswith("200"), r
+    elif a.mode == "long":
+        for _ in range(a.count):
+            t = time.perf_counter()
+            r = c.cmd("PASV")
+            out["samples_ms"].append((time.perf_counter() - t) * 1e3)
+            host, port = hostport(r)
+            socket.create_connection((host, port), timeout=10).close()
     elif a.mode == "setup":
         for _ in range(a.count):
             host, port = hostport(c.cmd("PASV"))

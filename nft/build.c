@@ -1,0 +1,729 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "batch.h"
+
+#include <netinet/in.h>
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/object.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_nat.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/xt_NFQUEUE.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define OBJ_SEQADJ4 "seqadj4"
+#define OBJ_SEQADJ6 "seqadj6"
+
+/* nft's datatype ids, so that "nft list" shows our sets readably. */
+#define TYPE_IPADDR	  7
+#define TYPE_IP6ADDR	  8
+#define TYPE_INET_SERVICE 13
+#define TYPE_BITS	  6
+#define KEY_TYPE(a)	  ((((a) << TYPE_BITS | (a)) << TYPE_BITS) | TYPE_INET_SERVICE)
+
+/* After conntrack (-200), before DNAT (-100): the tuple is still the one the client sent to. */
+#define PRIO_CONTROL -150
+/* Before the admin's DNAT rules, so an armed pinhole wins for exactly its client. */
+#define PRIO_PINHOLE -110
+/* Published servers' control ports, after pinholes and before the admin's DNAT. */
+#define PRIO_PUBLISH -105
+
+void nft_batch_begin(struct nft_batch *bt, void *buf, size_t buflen, uint32_t *seq, const char *table,
+		     enum nft_queue_path path)
+{
+	bt->last = NULL;
+	bt->seq = seq;
+	bt->first_seq = *seq;
+	bt->table = table;
+	bt->path = path;
+	bt->b = mnl_nlmsg_batch_start(buf, buflen);
+	nftnl_batch_begin(mnl_nlmsg_batch_current(bt->b), (*seq)++);
+	mnl_nlmsg_batch_next(bt->b);
+}
+
+static struct nlmsghdr *batch_msg(struct nft_batch *bt, uint16_t type, uint16_t flags)
+{
+	struct nlmsghdr *nlh =
+	    nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type, NFPROTO_INET, flags, (*bt->seq)++);
+	bt->last = nlh;
+	return nlh;
+}
+
+static void batch_next(struct nft_batch *bt)
+{
+	mnl_nlmsg_batch_next(bt->b);
+}
+
+/*
+ * Only the last message asks for an acknowledgement: the kernel answers a
+ * batch in message order, each failed message with its error, so the last
+ * message's answer ends it.
+ */
+uint32_t nft_batch_end(struct nft_batch *bt)
+{
+	if (!bt->last)
+		return 0;
+	bt->last->nlmsg_flags |= NLM_F_ACK;
+	nftnl_batch_end(mnl_nlmsg_batch_current(bt->b), (*bt->seq)++);
+	mnl_nlmsg_batch_next(bt->b);
+	return bt->last->nlmsg_seq;
+}
+
+const void *nft_batch_head(const struct nft_batch *bt)
+{
+	return mnl_nlmsg_batch_head(bt->b);
+}
+
+size_t nft_batch_size(const struct nft_batch *bt)
+{
+	return mnl_nlmsg_batch_size(bt->b);
+}
+
+void nft_batch_abandon(struct nft_batch *bt)
+{
+	mnl_nlmsg_batch_stop(bt->b);
+}
+
+static void add_expr(struct nftnl_rule *r, struct nftnl_expr *e)
+{
+	nftnl_rule_add_expr(r, e);
+}
+
+static void e_meta(struct nftnl_rule *r, uint32_t key, uint32_t dreg)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("meta");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
+	add_expr(r, e);
+}
+
+static void e_cmp(struct nftnl_rule *r, uint32_t sreg, uint32_t op, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("cmp");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+	add_expr(r, e);
+}
+
+static void e_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len, uint32_t dreg)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("payload");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+	add_expr(r, e);
+}
+
+static void e_ct(struct nftnl_rule *r, uint32_t key, int dir, uint32_t dreg)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("ct");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
+	if (dir >= 0)
+		nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, (uint8_t)dir);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, dreg);
+	add_expr(r, e);
+}
+
+static void e_lookup(struct nftnl_rule *r, const char *set, uint32_t sreg, int dreg)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("lookup");
+	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, sreg);
+	if (dreg >= 0)
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, (uint32_t)dreg);
+	add_expr(r, e);
+}
+
+static void e_l4proto_tcp(struct nftnl_rule *r)
+{
+	uint8_t tcp = IPPROTO_TCP;
+	e_meta(r, NFT_META_L4PROTO, NFT_REG_1);
+	e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &tcp, 1);
+}
+
+static void e_nfproto(struct nftnl_rule *r, uint8_t proto)
+{
+	e_meta(r, NFT_META_NFPROTO, NFT_REG_1);
+	e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &proto, 1);
+}
+
+static void e_bitwise(struct nftnl_rule *r, uint32_t reg, uint32_t len, const void *mask)
+{
+	static const uint8_t zero[16];
+	struct nftnl_expr *e = nftnl_expr_alloc("bitwise");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, reg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, reg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, len);
+	add_expr(r, e);
+}
+
+/* ct state new */
+static void e_ct_new(struct nftnl_rule *r)
+{
+	uint32_t mask = NF_CT_STATE_BIT(IP_CT_NEW), zero = 0;
+	e_ct(r, NFT_CT_STATE, -1, NFT_REG_1);
+	struct nftnl_expr *e = nftnl_expr_alloc("bitwise");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 4);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
+	add_expr(r, e);
+	e_cmp(r, NFT_REG_1, NFT_CMP_NEQ, &zero, 4);
+}
+
+static struct nftnl_rule *rule_new(const struct nft_batch *bt, const char *chain)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, bt->table);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	return r;
+}
+
+static void rule_put(struct nft_batch *bt, struct nftnl_rule *r)
+{
+	struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_rule_free(r);
+	batch_next(bt);
+}
+
+/* meta nfproto ipv4 meta l4proto tcp tcp dport @ctl_ports ct state new ct expectation set "seqadj4" */
+static void rule_seqadj(struct nft_batch *bt, uint8_t nfproto, const char *obj)
+{
+	struct nftnl_rule *r = rule_new(bt, "control");
+	e_nfproto(r, nfproto);
+	e_l4proto_tcp(r);
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1);
+	e_lookup(r, NFT_SET_CTL_PORTS, NFT_REG_1, -1);
+	e_ct_new(r);
+	struct nftnl_expr *e = nftnl_expr_alloc("objref");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_OBJREF_IMM_TYPE, NFT_OBJECT_CT_EXPECT);
+	nftnl_expr_set_str(e, NFTNL_EXPR_OBJREF_IMM_NAME, obj);
+	add_expr(r, e);
+	rule_put(bt, r);
+}
+
+/*
+ * meta nfproto ipv4 meta l4proto tcp tcp flags & (fin | syn | rst) == 0
+ *   ip length . @th,96,4 @pure_ack4 return
+ * (IPv6: ip6 length) A bare acknowledgement carries nothing to parse: the
+ * IP length is exactly the headers, so it never crosses the queue. The kernel
+ * still applies any sequence offset to it.
+ */
+static void rule_pure_ack(struct nft_batch *bt, uint8_t nfproto, const char *set)
+{
+	static const uint8_t flags_mask = 0x07, doff_mask = 0xf0, zero = 0;
+	struct nftnl_rule *r = rule_new(bt, "control");
+	e_nfproto(r, nfproto);
+	e_l4proto_tcp(r);
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1, NFT_REG_1);
+	e_bitwise(r, NFT_REG_1, 1, &flags_mask);
+	e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &zero, 1);
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, nfproto == NFPROTO_IPV4 ? 2 : 4, 2, NFT_REG32_00);
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 12, 1, NFT_REG32_01);
+	e_bitwise(r, NFT_REG32_01, 1, &doff_mask);
+	e_lookup(r, set, NFT_REG32_00, -1);
+	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, NFT_RETURN);
+	add_expr(r, e);
+	rule_put(bt, r);
+}
+
+/*
+ * meta l4proto tcp ct original proto-dst @ctl_ports ct direction DIR queue num Q bypass
+ * With W > 1 workers, one rule per family and worker k, Q = base + 2k + DIR:
+ *   ... meta nfproto ipv4 jhash ct original ip saddr mod W seed 0 == k queue num Q bypass
+ * The hash is over the client's address in the conntrack's original tuple,
+ * the same for both directions whatever NAT did: a connection stays on one
+ * worker, and so do all connections of one client (its per-client limits
+ * and pinhole keys are that worker's alone).
+ */
+static void rule_queue(struct nft_batch *bt, uint8_t dir, uint16_t qnum, uint8_t nfproto, unsigned worker,
+		       unsigned workers)
+{
+	struct nftnl_rule *r = rule_new(bt, "control");
+	e_l4proto_tcp(r);
+	e_ct(r, NFT_CT_PROTO_DST, IP_CT_DIR_ORIGINAL, NFT_REG_1);
+	e_lookup(r, NFT_SET_CTL_PORTS, NFT_REG_1, -1);
+	e_ct(r, NFT_CT_DIRECTION, -1, NFT_REG_1);
+	e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &dir, 1);
+	if (workers > 1) {
+		uint32_t k = worker;
+		e_nfproto(r, nfproto);
+		e_ct(r, nfproto == NFPROTO_IPV4 ? NFT_CT_SRC_IP : NFT_CT_SRC_IP6, IP_CT_DIR_ORIGINAL, NFT_REG_1);
+		struct nftnl_expr *h = nftnl_expr_alloc("hash");
+		nftnl_expr_set_u32(h, NFTNL_EXPR_HASH_TYPE, NFT_HASH_JENKINS);
+		nftnl_expr_set_u32(h, NFTNL_EXPR_HASH_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(h, NFTNL_EXPR_HASH_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(h, NFTNL_EXPR_HASH_LEN, nfproto == NFPROTO_IPV4 ? 4 : 16);
+		nftnl_expr_set_u32(h, NFTNL_EXPR_HASH_MODULUS, workers);
+		nftnl_expr_set_u32(h, NFTNL_EXPR_HASH_SEED, 0);
+		nftnl_expr_set_u32(h, NFTNL_EXPR_HASH_OFFSET, 0);
+		add_expr(r, h);
+		e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &k, 4);
+	}
+	struct nftnl_expr *e;
+	if (bt->path == NFT_QUEUE_NATIVE) {
+		e = nftnl_expr_alloc("queue");
+		nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_NUM, qnum);
+		nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_TOTAL, 1);
+		nftnl_expr_set_u16(e, NFTNL_EXPR_QUEUE_FLAGS, NFT_QUEUE_FLAG_BYPASS);
+	} else {
+		/* The xt NFQUEUE target through nft_compat, as iptables-nft does. */
+		/* libnftnl takes ownership of the info blob, sized as XT_ALIGN() wants. */
+		size_t len = (sizeof(struct xt_NFQ_info_v3) + 7) & ~(size_t)7;
+		struct xt_NFQ_info_v3 *info = calloc(1, len);
+		if (!info)
+			abort();
+		info->queuenum = qnum;
+		info->queues_total = 1;
+		info->flags = NFQ_FLAG_BYPASS;
+		e = nftnl_expr_alloc("target");
+		nftnl_expr_set_str(e, NFTNL_EXPR_TG_NAME, "NFQUEUE");
+		nftnl_expr_set_u32(e, NFTNL_EXPR_TG_REV, 3);
+		nftnl_expr_set(e, NFTNL_EXPR_TG_INFO, info, (uint32_t)len);
+	}
+	add_expr(r, e);
+	rule_put(bt, r);
+}
+
+/*
+ * The register layout nft itself uses for a concatenation: IPv4 fields in
+ * consecutive 32-bit registers from reg 1, IPv6 fields in 128-bit registers.
+ */
+struct pinhole_layout {
+	uint8_t nfproto;
+	uint32_t alen, saddr_off, daddr_off;
+	uint32_t reg_daddr, reg_port;
+	/* Where a pinhole's map lookup puts its target, past the key it still needs. */
+	uint32_t reg_target, reg_target_port;
+	/* Where a [server] lookup puts its target: the key is no longer needed. */
+	uint32_t reg_publish_port;
+	const char *set, *map;
+};
+
+static const struct pinhole_layout layout4 = {
+    .nfproto = NFPROTO_IPV4,
+    .alen = 4,
+    .saddr_off = 12,
+    .daddr_off = 16,
+    .reg_daddr = NFT_REG32_01,
+    .reg_port = NFT_REG32_02,
+    .reg_target = NFT_REG32_03,
+    .reg_target_port = NFT_REG32_04,
+    .reg_publish_port = NFT_REG32_01,
+    .set = NFT_SET_ONCE4,
+    .map = NFT_MAP_PASV4,
+};
+static const struct pinhole_layout layout6 = {
+    .nfproto = NFPROTO_IPV6,
+    .alen = 16,
+    .saddr_off = 8,
+    .daddr_off = 24,
+    .reg_daddr = NFT_REG_2,
+    .reg_port = NFT_REG_3,
+    .reg_target = NFT_REG32_09,
+    .reg_target_port = NFT_REG32_13,
+    .reg_publish_port = NFT_REG_2,
+    .set = NFT_SET_ONCE6,
+    .map = NFT_MAP_PASV6,
+};
+
+/* dnat ip to <address in reg_addr> . <port in reg_port>, after a map lookup. */
+static void e_dnat_from_map(struct nftnl_rule *r, const struct pinhole_layout *l, uint32_t reg_addr, uint32_t reg_port)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("nat");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, l->nfproto);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, reg_addr);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, reg_addr);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, reg_port);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, reg_port);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
+	add_expr(r, e);
+}
+
+static void e_delete(struct nftnl_rule *r, const char *set, uint32_t reg_key, int reg_data)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("dynset");
+	nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_DELETE);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, reg_key);
+	if (reg_data >= 0)
+		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_DATA, (uint32_t)reg_data);
+	add_expr(r, e);
+}
+
+static void e_key(struct nftnl_rule *r, const struct pinhole_layout *l)
+{
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, l->saddr_off, l->alen, NFT_REG_1);
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, l->daddr_off, l->alen, l->reg_daddr);
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, l->reg_port);
+}
+
+/*
+ * meta nfproto ipv4 meta l4proto tcp ct state new
+ *   ip saddr . ip daddr . tcp dport @once4
+ *   delete @once4 { ip saddr . ip daddr . tcp dport }
+ *   delete @pasv4 { ip saddr . ip daddr . tcp dport : ip daddr . tcp dport }
+ *   dnat ip to ip saddr . ip daddr . tcp dport map @pasv4
+ * as nft lists it. The map lookup that gives the DNAT target runs first,
+ * into registers the deletes do not touch; the delete's data is any value of
+ * the right length (the kernel only uses the key). The packet that uses a
+ * pinhole removes both of its entries: a pinhole opens once, and the daemon
+ * has nothing left to remove. IPv6 the same with ip6, once6 and pasv6.
+ */
+static void rule_pinhole(struct nft_batch *bt, const struct pinhole_layout *l)
+{
+	struct nftnl_rule *r = rule_new(bt, "pinhole");
+	e_nfproto(r, l->nfproto);
+	e_l4proto_tcp(r);
+	e_ct_new(r);
+	e_key(r, l);
+	e_lookup(r, l->set, NFT_REG_1, -1);
+	e_lookup(r, l->map, NFT_REG_1, (int)l->reg_target);
+	e_delete(r, l->set, NFT_REG_1, -1);
+	e_delete(r, l->map, NFT_REG_1, (int)l->reg_daddr);
+	e_dnat_from_map(r, l, l->reg_target, l->reg_target_port);
+	rule_put(bt, r);
+}
+
+/*
+ * meta nfproto ipv4 meta l4proto tcp ct state new dnat ip to ip daddr . tcp dport map @publish4
+ * (and ip6 with publish6): the control ports of [server] sections.
+ */
+static void rule_publish(struct nft_batch *bt, const struct pinhole_layout *l)
+{
+	struct nftnl_rule *r = rule_new(bt, "publish");
+	e_nfproto(r, l->nfproto);
+	e_l4proto_tcp(r);
+	e_ct_new(r);
+	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, l->daddr_off, l->alen, NFT_REG_1);
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, l->reg_daddr);
+	const char *map = l->nfproto == NFPROTO_IPV4 ? NFT_MAP_PUBLISH4 : NFT_MAP_PUBLISH6;
+	e_lookup(r, map, NFT_REG_1, NFT_REG_1);
+	e_dnat_from_map(r, l, NFT_REG_1, l->reg_publish_port);
+	rule_put(bt, r);
+}
+
+static void put_chain(struct nft_batch *bt, const char *name, const char *type, uint32_t hook, int prio)
+{
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, bt->table);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_NEWCHAIN, NLM_F_CREATE);
+	nftnl_chain_nlmsg_build_payload(nlh, c);
+	nftnl_chain_free(c);
+	batch_next(bt);
+}
+
+/* ct expectation seqadj4 { protocol tcp; dport 0; timeout 0; size 0; l3proto ip } */
+static void put_seqadj_obj(struct nft_batch *bt, const char *name, uint16_t l3)
+{
+	struct nftnl_obj *o = nftnl_obj_alloc();
+	nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, bt->table);
+	nftnl_obj_set_str(o, NFTNL_OBJ_NAME, name);
+	nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_CT_EXPECT);
+	nftnl_obj_set_u16(o, NFTNL_OBJ_CT_EXPECT_L3PROTO, l3);
+	nftnl_obj_set_u8(o, NFTNL_OBJ_CT_EXPECT_L4PROTO, IPPROTO_TCP);
+	nftnl_obj_set_u16(o, NFTNL_OBJ_CT_EXPECT_DPORT, 0);
+	nftnl_obj_set_u32(o, NFTNL_OBJ_CT_EXPECT_TIMEOUT, 0);
+	/* Size 0: the object adds a helper extension and then never creates an expectation. */
+	nftnl_obj_set_u8(o, NFTNL_OBJ_CT_EXPECT_SIZE, 0);
+	struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_NEWOBJ, NLM_F_CREATE);
+	nftnl_obj_nlmsg_build_payload(nlh, o);
+	nftnl_obj_free(o);
+	batch_next(bt);
+}
+
+static struct nftnl_set *set_new(const char *table, const char *name)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+	return s;
+}
+
+static void put_sets(struct nft_batch *bt)
+{
+	struct nftnl_set *s = set_new(bt->table, NFT_SET_CTL_PORTS);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, TYPE_INET_SERVICE);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 2);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, 1);
+	struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
+	nftnl_set_nlmsg_build_payload(nlh, s);
+	batch_next(bt);
+	nftnl_set_free(s);
+
+	/*
+	 * set pure_ack4 { IP length . TCP data offset of a segment without payload }:
+	 * { 40 . 0x50, 44 . 0x60, ..., 80 . 0xf0 }; pure_ack6 with the IPv6
+	 * payload length { 20 . 0x50, ... }.
+	 */
+	for (int i = 0; i < 2; i++) {
+		s = set_new(bt->table, i ? NFT_SET_PURE6 : NFT_SET_PURE4);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, 0); /* raw: nft prints the keys in hex */
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 8);
+		nftnl_set_set_u32(s, NFTNL_SET_ID, 20 + (uint32_t)i);
+		nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
+		nftnl_set_nlmsg_build_payload(nlh, s);
+		batch_next(bt);
+		for (unsigned doff = 5; doff <= 15; doff++) {
+			uint8_t key[8] = {0};
+			uint16_t len = (uint16_t)((i ? 0 : 20) + 4 * doff);
+			key[0] = (uint8_t)(len >> 8);
+			key[1] = (uint8_t)len;
+			key[4] = (uint8_t)(doff << 4);
+			struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, sizeof(key));
+			nftnl_set_elem_add(s, e);
+		}
+		nlh = batch_msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+		batch_next(bt);
+		nftnl_set_free(s);
+	}
+
+	/* set once4 { type ipv4_addr . ipv4_addr . inet_service; flags dynamic, timeout; size 65535 } */
+	/* map pasv4 { type ipv4_addr . ipv4_addr . inet_service : ipv4_addr . inet_service; flags timeout } */
+	/* and once6/pasv6 with ipv6_addr */
+	for (int i = 0; i < 2; i++) {
+		const struct pinhole_layout *l = i ? &layout6 : &layout4;
+		uint32_t atype = i ? TYPE_IP6ADDR : TYPE_IPADDR, klen = 2 * l->alen + 4;
+		s = set_new(bt->table, l->set);
+		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT | NFT_SET_EVAL);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, KEY_TYPE(atype));
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, klen);
+		nftnl_set_set_u32(s, NFTNL_SET_ID, 2 + 2 * (uint32_t)i);
+		nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, 65535);
+		nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
+		nftnl_set_nlmsg_build_payload(nlh, s);
+		nftnl_set_free(s);
+		batch_next(bt);
+
+		/* map publish4 { type ipv4_addr . inet_service : ipv4_addr . inet_service } */
+		s = set_new(bt->table, i ? NFT_MAP_PUBLISH6 : NFT_MAP_PUBLISH4);
+		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, atype << TYPE_BITS | TYPE_INET_SERVICE);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, l->alen + 4);
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, atype << TYPE_BITS | TYPE_INET_SERVICE);
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, l->alen + 4);
+		nftnl_set_set_u32(s, NFTNL_SET_ID, 10 + (uint32_t)i);
+		nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
+		nftnl_set_nlmsg_build_payload(nlh, s);
+		nftnl_set_free(s);
+		batch_next(bt);
+
+		s = set_new(bt->table, l->map);
+		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP | NFT_SET_TIMEOUT);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, KEY_TYPE(atype));
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, klen);
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, atype << TYPE_BITS | TYPE_INET_SERVICE);
+		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, l->alen + 4);
+		nftnl_set_set_u32(s, NFTNL_SET_ID, 3 + 2 * (uint32_t)i);
+		nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
+		nftnl_set_nlmsg_build_payload(nlh, s);
+		nftnl_set_free(s);
+		batch_next(bt);
+	}
+}
+
+static void put_table(struct nft_batch *bt, uint16_t type, uint32_t flags)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, bt->table);
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+	if (type == NFT_MSG_NEWTABLE)
+		nftnl_table_set_u32(t, NFTNL_TABLE_FLAGS, flags);
+	struct nlmsghdr *nlh = batch_msg(bt, type, type == NFT_MSG_NEWTABLE ? NLM_F_CREATE | NLM_F_EXCL : 0);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_table_free(t);
+	batch_next(bt);
+}
+
+void nft_put_setup(struct nft_batch *bt, const struct alg_config *cfg)
+{
+	put_table(bt, NFT_MSG_NEWTABLE, NFT_TABLE_F_OWNER);
+	put_seqadj_obj(bt, OBJ_SEQADJ4, NFPROTO_IPV4);
+	put_seqadj_obj(bt, OBJ_SEQADJ6, NFPROTO_IPV6);
+	put_sets(bt);
+	put_chain(bt, "control", "filter", NF_INET_PRE_ROUTING, PRIO_CONTROL);
+	put_chain(bt, "pinhole", "nat", NF_INET_PRE_ROUTING, PRIO_PINHOLE);
+	put_chain(bt, "publish", "nat", NF_INET_PRE_ROUTING, PRIO_PUBLISH);
+	rule_seqadj(bt, NFPROTO_IPV4, OBJ_SEQADJ4);
+	rule_seqadj(bt, NFPROTO_IPV6, OBJ_SEQADJ6);
+	rule_pure_ack(bt, NFPROTO_IPV4, NFT_SET_PURE4);
+	rule_pure_ack(bt, NFPROTO_IPV6, NFT_SET_PURE6);
+	for (unsigned k = 0; k < cfg->workers; k++)
+		for (int fam = 0; fam < (cfg->workers > 1 ? 2 : 1); fam++)
+			for (uint8_t dir = 0; dir < 2; dir++)
+				rule_queue(bt, dir, (uint16_t)(cfg->queue + 2 * k + dir),
+					   fam ? NFPROTO_IPV6 : NFPROTO_IPV4, k, cfg->workers);
+	rule_pinhole(bt, &layout4);
+	rule_pinhole(bt, &layout6);
+	rule_publish(bt, &layout4);
+	rule_publish(bt, &layout6);
+}
+
+/* Replace a set's elements with the given ones, inside an open batch. */
+static void put_elements(struct nft_batch *bt, const char *set, const uint8_t (*keys)[20], const uint8_t (*data)[20],
+			 unsigned n, uint32_t klen, uint32_t dlen)
+{
+	struct nftnl_set *s = set_new(bt->table, set);
+	struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_DELSETELEM, 0); /* no elements given: flush */
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	batch_next(bt);
+	if (n > 0) {
+		for (unsigned i = 0; i < n; i++) {
+			struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, keys[i], klen);
+			if (data)
+				nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, data[i], dlen);
+			nftnl_set_elem_add(s, e);
+		}
+		nlh = batch_msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+		batch_next(bt);
+	}
+	nftnl_set_free(s);
+}
+
+void nft_put_config(struct nft_batch *bt, const struct alg_config *cfg)
+{
+	static uint8_t ports[CONFIG_MAX_CONTROL_PORTS + CONFIG_MAX_SERVERS][20];
+	static uint8_t k4[CONFIG_MAX_SERVERS][20], d4[CONFIG_MAX_SERVERS][20];
+	static uint8_t k6[CONFIG_MAX_SERVERS][20], d6[CONFIG_MAX_SERVERS][20];
+	unsigned np = 0, n4 = 0, n6 = 0;
+
+	memset(ports, 0, sizeof(ports));
+	for (unsigned i = 0; i < cfg->ncontrol_ports; i++) {
+		uint16_t p = htons(cfg->control_ports[i]);
+		memcpy(ports[np++], &p, 2);
+	}
+	for (unsigned i = 0; i < cfg->nservers; i++) {
+		const struct cfg_server *sv = &cfg->servers[i];
+		uint16_t pp = htons(sv->pub_port), sp = htons(sv->port);
+		bool dup = false;
+		for (unsigned j = 0; j < np; j++)
+			dup |= memcmp(ports[j], &pp, 2) == 0;
+		if (!dup)
+			memcpy(ports[np++], &pp, 2);
+		size_t al = sv->family == AF_INET ? 4 : 16;
+		uint8_t *k = sv->family == AF_INET ? k4[n4] : k6[n6];
+		uint8_t *d = sv->family == AF_INET ? d4[n4++] : d6[n6++];
+		memset(k, 0, 20);
+		memset(d, 0, 20);
+		memcpy(k, sv->pub, al);
+		memcpy(k + al, &pp, 2);
+		memcpy(d, sv->addr, al);
+		memcpy(d + al, &sp, 2);
+	}
+	/* One batch: control ports and published servers change together. */
+	put_elements(bt, NFT_SET_CTL_PORTS, (const uint8_t(*)[20])ports, NULL, np, 2, 0);
+	put_elements(bt, NFT_MAP_PUBLISH4, (const uint8_t(*)[20])k4, (const uint8_t(*)[20])d4, n4, 8, 8);
+	put_elements(bt, NFT_MAP_PUBLISH6, (const uint8_t(*)[20])k6, (const uint8_t(*)[20])d6, n6, 20, 20);
+}
+
+static size_t pinhole_key(const struct pinhole_layout *l, const struct pinhole *p, uint8_t key[36])
+{
+	size_t al = l->alen;
+	uint16_t port = htons(p->port);
+	memset(key, 0, 36);
+	memcpy(key, p->client, al);
+	memcpy(key + al, p->local, al);
+	memcpy(key + 2 * al, &port, 2);
+	return 2 * al + 4;
+}
+
+/*
+ * A pinhole's two entries (its key in once, its target in pasv) into an open
+ * batch: added with their timeout, or removed. NFT_ELEM_DEL fails the whole
+ * batch with ENOENT when the entry is gone (and the kernel's abort waits for
+ * an RCU grace period, some milliseconds); NFT_ELEM_DESTROY does not fail.
+ */
+int nft_put_pinhole(struct nft_batch *bt, const struct pinhole *p, enum nft_elem_op op)
+{
+	static const uint16_t types[] = {
+	    [NFT_ELEM_ADD] = NFT_MSG_NEWSETELEM,
+	    [NFT_ELEM_DEL] = NFT_MSG_DELSETELEM,
+	    [NFT_ELEM_DESTROY] = NFT_MSG_DESTROYSETELEM_,
+	};
+	uint8_t key[36], data[20] = {0};
+
+	if (p->family != AF_INET && p->family != AF_INET6)
+		return -EAFNOSUPPORT;
+	if ((unsigned)op >= sizeof(types) / sizeof(types[0]))
+		return -EINVAL;
+	const struct pinhole_layout *l = p->family == AF_INET ? &layout4 : &layout6;
+	size_t klen = pinhole_key(l, p, key), dlen = l->alen + 4;
+	uint16_t port = htons(p->target_port);
+	memcpy(data, p->target, l->alen);
+	memcpy(data + l->alen, &port, 2);
+
+	for (int i = 0; i < 2; i++) {
+		bool map = i == 1;
+		struct nftnl_set *s = set_new(bt->table, map ? l->map : l->set);
+		struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, (uint32_t)klen);
+		if (op == NFT_ELEM_ADD) {
+			if (map)
+				nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, data, (uint32_t)dlen);
+			nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT, (uint64_t)p->timeout * 1000);
+		}
+		nftnl_set_elem_add(s, e);
+		struct nlmsghdr *nlh = batch_msg(bt, types[op], op == NFT_ELEM_ADD ? NLM_F_CREATE : 0);
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+		nftnl_set_free(s);
+		batch_next(bt);
+	}
+	return 0;
+}
+
+void nft_put_table_del(struct nft_batch *bt)
+{
+	put_table(bt, NFT_MSG_DELTABLE, 0);
+}
+
+struct nlmsghdr *nft_req_pinholes(void *buf, uint32_t seq, const char *table, int i)
+{
+	const struct pinhole_layout *l = i ? &layout6 : &layout4;
+	struct nftnl_set *s = set_new(table, l->set);
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, seq);
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	nftnl_set_free(s);
+	return nlh;
+}
+
+int nft_pinhole_from_key(int i, const uint8_t *key, size_t klen, struct pinhole *p)
+{
+	const struct pinhole_layout *l = i ? &layout6 : &layout4;
+	size_t al = l->alen;
+	if (!key || klen < 2 * al + 2)
+		return -EINVAL;
+	memset(p, 0, sizeof(*p));
+	p->family = i ? AF_INET6 : AF_INET;
+	memcpy(p->client, key, al);
+	memcpy(p->local, key + al, al);
+	p->port = (uint16_t)(key[2 * al] << 8 | key[2 * al + 1]);
+	return 0;
+}
