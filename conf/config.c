@@ -449,8 +449,9 @@ static void begin_section(struct load_ctx *l, const char *s, size_t len, int lin
 	char err[320];
 	bool server = len > 7 && strncasecmp(s, "server ", 7) == 0;
 	bool class = len > 6 && strncasecmp(s, "class ", 6) == 0;
-	const char *name = s + (server ? 7 : 6);
-	size_t nlen = len - (size_t)(name - s);
+	size_t skip = server ? 7 : class ? 6 : len;
+	const char *name = s + skip;
+	size_t nlen = len - skip;
 	while (nlen > 0 && (*name == ' ' || *name == '\t')) {
 		name++;
 		nlen--;

@@ -280,12 +280,14 @@ static void all_syntax_errors(void **state)
 				   "[server x\n"			   /* 4 */
 				   " = 5\n"				   /* 5: indented */
 				   "= 5\n"				   /* 6: no key */
-				   "also no equals\n",			   /* 7 */
+				   "also no equals\n"			   /* 7 */
+				   "[r a]\n"				   /* 8: shorter than "server " */
+				   "[se]\n",				   /* 9 */
 				   &r),
 			 -EINVAL);
-	int want[] = {3, 4, 5, 6, 7};
-	assert_int_equal(r.n, 5);
-	for (int i = 0; i < 5; i++)
+	int want[] = {3, 4, 5, 6, 7, 8, 9};
+	assert_int_equal(r.n, 7);
+	for (int i = 0; i < 7; i++)
 		assert_int_equal(r.lines[i], want[i]);
 	assert_int_equal(c.pinhole_timeout, 30);
 	assert_int_equal(c.log_level, 7);
@@ -379,6 +381,24 @@ static void check_passive_overlaps(void **state)
 	assert_string_equal(last_origin, "--passive-ports");
 }
 
+/* A buffer of exactly the file's bytes, no NUL after it: what the fuzzer gives, and where a read past it shows. */
+static void parse_exact_buffer(void **state)
+{
+	struct alg_config c;
+	struct reports r = {0};
+	(void)state;
+	config_defaults(&c);
+	static const char text[] = "[r a]";
+	char *buf = malloc(sizeof(text) - 1);
+	assert_non_null(buf);
+	memcpy(buf, text, sizeof(text) - 1);
+	assert_int_equal(config_parse(&c, buf, sizeof(text) - 1, "x.conf", report, &r), -EINVAL);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.lines[0], 1);
+	assert_non_null(strstr(r.msgs[0], "unknown section [r a]"));
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +417,7 @@ int main(void)
 	    cmocka_unit_test(check_queue_range),
 	    cmocka_unit_test(check_user),
 	    cmocka_unit_test(check_passive_overlaps),
+	    cmocka_unit_test(parse_exact_buffer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
