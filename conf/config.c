@@ -521,8 +521,7 @@ static void parse_line(struct load_ctx *l, const char *s, size_t n, int line)
 	if (i == n || s[i] == '#' || s[i] == ';')
 		return;
 	if (i > 0) {
-		/* inih took such a line as more of the setting above, silently: "ControlPorts = 21" then "  2121" meant
-		 * 2121. */
+		/* A continuation would silently change the setting above: "ControlPorts = 21", "  2121" meant 2121. */
 		bad(l, line,
 		    "an indented line: there are no continuation lines; write each setting on one line, from the "
 		    "left margin");
