@@ -154,24 +154,10 @@ int main(int argc, char **argv)
 	if (options_parse(&d, argc, argv, &check) < 0)
 		return 2;
 	if (check) {
-		struct alg_config c;
-		config_defaults(&c);
-		int r = config_load(&c, check, options_report_error, NULL);
-		if (r == -EINVAL)
-			return 2;
-		if (r < 0) {
-			fprintf(stderr, "%s: %s\n", check, strerror(-r));
-			return 2;
-		}
 		printf("%s: OK\n", check);
 		return 0;
 	}
 	log_open("ftp-alg", d.cfg.log_level, !isatty(STDERR_FILENO) && getenv("JOURNAL_STREAM") == NULL);
-	if ((unsigned)d.cfg.queue + 2 * d.cfg.workers - 1 > 65535) {
-		log_msg(LOG_LVL_ERR, "Queue %u with %u workers needs queues up to %u; the last is 65535", d.cfg.queue,
-			d.cfg.workers, (unsigned)d.cfg.queue + 2 * d.cfg.workers - 1);
-		return 2;
-	}
 	pthread_mutex_init(&d.nft_lock, NULL);
 	d.fatal_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (d.fatal_fd < 0) {

@@ -17,12 +17,18 @@
 void options_report_error(void *ctx, const char *path, int line, const char *msg)
 {
 	(void)ctx;
-	fprintf(stderr, "%s:%d: %s\n", path, line, msg);
+	if (line > 0)
+		fprintf(stderr, "%s:%d: %s\n", path, line, msg);
+	else
+		fprintf(stderr, "ftp-alg: %s: %s\n", path, msg);
 }
 
 static void report_to(void *ctx, const char *path, int line, const char *msg)
 {
-	fprintf(ctx, "%s:%d: %s\n", path, line, msg);
+	if (line > 0)
+		fprintf(ctx, "%s:%d: %s\n", path, line, msg);
+	else
+		fprintf(ctx, "%s: %s\n", path, msg);
 	log_msg(LOG_LVL_ERR, "event=config-error file=%s line=%d error=\"%s\"", path, line, msg);
 }
 
@@ -45,12 +51,14 @@ char *options_reload(struct daemon *d)
 		return NULL;
 	config_defaults(&c);
 	int r = d->config_path ? config_load(&c, d->config_path, report_to, f) : 0;
-	for (unsigned i = 0; r == 0 && i < d->noverrides; i++) {
-		char err[256];
+	for (unsigned i = 0; r == 0 && i < d->noverrides; i++)
 		if (strcmp(d->overrides[i].key, "table") != 0 &&
-		    config_set(&c, d->overrides[i].key, d->overrides[i].value, err, sizeof(err)) < 0)
+		    config_set(&c, d->overrides[i].key, d->overrides[i].value, d->overrides[i].flag, 0, report_to, f) <
+			0)
 			r = -EINVAL;
-	}
+	/* The user is looked up at start only: the sandbox may not reach the user database now. */
+	if (r == 0)
+		r = config_check(&c, false, report_to, f);
 	if (d->verbose)
 		c.log_level = LOG_LVL_DEBUG;
 	if (r < 0) {
@@ -103,16 +111,6 @@ void options_usage(FILE *f)
 		"  -v, --verbose              log debug messages\n"
 		"  -h, --help                 show this help\n"
 		"      --version              show the version\n");
-}
-
-static int apply(struct alg_config *c, const char *key, const char *flag, const char *value)
-{
-	char err[256];
-	if (config_set(c, key, value, err, sizeof(err)) < 0) {
-		fprintf(stderr, "ftp-alg: %s: %s\n", flag, err);
-		return -EINVAL;
-	}
-	return 0;
 }
 
 int options_parse(struct daemon *d, int argc, char **argv, const char **check)
@@ -210,30 +208,28 @@ int options_parse(struct daemon *d, int argc, char **argv, const char **check)
 		fprintf(stderr, "ftp-alg: unexpected argument '%s'\n", argv[optind]);
 		return -EINVAL;
 	}
-	if (*check)
-		return 0;
-	const char *path = d->config_path;
+	/* --check-config runs what start-up runs, on its file and the flags, and names every error. */
+	const char *path = *check ? *check : d->config_path;
 	if (!path && access(CONFIG_DEFAULT_PATH, F_OK) == 0)
 		path = CONFIG_DEFAULT_PATH;
+	int bad = 0;
 	if (path) {
 		int r = config_load(&d->cfg, path, options_report_error, NULL);
-		if (r == -EINVAL)
-			return r;
-		if (r < 0) {
+		if (r < 0 && r != -EINVAL)
 			fprintf(stderr, "ftp-alg: %s: %s\n", path, strerror(-r));
-			return r;
-		}
+		bad |= r < 0;
 		d->config_path = path;
 	}
 	/* Flags override the file. */
 	for (unsigned i = 0; i < nlater; i++) {
-		if (strcmp(later[i].key, "table") == 0) {
+		if (strcmp(later[i].key, "table") == 0)
 			snprintf(d->cfg.table, sizeof(d->cfg.table), "%s", later[i].value);
-			continue;
-		}
-		if (apply(&d->cfg, later[i].key, later[i].flag, later[i].value) < 0)
-			return -EINVAL;
+		else if (config_set(&d->cfg, later[i].key, later[i].value, later[i].flag, 0, options_report_error,
+				    NULL) < 0)
+			bad = 1;
 	}
+	if (config_check(&d->cfg, true, options_report_error, NULL) < 0 || bad)
+		return -EINVAL;
 	d->noverrides = nlater;
 	d->verbose = verbose;
 	if (verbose)

@@ -4,10 +4,14 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
+#include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void config_defaults(struct alg_config *c)
 {
@@ -86,8 +90,11 @@ int config_parse_port_range(const char *s, uint16_t *lo, uint16_t *hi)
 	size_t alen = (size_t)(dash - s);
 	while (alen > 0 && s[alen - 1] == ' ')
 		alen--;
-	if (parse_port(s, alen, lo) < 0 || parse_port(b, strlen(b), hi) < 0 || *lo > *hi)
+	uint16_t l, h;
+	if (parse_port(s, alen, &l) < 0 || parse_port(b, strlen(b), &h) < 0 || l > h)
 		return -EINVAL;
+	*lo = l;
+	*hi = h;
 	return 0;
 }
 
@@ -101,11 +108,13 @@ static int parse_level(const char *v)
 	return -EINVAL;
 }
 
-int config_set(struct alg_config *c, const char *key, const char *value, char *err, size_t errlen)
+static int set_global(struct alg_config *c, const char *key, const char *value, struct cfg_where at, char *err,
+		      size_t errlen)
 {
 	unsigned long v;
 
 	if (strcasecmp(key, "ControlPorts") == 0) {
+		uint16_t ports[CONFIG_MAX_CONTROL_PORTS];
 		unsigned n = 0;
 		const char *p = value, *item;
 		size_t l;
@@ -114,7 +123,7 @@ int config_set(struct alg_config *c, const char *key, const char *value, char *e
 				snprintf(err, errlen, "at most %d control ports", CONFIG_MAX_CONTROL_PORTS);
 				return -EINVAL;
 			}
-			if (parse_port(item, l, &c->control_ports[n]) < 0) {
+			if (parse_port(item, l, &ports[n]) < 0) {
 				snprintf(err, errlen, "'%.*s' is not a port (1-65535)", (int)l, item);
 				return -EINVAL;
 			}
@@ -124,7 +133,9 @@ int config_set(struct alg_config *c, const char *key, const char *value, char *e
 			snprintf(err, errlen, "ControlPorts needs at least one port");
 			return -EINVAL;
 		}
+		memcpy(c->control_ports, ports, sizeof(ports));
 		c->ncontrol_ports = n;
+		c->at_control_ports = at;
 	} else if (strcasecmp(key, "MasqueradeAddress") == 0) {
 		struct in_addr a;
 		if (inet_pton(AF_INET, value, &a) != 1) {
@@ -134,11 +145,13 @@ int config_set(struct alg_config *c, const char *key, const char *value, char *e
 		}
 		memcpy(c->public4, &a, 4);
 		c->has_public4 = true;
+		c->at_public4 = at;
 	} else if (strcasecmp(key, "PassivePorts") == 0) {
 		if (config_parse_port_range(value, &c->passive_lo, &c->passive_hi) < 0) {
 			snprintf(err, errlen, "'%s' is not a port range LO-HI within 1-65535", value);
 			return -EINVAL;
 		}
+		c->at_passive = at;
 	} else if (strcasecmp(key, "Queue") == 0) {
 		if (parse_uint(value, strlen(value), 65534, &v) < 0) {
 			snprintf(err, errlen, "'%s' is not a queue number (0-65534; worker k uses N+2k and N+2k+1)",
@@ -146,12 +159,14 @@ int config_set(struct alg_config *c, const char *key, const char *value, char *e
 			return -EINVAL;
 		}
 		c->queue = (uint16_t)v;
+		c->at_queue = at;
 	} else if (strcasecmp(key, "Workers") == 0) {
 		if (parse_uint(value, strlen(value), CONFIG_MAX_WORKERS, &v) < 0 || v == 0) {
 			snprintf(err, errlen, "'%s' is not a number of workers (1-%d)", value, CONFIG_MAX_WORKERS);
 			return -EINVAL;
 		}
 		c->workers = (unsigned)v;
+		c->at_workers = at;
 	} else if (strcasecmp(key, "PinholeTimeout") == 0) {
 		if (parse_uint(value, strlen(value), 300, &v) < 0 || v == 0) {
 			snprintf(err, errlen, "'%s' is not a timeout in seconds (1-300)", value);
@@ -195,6 +210,7 @@ int config_set(struct alg_config *c, const char *key, const char *value, char *e
 			return -EINVAL;
 		}
 		snprintf(c->user, sizeof(c->user), "%s", value);
+		c->at_user = at;
 	} else if (strcasecmp(key, "LogLevel") == 0) {
 		int l = parse_level(value);
 		if (l < 0) {
@@ -293,7 +309,7 @@ const struct cfg_class *config_class_for(const struct alg_config *c, int family,
 	return NULL;
 }
 
-static int set_server(struct cfg_server *sv, const char *key, const char *value, char *err, size_t errlen)
+static int set_server(struct cfg_server *sv, const char *key, const char *value, int line, char *err, size_t errlen)
 {
 	unsigned long v;
 	if (strcasecmp(key, "Public") == 0 || strcasecmp(key, "Server") == 0) {
@@ -317,6 +333,7 @@ static int set_server(struct cfg_server *sv, const char *key, const char *value,
 			snprintf(err, errlen, "'%s' is not a port range LO-HI within 1-65535", value);
 			return -EINVAL;
 		}
+		sv->passive_line = line;
 	} else if (strcasecmp(key, "MaxSessions") == 0) {
 		if (parse_uint(value, strlen(value), 1000000, &v) < 0 || v == 0) {
 			snprintf(err, errlen, "'%s' is not a number from 1 to 1000000", value);
@@ -324,11 +341,14 @@ static int set_server(struct cfg_server *sv, const char *key, const char *value,
 		}
 		sv->max_sessions = (unsigned)v;
 	} else if (strcasecmp(key, "MasqueradeAddress") == 0) {
-		if (inet_pton(strchr(value, ':') ? AF_INET6 : AF_INET, value, sv->masq) != 1) {
+		int family = strchr(value, ':') ? AF_INET6 : AF_INET;
+		if (inet_pton(family, value, sv->masq) != 1) {
 			snprintf(err, errlen, "'%s' is not an address", value);
 			return -EINVAL;
 		}
 		sv->has_masq = true;
+		sv->masq_family = family;
+		sv->masq_line = line;
 	} else {
 		snprintf(err, errlen,
 			 "unknown setting '%s' in a [server] section (Public, Server, PassivePorts, "
@@ -339,7 +359,7 @@ static int set_server(struct cfg_server *sv, const char *key, const char *value,
 	return 0;
 }
 
-static int set_class(struct cfg_class *cl, const char *key, const char *value, char *err, size_t errlen)
+static int set_class(struct cfg_class *cl, const char *key, const char *value, int line, char *err, size_t errlen)
 {
 	if (strcasecmp(key, "From") == 0) {
 		const char *p = value, *item;
@@ -366,11 +386,14 @@ static int set_class(struct cfg_class *cl, const char *key, const char *value, c
 			return -EINVAL;
 		}
 	} else if (strcasecmp(key, "MasqueradeAddress") == 0) {
-		if (inet_pton(strchr(value, ':') ? AF_INET6 : AF_INET, value, cl->masq) != 1) {
+		int family = strchr(value, ':') ? AF_INET6 : AF_INET;
+		if (inet_pton(family, value, cl->masq) != 1) {
 			snprintf(err, errlen, "'%s' is not an address", value);
 			return -EINVAL;
 		}
 		cl->has_masq = true;
+		cl->masq_family = family;
+		cl->masq_line = line;
 	} else {
 		snprintf(err, errlen, "unknown setting '%s' in a [class] section (From, Rewrite, MasqueradeAddress)",
 			 key);
@@ -379,131 +402,227 @@ static int set_class(struct cfg_class *cl, const char *key, const char *value, c
 	return 0;
 }
 
+int config_set(struct alg_config *c, const char *key, const char *value, const char *origin, int line,
+	       config_report_fn *report, void *ctx)
+{
+	char err[320];
+	int r = set_global(c, key, value, (struct cfg_where){origin, line}, err, sizeof(err));
+	if (r < 0)
+		report(ctx, origin, line, err);
+	return r;
+}
+
 struct load_ctx {
 	struct alg_config *c;
-	const char *path;
-	int line;
-	int bad;
-	void (*report)(void *ctx, const char *path, int line, const char *msg);
+	const char *origin;
+	config_report_fn *report;
 	void *rctx;
-	char section[64];
-	int kind;	  /* 0 global, 1 server, 2 class, -1 a bad section */
-	int section_line; /* line of the last [header] read */
+	int bad;
+	int kind; /* 0 global, 1 server, 2 class, -1 an unknown section */
+	/* Settings read per section, to refuse an empty one. */
+	unsigned nserver_keys[CONFIG_MAX_SERVERS], nclass_keys[CONFIG_MAX_CLASSES];
+	/* A section refused for its header still has its lines checked, here. */
+	struct cfg_server spare_server;
+	struct cfg_class spare_class;
+	bool spare;
 };
 
-static bool valid_name(const char *n)
+static void bad(struct load_ctx *l, int line, const char *msg)
 {
-	if (!*n || strlen(n) >= 32)
+	l->report(l->rctx, l->origin, line, msg);
+	l->bad++;
+}
+
+static bool valid_name(const char *n, size_t len)
+{
+	if (len == 0 || len >= 32)
 		return false;
-	for (; *n; n++)
-		if (!isalnum((unsigned char)*n) && *n != '-' && *n != '_')
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)n[i]) && n[i] != '-' && n[i] != '_')
 			return false;
 	return true;
 }
 
-/* A new [section] began: "server NAME" or "class NAME". */
-static void begin_section(struct load_ctx *l, const char *section)
+/* A "[server NAME]" or "[class NAME]" header; s is what lies between the brackets, trimmed. */
+static void begin_section(struct load_ctx *l, const char *s, size_t len, int line)
 {
-	char err[256];
-	const char *name = strchr(section, ' ');
-	snprintf(l->section, sizeof(l->section), "%s", section);
+	char err[320];
+	bool server = len > 7 && strncasecmp(s, "server ", 7) == 0;
+	bool class = len > 6 && strncasecmp(s, "class ", 6) == 0;
+	size_t skip = server ? 7 : class ? 6 : len;
+	const char *name = s + skip;
+	size_t nlen = len - skip;
+	while (nlen > 0 && (*name == ' ' || *name == '\t')) {
+		name++;
+		nlen--;
+	}
 	l->kind = -1;
-	if (name && strncasecmp(section, "server ", 7) == 0 && valid_name(name + 1)) {
-		if (l->c->nservers == CONFIG_MAX_SERVERS) {
-			snprintf(err, sizeof(err), "at most %d [server] sections", CONFIG_MAX_SERVERS);
-		} else {
-			struct cfg_server *sv = &l->c->servers[l->c->nservers++];
-			memset(sv, 0, sizeof(*sv));
-			snprintf(sv->name, sizeof(sv->name), "%s", name + 1);
-			sv->line = l->section_line;
-			l->kind = 1;
-			return;
-		}
-	} else if (name && strncasecmp(section, "class ", 6) == 0 && valid_name(name + 1)) {
-		if (l->c->nclasses == CONFIG_MAX_CLASSES) {
-			snprintf(err, sizeof(err), "at most %d [class] sections", CONFIG_MAX_CLASSES);
-		} else {
-			struct cfg_class *cl = &l->c->classes[l->c->nclasses++];
-			memset(cl, 0, sizeof(*cl));
-			snprintf(cl->name, sizeof(cl->name), "%s", name + 1);
-			cl->line = l->section_line;
-			l->kind = 2;
-			return;
-		}
+	l->spare = false;
+	if ((!server && !class) || !valid_name(name, nlen)) {
+		snprintf(err, sizeof(err),
+			 "unknown section [%.*s] (use [server NAME] or [class NAME]; a NAME is letters, digits, - "
+			 "and _, at most 31)",
+			 (int)len, s);
+		bad(l, line, err);
+		return;
+	}
+	struct alg_config *c = l->c;
+	unsigned n = server ? c->nservers : c->nclasses;
+	err[0] = '\0';
+	for (unsigned i = 0; i < n; i++) {
+		const char *other = server ? c->servers[i].name : c->classes[i].name;
+		if (strlen(other) == nlen && strncasecmp(other, name, nlen) == 0)
+			snprintf(err, sizeof(err), "[%s %.*s] again: it was opened at line %d; one section per name",
+				 server ? "server" : "class", (int)nlen, name,
+				 server ? c->servers[i].line : c->classes[i].line);
+	}
+	if (!err[0] && n == (server ? CONFIG_MAX_SERVERS : CONFIG_MAX_CLASSES))
+		snprintf(err, sizeof(err), "at most %d [%s] sections", server ? CONFIG_MAX_SERVERS : CONFIG_MAX_CLASSES,
+			 server ? "server" : "class");
+	l->kind = server ? 1 : 2;
+	if (err[0]) {
+		bad(l, line, err);
+		l->spare = true;
+		memset(&l->spare_server, 0, sizeof(l->spare_server));
+		memset(&l->spare_class, 0, sizeof(l->spare_class));
+		return;
+	}
+	if (server) {
+		struct cfg_server *sv = &c->servers[c->nservers];
+		memset(sv, 0, sizeof(*sv));
+		snprintf(sv->name, sizeof(sv->name), "%.*s", (int)nlen, name);
+		sv->line = line;
+		l->nserver_keys[c->nservers++] = 0;
 	} else {
-		snprintf(err, sizeof(err), "unknown section [%s] (use [server NAME] or [class NAME])", section);
+		struct cfg_class *cl = &c->classes[c->nclasses];
+		memset(cl, 0, sizeof(*cl));
+		snprintf(cl->name, sizeof(cl->name), "%.*s", (int)nlen, name);
+		cl->line = line;
+		l->nclass_keys[c->nclasses++] = 0;
 	}
-	l->report(l->rctx, l->path, l->section_line, err);
-	l->bad++;
 }
 
-static int handler(void *user, const char *section, const char *name, const char *value)
+static bool blank(char ch)
 {
-	struct load_ctx *l = user;
-	char err[256];
+	return ch == ' ' || ch == '\t';
+}
 
-	if (strcmp(section ? section : "", l->section) != 0)
-		begin_section(l, section);
+static void parse_line(struct load_ctx *l, const char *s, size_t n, int line)
+{
+	char key[64], value[256], err[320];
+	size_t i = 0;
+
+	if (memchr(s, '\0', n)) {
+		bad(l, line, "the line holds a NUL byte");
+		return;
+	}
+	while (i < n && blank(s[i]))
+		i++;
+	if (i == n || s[i] == '#' || s[i] == ';')
+		return;
+	if (i > 0) {
+		/* A continuation would silently change the setting above: "ControlPorts = 21", "  2121" meant 2121. */
+		bad(l, line,
+		    "an indented line: there are no continuation lines; write each setting on one line, from the "
+		    "left margin");
+		return;
+	}
+	/* A '#' or ';' after white space starts a comment. */
+	for (size_t j = 1; j < n; j++)
+		if ((s[j] == '#' || s[j] == ';') && blank(s[j - 1])) {
+			n = j;
+			break;
+		}
+	while (n > 0 && blank(s[n - 1]))
+		n--;
+	if (s[0] == '[') {
+		if (s[n - 1] != ']' || n < 2) {
+			bad(l, line, "a section header is [server NAME] or [class NAME], with its closing ']'");
+			l->kind = -1;
+			l->spare = false;
+			return;
+		}
+		size_t a = 1, b = n - 1;
+		while (a < b && blank(s[a]))
+			a++;
+		while (b > a && blank(s[b - 1]))
+			b--;
+		begin_section(l, s + a, b - a, line);
+		return;
+	}
+	const char *eq = memchr(s, '=', n);
+	if (!eq) {
+		bad(l, line, "expected 'Key = value' or '[section]'");
+		return;
+	}
+	size_t klen = (size_t)(eq - s), vstart = klen + 1;
+	while (klen > 0 && blank(s[klen - 1]))
+		klen--;
+	while (vstart < n && blank(s[vstart]))
+		vstart++;
+	size_t vlen = n - vstart;
+	if (klen == 0) {
+		bad(l, line, "a setting needs its key before the '='");
+		return;
+	}
+	if (klen >= sizeof(key) || vlen >= sizeof(value)) {
+		snprintf(err, sizeof(err), "the line is too long (a key has at most %zu bytes, a value %zu)",
+			 sizeof(key) - 1, sizeof(value) - 1);
+		bad(l, line, err);
+		return;
+	}
+	memcpy(key, s, klen);
+	key[klen] = '\0';
+	memcpy(value, s + vstart, vlen);
+	value[vlen] = '\0';
+
+	struct alg_config *c = l->c;
 	int r = 0;
-	if (l->kind == 0)
-		r = config_set(l->c, name, value, err, sizeof(err));
-	else if (l->kind == 1)
-		r = set_server(&l->c->servers[l->c->nservers - 1], name, value, err, sizeof(err));
-	else if (l->kind == 2)
-		r = set_class(&l->c->classes[l->c->nclasses - 1], name, value, err, sizeof(err));
-	if (r < 0) {
-		l->report(l->rctx, l->path, l->line, err);
-		l->bad++;
+	if (l->kind == 0) {
+		r = config_set(c, key, value, l->origin, line, l->report, l->rctx);
+		if (r < 0)
+			l->bad++;
+		return;
 	}
-	return 1;
+	if (l->kind == 1) {
+		struct cfg_server *sv = l->spare ? &l->spare_server : &c->servers[c->nservers - 1];
+		if (!l->spare)
+			l->nserver_keys[c->nservers - 1]++;
+		r = set_server(sv, key, value, line, err, sizeof(err));
+	} else if (l->kind == 2) {
+		struct cfg_class *cl = l->spare ? &l->spare_class : &c->classes[c->nclasses - 1];
+		if (!l->spare)
+			l->nclass_keys[c->nclasses - 1]++;
+		r = set_class(cl, key, value, line, err, sizeof(err));
+	}
+	if (r < 0)
+		bad(l, line, err);
 }
 
-/* inih reads through this, one line per call, so the handler knows the line number. */
-struct line_reader {
-	FILE *f;
-	struct load_ctx *l;
-};
-
-static char *line_reader(char *str, int num, void *stream)
+static const char *family_name(int family)
 {
-	struct line_reader *r = stream;
-	char *s = fgets(str, num, r->f);
-	if (s) {
-		r->l->line++;
-		if (s[strspn(s, " \t")] == '[')
-			r->l->section_line = r->l->line;
-	}
-	return s;
+	return family == AF_INET6 ? "IPv6" : "IPv4";
 }
 
-int config_load(struct alg_config *c, const char *path,
-		void (*report)(void *ctx, const char *path, int line, const char *msg), void *ctx)
+/* Whole sections: what each needs, no two servers on one public address, announced addresses of the right family. */
+static void check_sections(struct load_ctx *l)
 {
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	struct load_ctx l = {.c = c, .path = path, .report = report, .rctx = ctx};
-	c->nservers = 0;
-	c->nclasses = 0;
-	struct line_reader r = {.f = f, .l = &l};
-	int rc = ini_parse_stream(line_reader, &r, handler, &l);
-	fclose(f);
-	if (rc > 0) {
-		/* A syntax error inih found itself (no '=', unterminated section). */
-		report(ctx, path, rc, "expected 'Key = value' or '[section]'");
-		l.bad++;
-	} else if (rc < 0) {
-		return -EIO;
-	}
-	/* Whole sections: what each needs, and no two servers on one public port. */
-	char err[256];
+	struct alg_config *c = l->c;
+	char err[320], a[INET6_ADDRSTRLEN], p[INET6_ADDRSTRLEN];
 	for (unsigned i = 0; i < c->nservers; i++) {
 		const struct cfg_server *sv = &c->servers[i];
+		if (l->nserver_keys[i] == 0) {
+			snprintf(err, sizeof(err),
+				 "[server %s] is empty: it needs Public = ADDRESS:PORT and Server = "
+				 "ADDRESS:PORT",
+				 sv->name);
+			bad(l, sv->line, err);
+			continue;
+		}
 		if (!sv->pub_port || !sv->port) {
 			snprintf(err, sizeof(err), "[server %s] needs Public = ADDRESS:PORT and Server = ADDRESS:PORT",
 				 sv->name);
-			report(ctx, path, sv->line, err);
-			l.bad++;
+			bad(l, sv->line, err);
 			continue;
 		}
 		for (unsigned j = 0; j < i; j++)
@@ -512,15 +631,188 @@ int config_load(struct alg_config *c, const char *path,
 				snprintf(err, sizeof(err),
 					 "[server %s] publishes the same address and port as [server %s]", sv->name,
 					 c->servers[j].name);
-				report(ctx, path, sv->line, err);
-				l.bad++;
+				bad(l, sv->line, err);
+			}
+		if (sv->has_masq && sv->masq_family != sv->family) {
+			inet_ntop(sv->masq_family, sv->masq, a, sizeof(a));
+			snprintf(err, sizeof(err),
+				 "MasqueradeAddress %s is %s but [server %s] is %s (Public, Server): announce an "
+				 "address of the server's family",
+				 a, family_name(sv->masq_family), sv->name, family_name(sv->family));
+			bad(l, sv->masq_line, err);
+		}
+	}
+	for (unsigned i = 0; i < c->nclasses; i++) {
+		const struct cfg_class *cl = &c->classes[i];
+		if (l->nclass_keys[i] == 0) {
+			snprintf(err, sizeof(err), "[class %s] is empty: it needs From = PREFIX[, PREFIX...]",
+				 cl->name);
+			bad(l, cl->line, err);
+			continue;
+		}
+		if (cl->nfrom == 0) {
+			snprintf(err, sizeof(err), "[class %s] needs From = PREFIX[, PREFIX...]", cl->name);
+			bad(l, cl->line, err);
+			continue;
+		}
+		for (unsigned j = 0; cl->has_masq && j < cl->nfrom; j++)
+			if (cl->from[j].family != cl->masq_family) {
+				inet_ntop(cl->masq_family, cl->masq, a, sizeof(a));
+				inet_ntop(cl->from[j].family, cl->from[j].net, p, sizeof(p));
+				snprintf(err, sizeof(err),
+					 "MasqueradeAddress %s is %s but [class %s] holds %s clients (From %s/%u): "
+					 "give those a class of their own",
+					 a, family_name(cl->masq_family), cl->name, family_name(cl->from[j].family), p,
+					 cl->from[j].plen);
+				bad(l, cl->masq_line, err);
+				break;
 			}
 	}
-	for (unsigned i = 0; i < c->nclasses; i++)
-		if (c->classes[i].nfrom == 0) {
-			snprintf(err, sizeof(err), "[class %s] needs From = PREFIX[, PREFIX...]", c->classes[i].name);
-			report(ctx, path, c->classes[i].line, err);
-			l.bad++;
+}
+
+int config_parse(struct alg_config *c, const char *buf, size_t len, const char *origin, config_report_fn *report,
+		 void *ctx)
+{
+	struct load_ctx *l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	*l = (struct load_ctx){.c = c, .origin = origin, .report = report, .rctx = ctx};
+	c->nservers = 0;
+	c->nclasses = 0;
+	c->file = origin;
+	size_t pos = 0;
+	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+		pos = 3;
+	for (int line = 1; pos < len; line++) {
+		const char *s = buf + pos;
+		const char *nl = memchr(s, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - s) : len - pos;
+		pos += n + (nl ? 1 : 0);
+		if (n > 0 && s[n - 1] == '\r')
+			n--;
+		parse_line(l, s, n, line);
+	}
+	check_sections(l);
+	int nbad = l->bad;
+	free(l);
+	return nbad ? -EINVAL : 0;
+}
+
+#define CONFIG_MAX_FILE (1 << 20)
+
+int config_load(struct alg_config *c, const char *path, config_report_fn *report, void *ctx)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+		int r = S_ISDIR(st.st_mode) ? -EISDIR : -errno;
+		close(fd);
+		return r;
+	}
+	char *buf = malloc(CONFIG_MAX_FILE);
+	size_t len = 0;
+	int r = buf ? 0 : -ENOMEM;
+	while (r == 0) {
+		ssize_t n = read(fd, buf + len, CONFIG_MAX_FILE - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			r = -errno;
+		else if (n == 0)
+			break;
+		else if ((len += (size_t)n) == CONFIG_MAX_FILE)
+			r = -EFBIG;
+	}
+	close(fd);
+	if (r == 0)
+		r = config_parse(c, buf, len, path, report, ctx);
+	free(buf);
+	return r;
+}
+
+/* Where a setting came from, for a message; a default is named by its key. */
+static void report_at(const struct cfg_where *w, const char *key, config_report_fn *report, void *ctx, const char *msg)
+{
+	report(ctx, w->origin ? w->origin : key, w->origin ? w->line : 0, msg);
+}
+
+struct range {
+	uint16_t lo, hi;
+	struct cfg_where at;
+	char what[64];
+};
+
+int config_check(const struct alg_config *c, bool lookup_user, config_report_fn *report, void *ctx)
+{
+	char err[320];
+	int nbad = 0;
+
+	unsigned last = (unsigned)c->queue + 2 * c->workers - 1;
+	if (last > 65535) {
+		snprintf(
+		    err, sizeof(err),
+		    "Queue %u with %u workers needs queues up to %u; the last is 65535 (worker k uses Queue+2k and "
+		    "Queue+2k+1)",
+		    c->queue, c->workers, last);
+		report_at(c->at_queue.origin ? &c->at_queue : &c->at_workers, "Queue", report, ctx, err);
+		nbad++;
+	}
+
+	struct range r[1 + CONFIG_MAX_SERVERS];
+	unsigned n = 0;
+	if (c->passive_lo) {
+		r[n] = (struct range){c->passive_lo, c->passive_hi, c->at_passive, "the global PassivePorts"};
+		n++;
+	}
+	for (unsigned i = 0; i < c->nservers; i++)
+		if (c->servers[i].passive_lo) {
+			r[n] = (struct range){c->servers[i].passive_lo,
+					      c->servers[i].passive_hi,
+					      {c->file, c->servers[i].passive_line},
+					      ""};
+			snprintf(r[n].what, sizeof(r[n].what), "PassivePorts of [server %s]", c->servers[i].name);
+			n++;
 		}
-	return l.bad ? -EINVAL : 0;
+	for (unsigned i = 0; i < n; i++) {
+		for (unsigned j = 0; j < i; j++)
+			if (r[i].lo <= r[j].hi && r[j].lo <= r[i].hi) {
+				snprintf(err, sizeof(err),
+					 "PassivePorts %u-%u overlaps %s (%u-%u): give each its own range", r[i].lo,
+					 r[i].hi, r[j].what, r[j].lo, r[j].hi);
+				report_at(&r[i].at, "PassivePorts", report, ctx, err);
+				nbad++;
+			}
+		for (unsigned k = 0; k < c->ncontrol_ports; k++)
+			if (c->control_ports[k] >= r[i].lo && c->control_ports[k] <= r[i].hi) {
+				snprintf(err, sizeof(err), "PassivePorts %u-%u holds control port %u (ControlPorts)",
+					 r[i].lo, r[i].hi, c->control_ports[k]);
+				report_at(&r[i].at, "PassivePorts", report, ctx, err);
+				nbad++;
+			}
+		for (unsigned k = 0; k < c->nservers; k++)
+			if (c->servers[k].pub_port >= r[i].lo && c->servers[k].pub_port <= r[i].hi) {
+				snprintf(err, sizeof(err),
+					 "PassivePorts %u-%u holds port %u, where [server %s] is published", r[i].lo,
+					 r[i].hi, c->servers[k].pub_port, c->servers[k].name);
+				report_at(&r[i].at, "PassivePorts", report, ctx, err);
+				nbad++;
+			}
+	}
+
+	if (lookup_user) {
+		struct passwd pw, *found = NULL;
+		char buf[4096];
+		int e = getpwnam_r(c->user, &pw, buf, sizeof(buf), &found);
+		if (!found) {
+			if (e)
+				snprintf(err, sizeof(err), "cannot look up user '%s': %s", c->user, strerror(e));
+			else
+				snprintf(err, sizeof(err), "no user '%s' to run as", c->user);
+			report_at(&c->at_user, "User", report, ctx, err);
+			nbad++;
+		}
+	}
+	return nbad ? -EINVAL : 0;
 }

@@ -13,6 +13,12 @@
 #define CONFIG_MAX_CLASSES  16
 #define CONFIG_MAX_PREFIXES 8
 
+/* Where a setting came from: origin:line in a file, or a command-line flag named by origin (line 0). */
+struct cfg_where {
+	const char *origin; /* NULL: the default */
+	int line;
+};
+
 /* [server NAME]: a published FTP server; ftp-alg forwards its control port too. */
 struct cfg_server {
 	char name[32];
@@ -24,8 +30,10 @@ struct cfg_server {
 	uint16_t passive_lo, passive_hi;
 	unsigned max_sessions; /* 0: no limit of its own */
 	bool has_masq;
+	int masq_family;
 	uint8_t masq[16];
 	int line; /* where the section starts, for messages */
+	int passive_line, masq_line;
 };
 
 /* [class NAME]: what clients from some prefixes are told (split horizon). */
@@ -39,8 +47,10 @@ struct cfg_class {
 	unsigned nfrom;
 	bool no_rewrite;
 	bool has_masq;
+	int masq_family;
 	uint8_t masq[16];
 	int line;
+	int masq_line;
 };
 
 struct alg_config {
@@ -65,6 +75,8 @@ struct alg_config {
 	unsigned nservers;
 	struct cfg_class classes[CONFIG_MAX_CLASSES];
 	unsigned nclasses;
+	const char *file; /* the file the sections came from */
+	struct cfg_where at_control_ports, at_public4, at_passive, at_queue, at_workers, at_user;
 };
 
 /* The [server] section whose public address and port a connection was made to, or NULL. */
@@ -74,17 +86,34 @@ const struct cfg_class *config_class_for(const struct alg_config *c, int family,
 
 void config_defaults(struct alg_config *c);
 
-/*
- * Parse one "Key = value" setting. Returns 0 or a negative errno and an
- * explanation in err.
- */
-int config_set(struct alg_config *c, const char *key, const char *value, char *err, size_t errlen);
+/* A problem with a setting: origin:line, or the flag named by origin when line is 0. */
+typedef void config_report_fn(void *ctx, const char *origin, int line, const char *msg);
 
 /*
- * Parse a file. Every bad line is reported through report(file, line, msg);
- * returns 0, the number of bad lines as -EINVAL, or -errno if unreadable.
+ * One global "Key = value" setting, from a file line or from the flag named
+ * by origin (line 0): the file and the flags go through this one setter.
+ * A bad value is reported and leaves the setting as it was; returns 0 or a
+ * negative errno.
  */
-int config_load(struct alg_config *c, const char *path,
-		void (*report)(void *ctx, const char *path, int line, const char *msg), void *ctx);
+int config_set(struct alg_config *c, const char *key, const char *value, const char *origin, int line,
+	       config_report_fn *report, void *ctx);
+
+/*
+ * Parse a whole file's text (pure: no I/O). Every bad line and every bad
+ * section is reported; returns 0 or -EINVAL. The sections are replaced.
+ */
+int config_parse(struct alg_config *c, const char *buf, size_t len, const char *origin, config_report_fn *report,
+		 void *ctx);
+
+/* Read and parse a file: 0, -EINVAL after reporting, or -errno if it cannot be read (a directory: -EISDIR). */
+int config_load(struct alg_config *c, const char *path, config_report_fn *report, void *ctx);
+
+/*
+ * What start-up and --check-config both refuse once the file and the flags
+ * are in: queue numbers beyond 65535, PassivePorts ranges overlapping each
+ * other or a control or published port, and, with lookup_user, a User that
+ * does not exist. Reports each problem; returns 0 or -EINVAL.
+ */
+int config_check(const struct alg_config *c, bool lookup_user, config_report_fn *report, void *ctx);
 
 int config_parse_port_range(const char *s, uint16_t *lo, uint16_t *hi);

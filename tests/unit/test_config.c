@@ -20,10 +20,12 @@ struct reports {
 	char msgs[16][256];
 };
 
+static char last_origin[64];
+
 static void report(void *ctx, const char *path, int line, const char *msg)
 {
 	struct reports *r = ctx;
-	(void)path;
+	snprintf(last_origin, sizeof(last_origin), "%s", path);
 	if (r->n < 16) {
 		r->lines[r->n] = line;
 		snprintf(r->msgs[r->n], sizeof(r->msgs[0]), "%s", msg);
@@ -99,20 +101,20 @@ static void every_bad_line_reported(void **state)
 static void values(void **state)
 {
 	struct alg_config c;
-	char err[256];
+	struct reports r = {0};
 	uint16_t lo, hi;
 	(void)state;
 	config_defaults(&c);
-	assert_int_equal(config_set(&c, "PinholeTimeout", "0", err, sizeof(err)), -EINVAL);
-	assert_int_equal(config_set(&c, "PinholeTimeout", "+5", err, sizeof(err)), -EINVAL);
-	assert_int_equal(config_set(&c, "PinholeTimeout", "300", err, sizeof(err)), 0);
-	assert_int_equal(config_set(&c, "Queue", "65535", err, sizeof(err)), -EINVAL);
+	assert_int_equal(config_set(&c, "PinholeTimeout", "0", "--flag", 0, report, &r), -EINVAL);
+	assert_int_equal(config_set(&c, "PinholeTimeout", "+5", "--flag", 0, report, &r), -EINVAL);
+	assert_int_equal(config_set(&c, "PinholeTimeout", "300", "--flag", 0, report, &r), 0);
+	assert_int_equal(config_set(&c, "Queue", "65535", "--flag", 0, report, &r), -EINVAL);
 	assert_int_equal(c.workers, 1);
-	assert_int_equal(config_set(&c, "Workers", "0", err, sizeof(err)), -EINVAL);
-	assert_int_equal(config_set(&c, "Workers", "17", err, sizeof(err)), -EINVAL);
-	assert_int_equal(config_set(&c, "Workers", "4", err, sizeof(err)), 0);
+	assert_int_equal(config_set(&c, "Workers", "0", "--flag", 0, report, &r), -EINVAL);
+	assert_int_equal(config_set(&c, "Workers", "17", "--flag", 0, report, &r), -EINVAL);
+	assert_int_equal(config_set(&c, "Workers", "4", "--flag", 0, report, &r), 0);
 	assert_int_equal(c.workers, 4);
-	assert_int_equal(config_set(&c, "ControlPorts", "21,21a", err, sizeof(err)), -EINVAL);
+	assert_int_equal(config_set(&c, "ControlPorts", "21,21a", "--flag", 0, report, &r), -EINVAL);
 	assert_int_equal(config_parse_port_range("100-99", &lo, &hi), -EINVAL);
 	assert_int_equal(config_parse_port_range("100 200", &lo, &hi), 0);
 	assert_int_equal(config_parse_port_range("0-10", &lo, &hi), -EINVAL);
@@ -186,12 +188,236 @@ static void bad_sections(void **state)
 	unlink(p);
 }
 
+/* Loads text and returns the reported line numbers, in order. */
+static int load_text(struct alg_config *c, const char *text, struct reports *r)
+{
+	char *p = write_tmp(text);
+	int rc = config_load(c, p, report, r);
+	unlink(p);
+	return rc;
+}
+
+static void indented_line_is_an_error(void **state)
+{
+	struct alg_config c;
+	struct reports r = {0};
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load_text(&c, "ControlPorts = 21\n  2121\n", &r), -EINVAL);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.lines[0], 2);
+	assert_non_null(strstr(r.msgs[0], "indented"));
+	assert_int_equal(c.ncontrol_ports, 1);
+	assert_int_equal(c.control_ports[0], 21);
+}
+
+static void duplicate_and_empty_sections(void **state)
+{
+	struct alg_config c;
+	struct reports r = {0};
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load_text(&c,
+				   "[server a]\n"	       /* 1 */
+				   "Public = 203.0.113.2:21\n" /* 2 */
+				   "[server b]\n"	       /* 3: empty */
+				   "[server a]\n"	       /* 4: again */
+				   "Server = 192.0.2.10:21\n"  /* 5 */
+				   "[class lan]\n"	       /* 6: empty */
+				   "[class lan]\n"	       /* 7: again */
+				   "From = 192.0.2.0/24\n",    /* 8 */
+				   &r),
+			 -EINVAL);
+	int want[] = {4, 7, 1, 3, 6};
+	assert_int_equal(r.n, 5);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(r.lines[i], want[i]);
+	assert_non_null(strstr(r.msgs[0], "[server a] again"));
+	assert_non_null(strstr(r.msgs[0], "line 1"));
+	assert_non_null(strstr(r.msgs[3], "[server b] is empty"));
+	assert_non_null(strstr(r.msgs[4], "[class lan] is empty"));
+}
+
+static void masquerade_family(void **state)
+{
+	struct alg_config c;
+	struct reports r = {0};
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load_text(&c,
+				   "MasqueradeAddress = 2001:db8::1\n"	    /* 1: global is IPv4 only */
+				   "[server a]\n"			    /* 2 */
+				   "MasqueradeAddress = 2001:db8::5\n"	    /* 3: the server is IPv4 */
+				   "Public = 203.0.113.2:21\n"		    /* 4 */
+				   "Server = 192.0.2.10:21\n"		    /* 5 */
+				   "[server b]\n"			    /* 6 */
+				   "Public = [2001:db8:1::4]:21\n"	    /* 7 */
+				   "Server = [2001:db8:3::10]:21\n"	    /* 8 */
+				   "MasqueradeAddress = 2001:db8:1::9\n"    /* 9: good */
+				   "[class mixed]\n"			    /* 10 */
+				   "From = 192.0.2.0/24, 2001:db8:2::/64\n" /* 11 */
+				   "MasqueradeAddress = 198.51.100.7\n",    /* 12: for IPv6 clients too */
+				   &r),
+			 -EINVAL);
+	int want[] = {1, 3, 12};
+	assert_int_equal(r.n, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(r.lines[i], want[i]);
+	assert_non_null(strstr(r.msgs[1], "is IPv6 but [server a] is IPv4"));
+	assert_non_null(strstr(r.msgs[2], "2001:db8:2::/64"));
+}
+
+static void all_syntax_errors(void **state)
+{
+	struct alg_config c;
+	struct reports r = {0};
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load_text(&c,
+				   "PinholeTimeout = 30 ; half a minute\n" /* 1: fine */
+				   "LogLevel = debug\r\n"		   /* 2: fine */
+				   "no equals here\n"			   /* 3 */
+				   "[server x\n"			   /* 4 */
+				   " = 5\n"				   /* 5: indented */
+				   "= 5\n"				   /* 6: no key */
+				   "also no equals\n"			   /* 7 */
+				   "[r a]\n"				   /* 8: shorter than "server " */
+				   "[se]\n",				   /* 9 */
+				   &r),
+			 -EINVAL);
+	int want[] = {3, 4, 5, 6, 7, 8, 9};
+	assert_int_equal(r.n, 7);
+	for (int i = 0; i < 7; i++)
+		assert_int_equal(r.lines[i], want[i]);
+	assert_int_equal(c.pinhole_timeout, 30);
+	assert_int_equal(c.log_level, 7);
+}
+
+static void directory_is_refused(void **state)
+{
+	struct alg_config c;
+	struct reports r = {0};
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(config_load(&c, "/tmp", report, &r), -EISDIR);
+}
+
+static void check_queue_range(void **state)
+{
+	struct alg_config c;
+	struct reports r = {0};
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load_text(&c, "Queue = 65534\nWorkers = 2\n", &r), 0);
+	assert_int_equal(config_check(&c, false, report, &r), -EINVAL);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.lines[0], 1);
+	assert_string_equal(r.msgs[0], "Queue 65534 with 2 workers needs queues up to 65537; the last is 65535 "
+				       "(worker k uses Queue+2k and Queue+2k+1)");
+	/* The largest that fits. */
+	r.n = 0;
+	assert_int_equal(config_set(&c, "Queue", "65532", "--queue", 0, report, &r), 0);
+	assert_int_equal(config_check(&c, false, report, &r), 0);
+	assert_int_equal(r.n, 0);
+}
+
+static void check_user(void **state)
+{
+	struct alg_config c;
+	struct reports r = {0};
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(config_check(&c, true, report, &r), 0);
+	assert_int_equal(load_text(&c, "# x\nUser = nosuchuser\n", &r), 0);
+	assert_int_equal(config_check(&c, false, report, &r), 0);
+	assert_int_equal(config_check(&c, true, report, &r), -EINVAL);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.lines[0], 2);
+	assert_string_equal(r.msgs[0], "no user 'nosuchuser' to run as");
+}
+
+static void check_passive_overlaps(void **state)
+{
+	struct alg_config c;
+	struct reports r = {0};
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load_text(&c,
+				   "ControlPorts = 21, 2100\n"	   /* 1 */
+				   "PassivePorts = 2000-2200\n"	   /* 2: holds 2100 and 2121 */
+				   "[server a]\n"		   /* 3 */
+				   "Public = 203.0.113.2:2121\n"   /* 4 */
+				   "Server = 192.0.2.11:21\n"	   /* 5 */
+				   "PassivePorts = 2150-2300\n"	   /* 6: overlaps line 2 */
+				   "[server b]\n"		   /* 7 */
+				   "Public = 203.0.113.3:21\n"	   /* 8 */
+				   "Server = 192.0.2.12:21\n"	   /* 9 */
+				   "PassivePorts = 40000-40010\n", /* 10: fine */
+				   &r),
+			 0);
+	assert_int_equal(config_check(&c, false, report, &r), -EINVAL);
+	int want[] = {2, 2, 6};
+	assert_int_equal(r.n, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(r.lines[i], want[i]);
+	assert_string_equal(r.msgs[0], "PassivePorts 2000-2200 holds control port 2100 (ControlPorts)");
+	assert_string_equal(r.msgs[1], "PassivePorts 2000-2200 holds port 2121, where [server a] is published");
+	assert_string_equal(r.msgs[2], "PassivePorts 2150-2300 overlaps the global PassivePorts (2000-2200): give "
+				       "each its own range");
+	/* A flag is named instead of a line. */
+	r.n = 0;
+	assert_int_equal(config_set(&c, "PassivePorts", "5-1", "--passive-ports", 0, report, &r), -EINVAL);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.lines[0], 0);
+	assert_string_equal(last_origin, "--passive-ports");
+	assert_int_equal(c.passive_lo, 2000);
+	assert_int_equal(config_set(&c, "PassivePorts", "20-22", "--passive-ports", 0, report, &r), 0);
+	assert_int_equal(config_set(&c, "ControlPorts", "2121", "--control-ports", 0, report, &r), 0);
+	r.n = 0;
+	assert_int_equal(config_check(&c, false, report, &r), -EINVAL);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.lines[0], 0);
+	assert_string_equal(r.msgs[0], "PassivePorts 20-22 holds port 21, where [server b] is published");
+	assert_string_equal(last_origin, "--passive-ports");
+}
+
+/* A buffer of exactly the file's bytes, no NUL after it: what the fuzzer gives, and where a read past it shows. */
+static void parse_exact_buffer(void **state)
+{
+	struct alg_config c;
+	struct reports r = {0};
+	(void)state;
+	config_defaults(&c);
+	static const char text[] = "[r a]";
+	char *buf = malloc(sizeof(text) - 1);
+	assert_non_null(buf);
+	memcpy(buf, text, sizeof(text) - 1);
+	assert_int_equal(config_parse(&c, buf, sizeof(text) - 1, "x.conf", report, &r), -EINVAL);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.lines[0], 1);
+	assert_non_null(strstr(r.msgs[0], "unknown section [r a]"));
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(defaults),	    cmocka_unit_test(good_file),    cmocka_unit_test(every_bad_line_reported),
-	    cmocka_unit_test(values),	    cmocka_unit_test(missing_file), cmocka_unit_test(sections),
+	    cmocka_unit_test(defaults),
+	    cmocka_unit_test(good_file),
+	    cmocka_unit_test(every_bad_line_reported),
+	    cmocka_unit_test(values),
+	    cmocka_unit_test(missing_file),
+	    cmocka_unit_test(sections),
 	    cmocka_unit_test(bad_sections),
+	    cmocka_unit_test(indented_line_is_an_error),
+	    cmocka_unit_test(duplicate_and_empty_sections),
+	    cmocka_unit_test(masquerade_family),
+	    cmocka_unit_test(all_syntax_errors),
+	    cmocka_unit_test(directory_is_refused),
+	    cmocka_unit_test(check_queue_range),
+	    cmocka_unit_test(check_user),
+	    cmocka_unit_test(check_passive_overlaps),
+	    cmocka_unit_test(parse_exact_buffer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
