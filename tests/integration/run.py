@@ -6,6 +6,9 @@ ORDER under every gateway setup each declares (no ALG, the kernel's helper,
 ftp-alg, or a daemon the checks start themselves), prints PASS/FAIL per check
 naming the behaviour, and ends with "N passed, M failed". Every namespace is
 deleted at the end, also on failure.
+
+A new behaviour is a new t_NAME.py with GATEWAYS and checks(t) (see lab.py),
+and its NAME in ORDER.
 """
 import argparse
 import importlib
@@ -80,11 +83,15 @@ def behaviours(only):
         return [(n, s) for s in SETUPS for n in ORDER if s in importlib.import_module("t_" + n).GATEWAYS]
     names = []
     for o in only:
-        o = o[2:] if o.startswith("t_") else o
-        o = o[:-3] if o.endswith(".py") else o
-        for n in ALIASES.get(o, [o]):
+        # A file name is that behaviour alone; a bare name is first an old phase (shutdown is both).
+        base = os.path.basename(o)
+        if base.startswith("t_"):
+            group = [base[2:-3] if base.endswith(".py") else base[2:]]
+        else:
+            group = ALIASES.get(o, [o])
+        for n in group:
             if n not in ORDER:
-                raise SystemExit("--only %s: no such behaviour (known: %s; phases: %s)" %
+                raise ValueError("--only %s: no such behaviour (known: %s; phases: %s)" %
                                  (o, " ".join(ORDER), " ".join(ALIASES)))
             names.append(n)
     return [(n, s) for n in names for s in importlib.import_module("t_" + n).GATEWAYS]
@@ -100,10 +107,13 @@ def main():
     ap.add_argument("--valgrind", action="store_true",
                     help="run the daemon under valgrind (memcheck) and fail on any error or leak")
     ap.add_argument("--only", action="append", default=[],
-                    help="run only this behaviour (t_NAME.py, or an old phase name: %s), repeatable"
-                    % ", ".join(ALIASES))
+                    help="run only this behaviour (t_NAME.py: %s) or old phase (%s); repeatable"
+                    % (", ".join(ORDER), ", ".join(ALIASES)))
     a = ap.parse_args()
-    plan = behaviours(a.only)
+    try:
+        plan = behaviours(a.only)
+    except ValueError as e:
+        ap.error(str(e))
     if os.geteuid() != 0:
         print("integration tests need root", file=sys.stderr)
         return 2
