@@ -78,7 +78,7 @@ class Bench:
             self.lab.start_alg(self.binary, ["--config", self.conf, "--control-socket", self.ctl,
                                              "--workers", str(workers)],
                                ready=lambda: lablib.sh([self.binary, "status", "--control-socket", self.ctl],
-                                                    check=False).returncode == 0)
+                                                       check=False).returncode == 0)
 
     def off(self, mode):
         if mode == "kernel":

@@ -45,4 +45,5 @@ def many_rewrites(t, pipeline, loss):
 def checks(t):
     yield ("30 PASV on one connection under random loss both ways: every 227 rewritten, then a transfer",
            lambda t: many_rewrites(t, False, True))
-    yield "30 PASV pipelined in one write: every 227 rewritten, then a transfer", lambda t: many_rewrites(t, True, False)
+    yield ("30 PASV pipelined in one write: every 227 rewritten, then a transfer",
+           lambda t: many_rewrites(t, True, False))

@@ -38,7 +38,8 @@ def publishing(t):
                 t.held("fa-c", "203.0.113.2", "--port", "2121", "--announce-only") as b:
             a.read()
             b.read()
-            expect(not t.connects("fa-c", "203.0.113.2", 2121, timeout=2), "a third session got through MaxSessions = 2")
+            expect(not t.connects("fa-c", "203.0.113.2", 2121, timeout=2),
+                   "a third session got through MaxSessions = 2")
             # The hairpin class is told the server's own address, and nothing opens for it.
             with t.held("fa-lc", "203.0.113.1", "--announce-then-quit") as h:
                 ann = h.read()
