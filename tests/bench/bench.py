@@ -16,7 +16,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-import run  # noqa: E402  the lab: namespaces, servers, the two ALGs
+import lab as lablib  # noqa: E402  the integration tests' lab: namespaces, servers, the two ALGs
 
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 VSFTPD_PUB = "203.0.113.1"      # vsftpd at 192.0.2.10 behind the gateway
@@ -32,7 +32,7 @@ def pct(v, p):
 
 
 def ns_json(ns, cmd, timeout=600):
-    r = run.nsx(ns, cmd, check=False, timeout=timeout)
+    r = lablib.nsx(ns, cmd, check=False, timeout=timeout)
     try:
         return json.loads(r.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -70,25 +70,25 @@ class Bench:
         self.res[mode].setdefault(key, []).append(value)
 
     def on(self, mode, workers=1):
-        run.nsx("fa-gw", "conntrack -F", check=False)
+        lablib.nsx("fa-gw", "conntrack -F", check=False)
         if mode == "kernel":
             self.lab.helper(True)
         else:
             # Quiet (LogLevel warning): up when the control socket answers, not at a log line.
             self.lab.start_alg(self.binary, ["--config", self.conf, "--control-socket", self.ctl,
                                              "--workers", str(workers)],
-                               ready=lambda: run.sh([self.binary, "status", "--control-socket", self.ctl],
-                                                    check=False).returncode == 0)
+                               ready=lambda: lablib.sh([self.binary, "status", "--control-socket", self.ctl],
+                                                       check=False).returncode == 0)
 
     def off(self, mode):
         if mode == "kernel":
             self.lab.helper(False)
         else:
             self.lab.stop_alg()
-        run.nsx("fa-gw", "conntrack -F", check=False)
+        lablib.nsx("fa-gw", "conntrack -F", check=False)
 
     def status(self):
-        return json.loads(run.sh([self.binary, "status", "--json", "--control-socket", self.ctl]).stdout)
+        return json.loads(lablib.sh([self.binary, "status", "--json", "--control-socket", self.ctl]).stdout)
 
     def round(self, mode):
         n = 60 if self.short else 400
@@ -97,7 +97,7 @@ class Bench:
         s = ns_json("fa-c", ["python3", lat, "pasv", "--host", VSFTPD_PUB, "--count", str(n)])["samples_ms"]
         self.add(mode, "pasv_p50", pct(s, 0.5))
         self.add(mode, "pasv_p99", pct(s, 0.99))
-        s = ns_json("fa-lc", ["python3", lat, "port", "--host", OUT_VSFTPD, "--source", run.LAN_CLIENT,
+        s = ns_json("fa-lc", ["python3", lat, "port", "--host", OUT_VSFTPD, "--source", lablib.LAN_CLIENT,
                               "--count", str(n)])["samples_ms"]
         self.add(mode, "port_p50", pct(s, 0.5))
         self.add(mode, "port_p99", pct(s, 0.99))
@@ -118,7 +118,7 @@ class Bench:
                     self.add(mode, "count_" + k, dn)
         for _ in range(1 if self.short else 2):  # a shared 2-core VM is noisy: more samples
             r = ns_json("fa-c", ["python3", lat, "retr", "--host", VSFTPD_PUB, "--path",
-                                 "/%s/%s" % (run.DATA_DIR, BIG)])
+                                 "/%s/%s" % (lablib.DATA_DIR, BIG)])
             if r["bytes"] != self.big_size:
                 raise RuntimeError("transfer short: %d of %d bytes" % (r["bytes"], self.big_size))
             self.add(mode, "throughput_mib_s", r["mib_s"])
@@ -129,7 +129,7 @@ class Bench:
         # (TIME_WAIT: 120 s), and at most nf_conntrack_expect_max of them (4096 here, read-only in
         # a namespace): past that it drops the 227s. So each run is 3,500 sessions from a flushed
         # table, timed, in both modes.
-        run.nsx("fa-gw", "conntrack -F", check=False)
+        lablib.nsx("fa-gw", "conntrack -F", check=False)
         r = ns_json("fa-c", [self.ftpload, "rate", LOAD_PUB, "21", "8", "20", "500" if self.short else "3500"])
         self.add(mode, "session_errors", r["errors"])
         self.add(mode, "sessions_per_s", r["sessions"] / r["seconds"])
@@ -144,7 +144,7 @@ class Bench:
         """Session rate from 8 client addresses (the queue rules balance by client) with 1 or 2 workers."""
         self.on("ftp-alg", workers)
         try:
-            run.nsx("fa-gw", "conntrack -F", check=False)
+            lablib.nsx("fa-gw", "conntrack -F", check=False)
             i0, t0 = idle_share()
             r = ns_json("fa-c", ["env", "FTPLOAD_SOURCES=" + ",".join(SOURCES), self.ftpload, "rate", LOAD_PUB, "21",
                                  "8", "20", "500" if self.short else "3500"])
@@ -159,7 +159,7 @@ class Bench:
 
     def scale(self, mode, n):
         """n control sessions held open, each with an armed pinhole; then a transfer through each."""
-        run.nsx("fa-gw", "conntrack -F", check=False)
+        lablib.nsx("fa-gw", "conntrack -F", check=False)
         self.on(mode)
         try:
             pid = self.lab.alg.pid if mode == "ftp-alg" else None
@@ -228,8 +228,8 @@ def main():
         # One client address opens every session here, so the per-client limits are the global ones.
         f.write("MaxSessions = 40000\nMaxSessionsPerClient = 40000\nMaxPinholesPerClient = 40000\n"
                 "MaxPinholes = 40000\nLogLevel = warning\n")
-    run.prepare_files()  # the folder vsftpd serves
-    big = os.path.join(run.FTP_ROOT, run.DATA_DIR, BIG)
+    lablib.prepare_files()  # the folder vsftpd serves
+    big = os.path.join(lablib.FTP_ROOT, lablib.DATA_DIR, BIG)
     size = (64 << 20) if a.short else (1 << 30)
     if not os.path.exists(big) or os.path.getsize(big) != size:
         with open(big, "wb") as f:
@@ -237,16 +237,16 @@ def main():
             for _ in range(size >> 20):
                 f.write(chunk)
         os.chmod(big, 0o644)
-    lab = run.Lab(work, a.pkgroot)
+    lab = lablib.Lab(work, a.pkgroot)
     lab.verbose = False
     b = Bench(lab, os.path.abspath(a.binary), os.path.abspath(a.ftpload), a.short, conf)
     b.big_size = size
     failed = False
     try:
         lab.up()
-        run.nsx("fa-s", "sysctl -qw net.core.somaxconn=8192")
+        lablib.nsx("fa-s", "sysctl -qw net.core.somaxconn=8192")
         # Thousands of short sessions a second: use the whole port range before reusing one.
-        run.nsx("fa-c", "sysctl -qw net.ipv4.ip_local_port_range='1024 65535'")
+        lablib.nsx("fa-c", "sysctl -qw net.ipv4.ip_local_port_range='1024 65535'")
         os.makedirs(os.path.join(work, "run"), exist_ok=True)
         os.makedirs("/var/run/vsftpd/empty", exist_ok=True)
         lab.start_server("fa-s", "vsftpd", "192.0.2.10", "vsftpd")
@@ -255,7 +255,7 @@ def main():
             lab.procs.append(subprocess.Popen(["ip", "netns", "exec", "fa-s", os.path.abspath(a.ftpload), "serve",
                                                "192.0.2.13", "21"]))
         for src in SOURCES[1:]:
-            run.nsx("fa-c", "ip addr add %s/24 dev eth0" % src)
+            lablib.nsx("fa-c", "ip addr add %s/24 dev eth0" % src)
         time.sleep(1)
         for i in range(a.rounds):
             order = ["kernel", "ftp-alg"] if i % 2 == 0 else ["ftp-alg", "kernel"]

@@ -11,55 +11,48 @@ import json
 import re
 import socket
 
-from scripted import serve_forever
+from scripted import dispatch, serve_forever
 
 
 def serve(conn, log, addr):
-    target = None
-    f = conn.makefile("rb")
-    conn.sendall(b"220 bounce test server\r\n")
-    for raw in f:
+    target = []
+
+    def handle(verb, raw):
         line = raw.decode("latin-1")
         with open(log, "a") as out:
             out.write(json.dumps(line) + "\n")
-        cmd = line[:4].upper()
-        if cmd == "USER":
-            conn.sendall(b"331 any password\r\n")
-        elif cmd == "PASS":
-            conn.sendall(b"230 logged in\r\n")
-        elif cmd == "PORT":
+        if verb == "PORT":
             m = re.match(r"PORT (\d+),(\d+),(\d+),(\d+),(\d+),(\d+)", line, re.I)
             if m:
                 v = [int(x) for x in m.groups()]
-                target = ("%d.%d.%d.%d" % tuple(v[:4]), v[4] * 256 + v[5])
+                target[:] = [("%d.%d.%d.%d" % tuple(v[:4]), v[4] * 256 + v[5])]
                 conn.sendall(b"200 PORT ok\r\n")
             else:
                 conn.sendall(b"501 bad PORT\r\n")
-        elif cmd == "EPRT":
+        elif verb == "EPRT":
             parts = line.strip()[5:].split(line.strip()[5:6]) if len(line.strip()) > 6 else []
             if len(parts) >= 4:
-                target = (parts[2], int(parts[3]))
+                target[:] = [(parts[2], int(parts[3]))]
                 conn.sendall(b"200 EPRT ok\r\n")
             else:
                 conn.sendall(b"501 bad EPRT\r\n")
-        elif cmd == "RETR":
+        elif verb == "RETR":
             if not target:
                 conn.sendall(b"425 no PORT\r\n")
-                continue
+                return True
             conn.sendall(b"150 connecting\r\n")
             try:
                 # Like real servers, connect from the control connection's address.
-                with socket.create_connection(target, timeout=3, source_address=(addr, 0)) as d:
+                with socket.create_connection(target[0], timeout=3, source_address=(addr, 0)) as d:
                     d.sendall(b"bounced data\n")
                 conn.sendall(b"226 done\r\n")
             except OSError:
                 conn.sendall(b"425 cannot connect\r\n")
-        elif cmd == "QUIT":
-            conn.sendall(b"221 bye\r\n")
-            break
         else:
-            conn.sendall(b"500 unknown command\r\n")
-    conn.close()
+            return False
+        return True
+
+    dispatch(conn, b"220 bounce test server\r\n", handle)
 
 
 def main():

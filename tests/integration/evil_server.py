@@ -9,7 +9,7 @@ import argparse
 import socket
 import time
 
-from scripted import serve_forever
+from scripted import dispatch, serve_forever
 import inject
 
 OK227 = b"227 Entering Passive Mode (192,0,2,13,195,80).\r\n"
@@ -92,30 +92,25 @@ SPECIAL = {"inject": injections, "fullmss": fullmss}
 
 def serve(conn):
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    case = CASES["default"]
-    state = {}
-    conn.sendall(b"220 evil\r\n")
-    f = conn.makefile("rb")
-    for raw in f:
-        verb = raw[:4].decode("latin-1").upper()
+    state = {"case": CASES["default"]}
+
+    def handle(verb, raw):
+        case = state["case"]
         if verb == "USER":
             name = raw[5:].strip().decode("latin-1")
-            case = name if name in SPECIAL else CASES.get(name, {})
-            conn.sendall(b"331 ok\r\n")
-        elif verb == "PASS":
-            conn.sendall(b"230 ok\r\n")
-        elif verb == "PASV" and isinstance(case, str):
+            state["case"] = name if name in SPECIAL else CASES.get(name, {})
+            return False
+        if verb == "PASV" and isinstance(case, str):
             SPECIAL[case](conn, state)
         elif verb == "HELP" and isinstance(case, str):
             pass  # answered together with the PASV that follows
-        elif verb == "QUIT":
-            conn.sendall(b"221 bye\r\n")
-            break
-        elif verb in case:
+        elif isinstance(case, dict) and verb != "QUIT" and verb in case:
             send(conn, *case[verb])
         else:
-            conn.sendall(b"500 no\r\n")
-    conn.close()
+            return False
+        return True
+
+    dispatch(conn, b"220 evil\r\n", handle)
 
 
 def main():
