@@ -50,6 +50,8 @@ def main():
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--path")
     ap.add_argument("--source", help="this host's address, for PORT")
+    ap.add_argument("--announce", help="the address PORT names (default --source): the gateway's, where nothing "
+                    "rewrites the PORT and the server checks it against the control connection's peer")
     a = ap.parse_args()
     c = Ctl(a.host)
     out = {"samples_ms": []}
@@ -66,7 +68,7 @@ def main():
         lst.bind((a.source, 0))
         lst.listen(4)
         p = lst.getsockname()[1]
-        line = "PORT %s,%d,%d" % (a.source.replace(".", ","), p >> 8, p & 255)
+        line = "PORT %s,%d,%d" % ((a.announce or a.source).replace(".", ","), p >> 8, p & 255)
         for _ in range(a.count):
             t = time.perf_counter()
             r = c.cmd(line)
