@@ -197,9 +197,11 @@ void holes_remove_all(struct holebook *b, struct holeset *hs, time_t now)
 {
 	for (unsigned i = 0; i < hs->n; i++) {
 		if (hs->v[i].expires > now) {
-			/* Used or not: the kernel is not asked, so that no removal aborts a batch. */
-			if (b->ops->pinhole_del(b->kernel, &hs->v[i].p) < 0)
+			int r = b->ops->pinhole_del(b->kernel, &hs->v[i].p);
+			if (r < 0)
 				b->ctr->errors++;
+			else if (r == 0)
+				b->ctr->pinholes_used++; /* gone before its time: its connection took it */
 			else
 				b->ctr->pinholes_closed++;
 		} else {

@@ -60,7 +60,7 @@ struct alg_kernel_ops {
 	int (*seqadj_set)(void *k, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after);
 	/* Adds p and, in the same change, removes replaced (if not NULL). */
 	int (*pinhole_add)(void *k, const struct pinhole *p, const struct pinhole *replaced);
-	/* Removes p whether or not it was used already; 0 or -errno. */
+	/* Removes p if still armed: 1 if it was, 0 if it had been used or had expired, or -errno. */
 	int (*pinhole_del)(void *k, const struct pinhole *p);
 	/* 1 if addr lies beyond a default route (outside), 0 if not, -errno if unknown. */
 	int (*via_default)(void *k, int family, const uint8_t *addr);

@@ -35,7 +35,7 @@ struct alg_counters {
 	uint64_t pinholes;	   /* opened */
 	uint64_t pinholes_used;	   /* consumed by their data connection */
 	uint64_t pinholes_expired; /* timed out unused */
-	uint64_t pinholes_closed;  /* removed with their session, used meanwhile or not */
+	uint64_t pinholes_closed;  /* removed unused with their session */
 	uint64_t refused;
 	uint64_t dropped;
 	uint64_t errors;

@@ -197,7 +197,7 @@ static void render_text(FILE *f, const struct summary *sum, const char *extra)
 			text_session(f, sum, s);
 	fprintf(f,
 		"counters: %llu packets, %llu sessions, %llu rewrites, pinholes %llu opened / %llu used / "
-		"%llu expired / %llu closed with their session, %llu refused",
+		"%llu expired / %llu closed unused, %llu refused",
 		(unsigned long long)c->packets, (unsigned long long)c->sessions, (unsigned long long)c->rewrites,
 		(unsigned long long)c->pinholes, (unsigned long long)c->pinholes_used,
 		(unsigned long long)c->pinholes_expired, (unsigned long long)c->pinholes_closed,

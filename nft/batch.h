@@ -58,5 +58,7 @@ int nft_put_pinhole(struct nft_batch *bt, const struct pinhole *p, enum nft_elem
 
 /* The dump request for the armed pinhole keys of one family (i = 0: IPv4, 1: IPv6). */
 struct nlmsghdr *nft_req_pinholes(void *buf, uint32_t seq, const char *table, int i);
+/* The request for one pinhole's key in its once set (IPv4 or IPv6 by p->family). */
+struct nlmsghdr *nft_req_pinhole_get(void *buf, uint32_t seq, const char *table, const struct pinhole *p);
 /* Decode a pinhole key as nft_put_pinhole wrote it; -EINVAL if too short. */
 int nft_pinhole_from_key(int i, const uint8_t *key, size_t klen, struct pinhole *p);

@@ -714,6 +714,22 @@ struct nlmsghdr *nft_req_pinholes(void *buf, uint32_t seq, const char *table, in
 	return nlh;
 }
 
+struct nlmsghdr *nft_req_pinhole_get(void *buf, uint32_t seq, const char *table, const struct pinhole *p)
+{
+	const struct pinhole_layout *l = p->family == AF_INET ? &layout4 : &layout6;
+	uint8_t key[36];
+	size_t klen = pinhole_key(l, p, key);
+	struct nftnl_set *s = set_new(table, l->set);
+	struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, (uint32_t)klen);
+	nftnl_set_elem_add(s, e);
+	/* The acknowledgement ends the answer: the element, then 0; or ENOENT. */
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_ACK, seq);
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	nftnl_set_free(s);
+	return nlh;
+}
+
 int nft_pinhole_from_key(int i, const uint8_t *key, size_t klen, struct pinhole *p)
 {
 	const struct pinhole_layout *l = i ? &layout6 : &layout4;

@@ -205,18 +205,58 @@ int nft_pinhole_add(struct nft *n, const struct pinhole *p, const struct pinhole
 	return commit(n, &bt);
 }
 
-/* Removes p whether or not its data connection has used it already. */
+/* Send a dump request and run cb over every reply until the dump ends. */
+static int dump(struct nft *n, const struct nlmsghdr *req, char *buf, size_t buflen, uint32_t seq, mnl_cb_t cb,
+		void *data)
+{
+	if (mnl_socket_sendto(n->nl, req, req->nlmsg_len) < 0)
+		return -errno;
+	int r;
+	do {
+		ssize_t len = mnl_socket_recvfrom(n->nl, buf, buflen);
+		if (len < 0)
+			return -errno;
+		r = mnl_cb_run(buf, (size_t)len, seq, n->portid, cb, data);
+	} while (r > 0);
+	return r < 0 ? -errno : 0;
+}
+
+static int ignore_cb(const struct nlmsghdr *nlh, void *data)
+{
+	(void)nlh;
+	(void)data;
+	return MNL_CB_OK;
+}
+
+/* 1 if p's key is still in its once set, 0 if not (used or expired), or -errno. */
+static int still_armed(struct nft *n, const struct pinhole *p)
+{
+	char buf[1024] = {0};
+	uint32_t seq = n->seq++;
+	struct nlmsghdr *nlh = nft_req_pinhole_get(buf, seq, n->table, p);
+	int r = dump(n, nlh, buf, sizeof(buf), seq, ignore_cb, NULL);
+	return r == -ENOENT ? 0 : r < 0 ? r : 1;
+}
+
+/*
+ * A lookup first, which fails alone, then a removal only if the pinhole is
+ * still armed: a removal of a used one would abort its batch (or, with
+ * DESTROYSETELEM, not say that it was used).
+ */
 int nft_pinhole_del(struct nft *n, const struct pinhole *p)
 {
+	int r = still_armed(n, p);
+	if (r <= 0)
+		return r;
 	struct nft_batch bt;
 	begin(&bt, n);
-	int r = nft_put_pinhole(&bt, p, n->destroy ? NFT_ELEM_DESTROY : NFT_ELEM_DEL);
+	r = nft_put_pinhole(&bt, p, n->destroy ? NFT_ELEM_DESTROY : NFT_ELEM_DEL);
 	if (r < 0) {
 		nft_batch_abandon(&bt);
 		return r;
 	}
 	r = commit(n, &bt);
-	return r == -ENOENT ? 0 : r;
+	return r == -ENOENT ? 0 : r < 0 ? r : 1;
 }
 
 struct dump_ctx {
@@ -247,22 +287,6 @@ static int elems_cb(const struct nlmsghdr *nlh, void *data)
 	}
 	nftnl_set_free(s);
 	return MNL_CB_OK;
-}
-
-/* Send a dump request and run cb over every reply until the dump ends. */
-static int dump(struct nft *n, const struct nlmsghdr *req, char *buf, size_t buflen, uint32_t seq, mnl_cb_t cb,
-		void *data)
-{
-	if (mnl_socket_sendto(n->nl, req, req->nlmsg_len) < 0)
-		return -errno;
-	int r;
-	do {
-		ssize_t len = mnl_socket_recvfrom(n->nl, buf, buflen);
-		if (len < 0)
-			return -errno;
-		r = mnl_cb_run(buf, (size_t)len, seq, n->portid, cb, data);
-	} while (r > 0);
-	return r < 0 ? -errno : 0;
 }
 
 int nft_pinholes_armed(struct nft *n, void (*cb)(void *ctx, const struct pinhole *p), void *ctx)

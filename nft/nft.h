@@ -27,7 +27,7 @@ int nft_apply_config(struct nft *n, const struct alg_config *cfg);
 
 /* Adds p; removes replaced (if not NULL) in the same batch. */
 int nft_pinhole_add(struct nft *n, const struct pinhole *p, const struct pinhole *replaced);
-/* Removes p, armed or already used: 0 or -errno. */
+/* Removes p if still armed: 1 if it was, 0 if it had been used or had expired, or -errno. */
 int nft_pinhole_del(struct nft *n, const struct pinhole *p);
 /* Whether removals use NFT_MSG_DESTROYSETELEM (kernel 6.3+), which never aborts a batch. */
 bool nft_has_destroy(const struct nft *n);

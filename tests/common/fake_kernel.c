@@ -46,9 +46,11 @@ static int f_del(void *k, const struct pinhole *p)
 	struct fake_kernel *f = k;
 	if (f->del_err)
 		return f->del_err;
-	/* Like DESTROYSETELEM: no error whether or not the pinhole was used. */
 	f->deleted[f->ndeleted++ % FAKE_KERNEL_MAX] = *p;
-	return 0;
+	for (int i = 0; i < f->nadded && i < FAKE_KERNEL_MAX; i++)
+		if (f->added[i].port == p->port && f->consumed[i])
+			return 0;
+	return 1;
 }
 
 static int f_add(void *k, const struct pinhole *p, const struct pinhole *replaced)

@@ -381,6 +381,19 @@ static void pinhole_replace_destroys_the_old_one(void **state)
 	free(s);
 }
 
+/* Removing a pinhole at session end asks first whether it is still armed: one element, acknowledged. */
+static void pinhole_lookup_request(void **state)
+{
+	(void)state;
+	char *buf = calloc(1, 1024);
+	struct nlmsghdr *nlh = nft_req_pinhole_get(buf, 7, "ftp_alg", &hole);
+	assert_int_equal(type_of(nlh), NFT_MSG_GETSETELEM);
+	assert_int_equal(nlh->nlmsg_flags & (NLM_F_ACK | NLM_F_DUMP), NLM_F_ACK);
+	assert_int_equal(nlh->nlmsg_seq, 7);
+	elem_of(nlh, "once4", key4, sizeof(key4), NULL, 0, 0);
+	free(buf);
+}
+
 static void ipv6_pinhole_key(void **state)
 {
 	(void)state;
@@ -470,6 +483,7 @@ int main(void)
 	    cmocka_unit_test(native_queue_and_workers),
 	    cmocka_unit_test(pinhole_add_writes_key_target_and_timeout),
 	    cmocka_unit_test(pinhole_replace_destroys_the_old_one),
+	    cmocka_unit_test(pinhole_lookup_request),
 	    cmocka_unit_test(ipv6_pinhole_key),
 	    cmocka_unit_test(config_batch_replaces_ports_and_servers),
 	};
