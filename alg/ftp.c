@@ -560,7 +560,8 @@ bool ftp_command_may_be_checked(const char *buf, size_t len)
 {
 	char seen[4];
 	bool hidden;
-	return ftp_command_may_carry_address(seen, seen_prefix(buf, len, seen, sizeof(seen), &hidden));
+	return ftp_command_may_carry_address(buf, len) ||
+	       ftp_command_may_carry_address(seen, seen_prefix(buf, len, seen, sizeof(seen), &hidden));
 }
 
 /* RFC 9110 tchar: what a method or a header name is made of. */

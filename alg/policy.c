@@ -373,9 +373,17 @@ static int client_line(struct session *s, const char *line, size_t len, size_t m
 		/* A browser's request with an FTP-like method, then its header fields. */
 		go_not_ftp(s, "http-on-control-port", "an HTTP-shaped line before login", line, len);
 	}
+	/*
+	 * Two readings: as sent, and as a server that drops Telnet commands and
+	 * leading white space sees it. Either one naming PORT/EPRT/LPRT counts.
+	 */
 	bool hidden;
-	const struct ftp_command *c = ftp_command_seen(line, len, &hidden);
-	bool checked = c && c->form != FTP_FORM_NONE;
+	const struct ftp_command *seen = ftp_command_seen(line, len, &hidden);
+	const struct ftp_command *c = ftp_command_find(line, len);
+	if (!c)
+		c = seen;
+	hidden = hidden || seen != c;
+	bool checked = (c && c->form != FTP_FORM_NONE) || (seen && seen->form != FTP_FORM_NONE);
 	if (s->not_ftp) {
 		if (!checked || !may)
 			return -1;

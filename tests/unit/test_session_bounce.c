@@ -60,6 +60,8 @@ static void any_separator_ends_the_verb(void **state)
 	    C("\t\tEPRT |1|198.51.100.7|25|\r\n", "XXXXRT |1|198.51.100.7|25|\r\n"),
 	    C("\xff\xf4PORT\t198,51,100,7,0,25\r\n", "XXXXRT\t198,51,100,7,0,25\r\n"),
 	    C("\xff\xf1 PORT 198,51,100,7,0,25\r\n", "XXXXORT 198,51,100,7,0,25\r\n"),
+	    /* PORT as sent, PORTX once Telnet commands are dropped: either reading counts. */
+	    C("PORT\xff\xf1X 198,51,100,7,0,25\r\n", "XXXX\xff\xf1X 198,51,100,7,0,25\r\n"),
 #undef C
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
