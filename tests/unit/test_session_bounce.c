@@ -107,6 +107,16 @@ static void split_hidden_verb_is_held(void **state)
 	assert_int_equal(c.v.n, 3);
 	assert_int_equal(refusals_for(&c, "space-before-PORT"), 1);
 	alg_free(c.alg);
+	/* Held past the limit: the white space goes out as XXX, so the server's verb is XXXPORT. */
+	open_conn(&c);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "   ");
+	assert_int_equal(c.v.n, 0);
+	alg_tick(c.alg, 1002, keep, &c);
+	assert_string_equal(out_payload(&c), "XXX");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PORT 198,51,100,7,0,25\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "500 XXXPORT not understood.\r\n");
+	assert_int_equal(c.k.nadded, 0);
+	alg_free(c.alg);
 }
 
 /* Fails on main: a connection that did not open like FTP carried any later PORT to the server unchecked. */
