@@ -11,6 +11,17 @@ static bool is_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
+static bool is_alnum(char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* White space a lenient server skips before a verb or splits a command on. */
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r';
+}
+
 static char upper(char c)
 {
 	return c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
@@ -29,6 +40,16 @@ static bool verb_is(const char *buf, const char *name)
 {
 	return upper(buf[0]) == name[0] && upper(buf[1]) == name[1] && upper(buf[2]) == name[2] &&
 	       upper(buf[3]) == name[3];
+}
+
+/*
+ * Does a four-letter verb end after the line's first four bytes? Servers
+ * split a command on any white space (ProFTPD, Pure-FTPd), a C server stops
+ * at a NUL: anything but a letter or digit ends the verb.
+ */
+static bool verb_ends(const char *buf, size_t len)
+{
+	return len == 4 || (len > 4 && !is_alnum(buf[4]));
 }
 
 size_t ftp_telnet_strip(const char *in, size_t len, char *out, size_t cap)
@@ -62,7 +83,7 @@ bool ftp_plausible_first_command(const char *buf, size_t len)
 	static const char *const first[] = {"USER", "AUTH", "FEAT", "HOST", "OPTS", "SYST", "CLNT", "LANG", "NOOP",
 					    "HELP", "QUIT", "PBSZ", "PROT", "SITE", "STAT", "ACCT", "PASS"};
 	len = trim_eol(buf, len);
-	if (len < 4 || (len > 4 && buf[4] != ' '))
+	if (len < 4 || !verb_ends(buf, len))
 		return false;
 	for (size_t i = 0; i < sizeof(first) / sizeof(first[0]); i++)
 		if (verb_is(buf, first[i]))
@@ -85,8 +106,13 @@ int ftp_reply_code(const char *buf, size_t len, char *sep)
 	return (buf[0] - '0') * 100 + (buf[1] - '0') * 10 + (buf[2] - '0');
 }
 
-/* Decimal number of 1..maxdigits digits, value <= max. Advances *pos. */
-static int parse_num(const char *buf, size_t len, size_t *pos, unsigned maxdigits, unsigned max, unsigned *out)
+/*
+ * Decimal number of 1..maxdigits digits, value <= max. Advances *pos. With
+ * strict, a leading zero is an error: what a client sends must mean the same
+ * to every server, and inet_aton reads 010 as 8.
+ */
+static int parse_num(const char *buf, size_t len, size_t *pos, unsigned maxdigits, unsigned max, bool strict,
+		     unsigned *out)
 {
 	size_t p = *pos;
 	unsigned v = 0, n = 0;
@@ -99,6 +125,8 @@ static int parse_num(const char *buf, size_t len, size_t *pos, unsigned maxdigit
 	}
 	if (n == 0)
 		return -EINVAL;
+	if (strict && n > 1 && buf[*pos] == '0')
+		return -EINVAL;
 	if (v > max)
 		return -ERANGE;
 	*pos = p;
@@ -107,7 +135,8 @@ static int parse_num(const char *buf, size_t len, size_t *pos, unsigned maxdigit
 }
 
 /* h1,h2,h3,h4,p1,p2 starting at *pos; the span covers exactly those bytes. */
-static int parse_hostport(const char *buf, size_t len, size_t start, struct ftp_endpoint *ep, struct ftp_span *span)
+static int parse_hostport(const char *buf, size_t len, size_t start, bool strict, struct ftp_endpoint *ep,
+			  struct ftp_span *span)
 {
 	size_t p = start;
 	unsigned v[6];
@@ -118,7 +147,7 @@ static int parse_hostport(const char *buf, size_t len, size_t start, struct ftp_
 				return -EINVAL;
 			p++;
 		}
-		int r = parse_num(buf, len, &p, 3, 255, &v[i]);
+		int r = parse_num(buf, len, &p, 3, 255, strict, &v[i]);
 		if (r < 0)
 			return r;
 	}
@@ -153,9 +182,10 @@ int ftp_parse_227(const char *buf, size_t len, struct ftp_endpoint *ep, struct f
 	else
 		while (p < len && !is_digit(buf[p]))
 			p++;
-	if (p >= len)
+	if (p >= len || buf[p - 1] == '-' || buf[p - 1] == '+')
 		return -EINVAL;
-	return parse_hostport(buf, len, p, ep, span);
+	/* Replies may be zero-padded (a rewrite that keeps the length pads them). */
+	return parse_hostport(buf, len, p, false, ep, span);
 }
 
 int ftp_parse_229(const char *buf, size_t len, uint16_t *port, struct ftp_span *span)
@@ -178,7 +208,7 @@ int ftp_parse_229(const char *buf, size_t len, uint16_t *port, struct ftp_span *
 	p += 3;
 	size_t start = p;
 	unsigned v;
-	int r = parse_num(buf, len, &p, 5, 65535, &v);
+	int r = parse_num(buf, len, &p, 5, 65535, false, &v);
 	if (r < 0)
 		return r;
 	if (v == 0)
@@ -203,7 +233,7 @@ int ftp_parse_port(const char *buf, size_t len, struct ftp_endpoint *ep, struct 
 	len = trim_eol(buf, len);
 	if (ftp_command_verb(buf, len) != FTP_VERB_PORT || len < 6)
 		return -EINVAL;
-	int r = parse_hostport(buf, len, 5, ep, span);
+	int r = parse_hostport(buf, len, 5, true, ep, span);
 	if (r < 0)
 		return r;
 	if (span->off + span->len != len)
@@ -222,7 +252,7 @@ static int parse_ipv4(const char *s, size_t len, uint8_t out[4])
 				return -EINVAL;
 			p++;
 		}
-		int r = parse_num(s, len, &p, 3, 255, &v);
+		int r = parse_num(s, len, &p, 3, 255, true, &v);
 		if (r < 0)
 			return r;
 		out[i] = (uint8_t)v;
@@ -242,7 +272,7 @@ int ftp_parse_eprt(const char *buf, size_t len, struct ftp_endpoint *ep, struct 
 	size_t start = p;
 	p++;
 	unsigned af;
-	int r = parse_num(buf, len, &p, 1, 2, &af);
+	int r = parse_num(buf, len, &p, 1, 2, true, &af);
 	if (r < 0 || af == 0)
 		return -EINVAL;
 	if (p >= len || buf[p] != d)
@@ -270,7 +300,7 @@ int ftp_parse_eprt(const char *buf, size_t len, struct ftp_endpoint *ep, struct 
 	}
 	p += alen + 1;
 	unsigned port;
-	r = parse_num(buf, len, &p, 5, 65535, &port);
+	r = parse_num(buf, len, &p, 5, 65535, true, &port);
 	if (r < 0)
 		return r;
 	if (port == 0)
@@ -428,6 +458,10 @@ static const struct ftp_command commands[] = {
     {.name = "LPRT", .verb = FTP_VERB_LPRT, .form = FTP_FORM_UNSUPPORTED, .refusal = "LPRT-not-supported"},
     {.name = "LPSV", .verb = FTP_VERB_LPSV},
     {.name = "AUTH", .verb = FTP_VERB_AUTH},
+    /* Their replies end the login, from when an HTTP-shaped line is taken for FTP. */
+    {.name = "USER", .verb = FTP_VERB_USER},
+    {.name = "PASS", .verb = FTP_VERB_PASS},
+    {.name = "ACCT", .verb = FTP_VERB_ACCT},
 };
 
 static const struct ftp_reply replies[] = {
@@ -438,6 +472,7 @@ static const struct ftp_reply replies[] = {
      .parse = ftp_parse_227,
      .malformed = "malformed-227",
      .other_host = "227-names-other-host",
+     .below_floor = "227-port-below-floor",
      .too_long = "227-cannot-keep-length",
      .event = "pasv"},
     {.code = 229,
@@ -446,6 +481,7 @@ static const struct ftp_reply replies[] = {
      .form = FTP_FORM_PORT,
      .parse = parse_229_endpoint,
      .malformed = "malformed-229",
+     .below_floor = "229-port-below-floor",
      .too_long = "229-cannot-keep-length",
      .event = "epsv"},
     {.code = 200, .answers = FTP_VERB_PORT, .effect = FTP_ACCEPTS_PORT},
@@ -459,7 +495,7 @@ static const struct ftp_reply replies[] = {
 const struct ftp_command *ftp_command_find(const char *buf, size_t len)
 {
 	len = trim_eol(buf, len);
-	if (len < 4 || (len > 4 && buf[4] != ' '))
+	if (len < 4 || !verb_ends(buf, len))
 		return NULL;
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		if (verb_is(buf, commands[i].name))
@@ -479,6 +515,82 @@ const char *ftp_verb_name(enum ftp_verb v)
 		if (commands[i].verb == v)
 			return commands[i].name;
 	return "other";
+}
+
+/*
+ * The first bytes a lenient server reads as the command: without Telnet
+ * commands (ProFTPD drops them) and leading white space (ProFTPD skips it).
+ * *hidden: something was dropped.
+ */
+static size_t seen_prefix(const char *buf, size_t len, char *out, size_t cap, bool *hidden)
+{
+	size_t o = 0;
+
+	*hidden = false;
+	len = trim_eol(buf, len);
+	for (size_t i = 0; i < len && o < cap; i++) {
+		char c = buf[i];
+		if ((unsigned char)c == 0xff) {
+			*hidden = true;
+			if (i + 1 >= len)
+				break;
+			unsigned char cmd = (unsigned char)buf[i + 1];
+			if (cmd != 0xff) {
+				i += cmd >= 0xfb ? 2 : 1; /* WILL, WONT, DO, DONT take an option byte */
+				continue;
+			}
+			i++;
+		} else if (o == 0 && is_space(c)) {
+			*hidden = true;
+			continue;
+		}
+		out[o++] = c;
+	}
+	return o;
+}
+
+const struct ftp_command *ftp_command_seen(const char *buf, size_t len, bool *hidden)
+{
+	char seen[8];
+	size_t n = seen_prefix(buf, len, seen, sizeof(seen), hidden);
+	return ftp_command_find(seen, n);
+}
+
+bool ftp_command_may_be_checked(const char *buf, size_t len)
+{
+	char seen[4];
+	bool hidden;
+	return ftp_command_may_carry_address(buf, len) ||
+	       ftp_command_may_carry_address(seen, seen_prefix(buf, len, seen, sizeof(seen), &hidden));
+}
+
+/* RFC 9110 tchar: what a method or a header name is made of. */
+static bool is_tchar(char c)
+{
+	return is_alnum(c) || (c != 0 && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+bool ftp_http_shaped(const char *buf, size_t len)
+{
+	size_t t = 0;
+
+	len = trim_eol(buf, len);
+	while (t < len && is_tchar(buf[t]))
+		t++;
+	if (t == 0 || t == len)
+		return false;
+	/* A header field, "Name: value". */
+	if (buf[t] == ':')
+		return true;
+	/* A request line, "METHOD target HTTP/d.d" (PRI * HTTP/2.0 too). */
+	static const char version[] = " HTTP/";
+	size_t vl = sizeof(version) - 1;
+	if (buf[t] != ' ' || len < t + 2 + vl + 3)
+		return false;
+	const char *v = buf + len - (vl + 3);
+	if (memcmp(v, version, vl) != 0 && !(memcmp(v, " http/", vl) == 0))
+		return false;
+	return is_digit(v[vl]) && v[vl + 1] == '.' && is_digit(v[vl + 2]);
 }
 
 bool ftp_command_may_carry_address(const char *buf, size_t len)

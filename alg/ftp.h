@@ -20,6 +20,9 @@ enum ftp_verb {
 	FTP_VERB_LPRT,
 	FTP_VERB_LPSV,
 	FTP_VERB_AUTH,
+	FTP_VERB_USER,
+	FTP_VERB_PASS,
+	FTP_VERB_ACCT,
 };
 
 struct ftp_endpoint {
@@ -76,16 +79,33 @@ struct ftp_reply {
 	enum ftp_effect effect;
 	enum ftp_form form;
 	ftp_parse_fn parse;
-	const char *malformed;	/* reasons logged when it cannot be read, */
-	const char *other_host; /* names another host than the server, */
-	const char *too_long;	/* or cannot be rewritten within the length the stream allows */
+	const char *malformed;	 /* reasons logged when it cannot be read, */
+	const char *other_host;	 /* names another host than the server, */
+	const char *below_floor; /* names a port below MinDataPort, */
+	const char *too_long;	 /* or cannot be rewritten within the length the stream allows */
 	const char *event;
 };
 
-/* The command row of this line, or NULL. */
+/*
+ * The command row of this line, or NULL. A verb ends at any byte but a letter
+ * or digit (white space of any kind, NUL, punctuation), as servers split it.
+ */
 const struct ftp_command *ftp_command_find(const char *buf, size_t len);
+/*
+ * The command a lenient server sees in this line once it has dropped Telnet
+ * commands and skipped leading white space, or NULL; *hidden tells that it
+ * dropped or skipped something (then the line is not what it looks like).
+ */
+const struct ftp_command *ftp_command_seen(const char *buf, size_t len, bool *hidden);
 /* Could the incomplete line (so far) become a command whose address is checked? */
 bool ftp_command_may_carry_address(const char *buf, size_t len);
+/* The same, for the command a lenient server sees (ftp_command_seen). */
+bool ftp_command_may_be_checked(const char *buf, size_t len);
+/*
+ * Is this an HTTP request line ("METHOD target HTTP/1.1", "PRI * HTTP/2.0")
+ * or a header field ("Name: value")? No FTP client sends either before login.
+ */
+bool ftp_http_shaped(const char *buf, size_t len);
 /* The row of a reply with this code to a command with verb v, or NULL. */
 const struct ftp_reply *ftp_reply_find(enum ftp_verb v, int code);
 /* The row of the reply to v that announces a port, or NULL. */

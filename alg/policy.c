@@ -155,6 +155,11 @@ static int reply_passive(struct session *s, const struct ftp_reply *r, const cha
 	}
 	if ((!s->dnat && !s->routed_in_passive) || s->no_rewrite)
 		return -1;
+	/* RFC 2577: a data port below the floor would be a well-known service of the server's host. */
+	if (ep.port < a->cfg.min_data_port) {
+		log_refusal(s, r->below_floor, line, len);
+		return -1;
+	}
 	const char *limit = holes_limit(&a->book, &s->holes);
 	if (limit) {
 		log_refusal(s, limit, line, len);
@@ -187,12 +192,32 @@ static int reply_passive(struct session *s, const struct ftp_reply *r, const cha
 	return n;
 }
 
-static void go_opaque(struct session *s)
+static void go_opaque(struct session *s, int code)
 {
 	s->dir[0].opaque = true;
 	s->dir[1].opaque = true;
-	log_msg(LOG_LVL_INFO, "session=%llu event=opaque reason=\"AUTH accepted (234); the connection is encrypted\"",
-		(unsigned long long)s->id);
+	log_msg(LOG_LVL_INFO, "session=%llu event=opaque reason=\"AUTH accepted (%d); the connection is encrypted\"",
+		(unsigned long long)s->id, code);
+}
+
+/*
+ * A connection that does not speak FTP (NAT slipstreaming: an HTTP request
+ * on a control port) is never parsed for what it would open: no reply is
+ * read and no pinhole stays. Its client lines are still read, so that no
+ * PORT/EPRT/LPRT on it reaches a server with its verb intact.
+ */
+static void go_not_ftp(struct session *s, const char *reason, const char *why, const char *line, size_t len)
+{
+	char e[120];
+	s->not_ftp = true;
+	holes_remove_all(&s->alg->book, &s->holes, s->alg->now);
+	for (unsigned i = 0; i < PENDING_MAX; i++)
+		s->pending[i].has_hole = false;
+	count_refusal(s->alg, reason);
+	if (!log_gate(s->alg))
+		return;
+	log_msg(LOG_LVL_WARN, "session=%llu event=opaque reason=\"%s\" line=\"%s\"", (unsigned long long)s->id, why,
+		log_escape(line, len, e, sizeof(e)));
 }
 
 /*
@@ -219,17 +244,21 @@ static void log_active(struct session *s, const struct pinhole *h)
 		addr_str(h->family, h->target, cli, sizeof(cli)), h->target_port, h->timeout);
 }
 
-/* A line the server sent. */
-static int server_line(struct session *s, const char *line, size_t len, size_t max_shrink, char *out, size_t cap)
+/* A line the server sent; with may false it has gone out already and can only be counted. */
+static int server_line(struct session *s, const char *line, size_t len, size_t max_shrink, char *out, size_t cap,
+		       bool may)
 {
 	char sep;
 	int code = ftp_reply_code(line, len, &sep);
+	bool multiline = false;
 
+	if (s->not_ftp)
+		return -1;
 	if (s->multiline) {
-		if (code == s->multiline_code && sep == ' ')
-			s->multiline = false;
-		else
+		if (code != s->multiline_code || sep != ' ')
 			return -1;
+		s->multiline = false;
+		multiline = true;
 	} else {
 		if (code < 0)
 			return -1;
@@ -257,20 +286,32 @@ static int server_line(struct session *s, const char *line, size_t len, size_t m
 	struct pending pend = s->pending[s->pending_head];
 	const struct ftp_reply *r = ftp_reply_find(pend.verb, code);
 	pending_pop(s);
+	if (pend.verb == FTP_VERB_AUTH && code < 400) {
+		/* Whatever the code, a server that took AUTH may speak TLS (or another protection) from here. */
+		go_opaque(s, code);
+		return -1;
+	}
+	if ((pend.verb == FTP_VERB_USER || pend.verb == FTP_VERB_PASS || pend.verb == FTP_VERB_ACCT) &&
+	    (code == 230 || code == 232))
+		s->logged_in = true;
 	if (pend.has_hole) {
 		/* The server accepted the PORT/EPRT: only now may it connect back. */
 		if (r && r->effect == FTP_ACCEPTS_PORT && arm_pinhole(s, &pend.hole) == 0)
 			log_active(s, &pend.hole);
 		return -1;
 	}
-	/* A multi-line 227/229 ends here but was never announced on its own line: not honoured. */
-	if ((line[3] != ' ' && len > 3) || !r)
+	if (!r || r->effect != FTP_ANNOUNCES_PORT)
 		return -1;
-	if (r->effect == FTP_ANNOUNCES_PORT)
-		return reply_passive(s, r, line, len, max_shrink, out, cap);
-	if (r->effect == FTP_ENCRYPTS)
-		go_opaque(s);
-	return -1;
+	/* A 227/229 must stand alone, whole and rewritable: anything else opens nothing. */
+	if (multiline) {
+		log_refusal(s, "multi-line-reply-announces-port", line, len);
+		return -1;
+	}
+	if (!may) {
+		log_refusal(s, "reply-released-before-complete", line, len);
+		return -1;
+	}
+	return reply_passive(s, r, line, len, max_shrink, out, cap);
 }
 
 /* A PORT or EPRT (command c): the server may connect to a public port, DNATed to the client's. */
@@ -315,38 +356,47 @@ static int client_port(struct session *s, const struct ftp_command *c, const cha
 	return n;
 }
 
-/* A line the client sent. */
-static int client_line(struct session *s, const char *line, size_t len, size_t max_shrink, char *out, size_t cap)
+/* A line the client sent; with may false it has gone out already and can only be counted. */
+static int client_line(struct session *s, const char *line, size_t len, size_t max_shrink, char *out, size_t cap,
+		       bool may)
 {
 	if (!s->client_spoke) {
 		s->client_spoke = true;
 		/* NAT slipstreaming and pinning: a connection that does not open like FTP is never parsed. */
-		if (!s->greeted || !ftp_plausible_first_command(line, len)) {
-			char e[120];
-			s->dir[0].opaque = s->dir[1].opaque = true;
-			count_refusal(s->alg, "not-ftp");
-			log_msg(LOG_LVL_WARN, "session=%llu event=opaque reason=\"%s\" line=\"%s\"",
-				(unsigned long long)s->id,
-				s->greeted ? "the first client line is not an FTP command"
-					   : "the client spoke before the 220 greeting",
-				log_escape(line, len, e, sizeof(e)));
-			return -1;
-		}
+		if (!s->greeted)
+			go_not_ftp(s, "not-ftp", "the client spoke before the 220 greeting", line, len);
+		else if (ftp_http_shaped(line, len))
+			go_not_ftp(s, "http-on-control-port", "the first client line is HTTP", line, len);
+		else if (!ftp_plausible_first_command(line, len))
+			go_not_ftp(s, "not-ftp", "the first client line is not an FTP command", line, len);
+	} else if (!s->not_ftp && !s->logged_in && ftp_http_shaped(line, len)) {
+		/* A browser's request with an FTP-like method, then its header fields. */
+		go_not_ftp(s, "http-on-control-port", "an HTTP-shaped line before login", line, len);
 	}
+	/*
+	 * Two readings: as sent, and as a server that drops Telnet commands and
+	 * leading white space sees it. Either one naming PORT/EPRT/LPRT counts.
+	 */
+	bool hidden;
+	const struct ftp_command *seen = ftp_command_seen(line, len, &hidden);
 	const struct ftp_command *c = ftp_command_find(line, len);
-	if (memchr(line, 0xff, len)) {
-		/* A server that strips Telnet commands would see the verb behind them. */
-		char plain[16];
-		const struct ftp_command *pc =
-		    ftp_command_find(plain, ftp_telnet_strip(line, len, plain, sizeof(plain)));
-		if (pc && pc->form != FTP_FORM_NONE) {
-			pending_push(s, pc->verb);
-			return neutralize(s, "telnet-command-in-PORT", line, len, out, cap);
-		}
+	if (!c)
+		c = seen;
+	hidden = hidden || seen != c;
+	bool checked = (c && c->form != FTP_FORM_NONE) || (seen && seen->form != FTP_FORM_NONE);
+	if (s->not_ftp) {
+		if (!checked || !may)
+			return -1;
+		return neutralize(s, "PORT-on-non-FTP-connection", line, len, out, cap);
 	}
 	struct pending *p = pending_push(s, c ? c->verb : FTP_VERB_OTHER);
-	if (!c || c->form == FTP_FORM_NONE)
+	/* Its verb went out already: the stream neutralized it if it could (hold limits). */
+	if (!checked || !may)
 		return -1;
+	/* A server that drops Telnet commands or leading white space would see a verb not at the line's start. */
+	if (hidden)
+		return neutralize(s, memchr(line, 0xff, len) ? "telnet-command-in-PORT" : "space-before-PORT", line,
+				  len, out, cap);
 	if (c->form == FTP_FORM_UNSUPPORTED)
 		return neutralize(s, c->refusal, line, len, out, cap);
 	if (!p)
@@ -354,12 +404,12 @@ static int client_line(struct session *s, const char *line, size_t len, size_t m
 	return client_port(s, c, line, len, max_shrink, out, cap, p);
 }
 
-static int on_line(void *ctx, const char *line, size_t len, size_t max_shrink, char *out, size_t cap)
+static int on_line(void *ctx, const char *line, size_t len, size_t max_shrink, char *out, size_t cap, bool may)
 {
 	struct session *s = ctx;
 	if (s->cur_dir == DIR_ORIG)
-		return client_line(s, line, len, max_shrink, out, cap);
-	return server_line(s, line, len, max_shrink, out, cap);
+		return client_line(s, line, len, max_shrink, out, cap, may);
+	return server_line(s, line, len, max_shrink, out, cap, may);
 }
 
 static bool may_rewrite(void *ctx, const char *line, size_t len)
@@ -367,12 +417,12 @@ static bool may_rewrite(void *ctx, const char *line, size_t len)
 	struct session *s = ctx;
 	if (s->cur_dir == DIR_ORIG) {
 		/*
-		 * Any PORT/EPRT may be rewritten or neutralized: hold it whole. So
-		 * may a line whose verb hides behind Telnet commands.
+		 * Any PORT/EPRT/LPRT may be rewritten or neutralized: hold it whole,
+		 * also where its verb hides behind Telnet commands or white space.
 		 */
-		return memchr(line, 0xff, len < 16 ? len : 16) || ftp_command_may_carry_address(line, len);
+		return ftp_command_may_be_checked(line, len);
 	}
-	if (s->multiline || !s->greeted || (!s->dnat && !s->routed_in_passive))
+	if (s->not_ftp || s->multiline || !s->greeted || (!s->dnat && !s->routed_in_passive))
 		return false;
 	const struct ftp_reply *r = ftp_reply_announcing(pending_peek(s));
 	return r && ftp_reply_may_be(r, line, len);

@@ -58,6 +58,8 @@ struct session {
 
 	bool greeted;
 	bool client_spoke; /* the client's first line has been seen */
+	bool not_ftp;	   /* not FTP (HTTP, say): only PORT/EPRT/LPRT verbs are neutralized */
+	bool logged_in;	   /* a 230/232 answered USER, PASS or ACCT */
 	bool multiline;
 	int multiline_code;
 	struct pending {

@@ -260,8 +260,12 @@ static int32_t pending_delta(const struct stream *s)
 
 static void complete_line(struct stream *s, const struct stream_ops *ops, void *ctx, size_t max_seg)
 {
-	if (s->line_long || s->line_start_released || !ops->line)
+	if (!ops->line)
 		return;
+	if (s->line_long || s->line_start_released) {
+		ops->line(ctx, s->line ? s->line : "", s->line_len, 0, NULL, 0, false);
+		return;
+	}
 	/* Room for the edit first: once the callback has armed a pinhole, the rewrite must happen. */
 	if (s->nedits == s->edits_cap) {
 		unsigned n = s->edits_cap ? 2 * s->edits_cap : 4;
@@ -282,7 +286,7 @@ static void complete_line(struct stream *s, const struct stream_ops *ops, void *
 	size_t cap = s->line_len + (size_t)grow;
 	if (cap > sizeof(out))
 		cap = sizeof(out);
-	int r = ops->line(ctx, s->line, s->line_len, (size_t)budget, out, cap);
+	int r = ops->line(ctx, s->line, s->line_len, (size_t)budget, out, cap, true);
 	if (r < 0 || (size_t)r > sizeof(out))
 		return;
 	if ((size_t)r == s->line_len && memcmp(out, s->line, s->line_len) == 0)

@@ -34,9 +34,14 @@ struct stream_ops {
 	/*
 	 * A complete line including its LF. Write a replacement to out and
 	 * return its length, or return -1 to keep it. The replacement must be
-	 * at least len - max_shrink and at most cap bytes long.
+	 * at least len - max_shrink and at most cap bytes long. Every line comes
+	 * here, so the caller's state (pairing, AUTH) follows the stream; one
+	 * whose start was already released, or that is over STREAM_LINE_MAX
+	 * (then cut there, without its LF), comes with may_rewrite false, out
+	 * NULL and cap 0, and its result is ignored.
 	 */
-	int (*line)(void *ctx, const char *line, size_t len, size_t max_shrink, char *out, size_t cap);
+	int (*line)(void *ctx, const char *line, size_t len, size_t max_shrink, char *out, size_t cap,
+		    bool may_rewrite);
 };
 
 struct stream_held {

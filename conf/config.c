@@ -34,20 +34,26 @@ void config_defaults(struct alg_config *c)
 	snprintf(c->user, sizeof(c->user), "nobody");
 }
 
-/* Decimal without sign, leading '+', spaces or overflow. */
+/*
+ * Decimal without sign, leading '+', spaces or overflow. Each digit is
+ * checked against max before it is added, so no intermediate value exceeds
+ * max whatever the width of long (32-bit builds included).
+ */
 static int parse_uint(const char *s, size_t len, unsigned long max, unsigned long *out)
 {
 	unsigned long v = 0;
 
-	if (len == 0 || len > 10)
+	if (len == 0)
 		return -EINVAL;
-	for (size_t i = 0; i < len; i++) {
+	for (size_t i = 0; i < len; i++)
 		if (s[i] < '0' || s[i] > '9')
 			return -EINVAL;
-		v = v * 10 + (unsigned long)(s[i] - '0');
+	for (size_t i = 0; i < len; i++) {
+		unsigned long d = (unsigned long)(s[i] - '0');
+		if (v > (max - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
 	}
-	if (v > max)
-		return -ERANGE;
 	*out = v;
 	return 0;
 }

@@ -22,9 +22,11 @@ static bool may(void *ctx, const char *line, size_t len)
 	return len == 0 || line[0] == '2';
 }
 
-static int rewrite(void *ctx, const char *line, size_t len, size_t max_shrink, char *out, size_t cap)
+static int rewrite(void *ctx, const char *line, size_t len, size_t max_shrink, char *out, size_t cap, bool may_rewrite)
 {
 	(void)ctx;
+	if (!may_rewrite)
+		return -1;
 	struct ftp_endpoint ep;
 	struct ftp_span span;
 	if (ftp_parse_227(line, len, &ep, &span) < 0)

@@ -114,6 +114,14 @@ static void values(void **state)
 	assert_int_equal(config_set(&c, "Workers", "17", "--flag", 0, report, &r), -EINVAL);
 	assert_int_equal(config_set(&c, "Workers", "4", "--flag", 0, report, &r), 0);
 	assert_int_equal(c.workers, 4);
+	/* Values that wrap a 32-bit long to a valid one (4294967297 = 2^32 + 1) are out of range on every build. */
+	assert_int_equal(config_set(&c, "Workers", "4294967297", "--flag", 0, report, &r), -EINVAL);
+	assert_int_equal(config_set(&c, "PinholeTimeout", "4294967306", "--flag", 0, report, &r), -EINVAL);
+	assert_int_equal(config_set(&c, "MinDataPort", "4294968320", "--flag", 0, report, &r), -EINVAL);
+	assert_int_equal(config_set(&c, "MinDataPort", "99999999999999999999999", "--flag", 0, report, &r), -EINVAL);
+	assert_int_equal(c.workers, 4);
+	assert_int_equal(c.pinhole_timeout, 300);
+	assert_int_equal(c.min_data_port, 1024);
 	assert_int_equal(config_set(&c, "ControlPorts", "21,21a", "--flag", 0, report, &r), -EINVAL);
 	assert_int_equal(config_parse_port_range("100-99", &lo, &hi), -EINVAL);
 	assert_int_equal(config_parse_port_range("100 200", &lo, &hi), 0);

@@ -27,7 +27,79 @@ static void verbs(void **state)
 	assert_int_equal(ftp_command_verb(S("PASVX\r\n")), FTP_VERB_OTHER);
 	assert_int_equal(ftp_command_verb(S(" PASV\r\n")), FTP_VERB_OTHER);
 	assert_int_equal(ftp_command_verb(S("PAS")), FTP_VERB_OTHER);
-	assert_int_equal(ftp_command_verb(S("USER PASV\r\n")), FTP_VERB_OTHER);
+	assert_int_equal(ftp_command_verb(S("USER PASV\r\n")), FTP_VERB_USER);
+	assert_int_equal(ftp_command_verb(S("NOOP PASV\r\n")), FTP_VERB_OTHER);
+}
+
+/* Servers split a command on any white space (ProFTPD, Pure-FTPd) and stop at a NUL: so does the verb. */
+static void verb_separators(void **state)
+{
+	struct ftp_endpoint ep;
+	struct ftp_span span;
+	(void)state;
+	static const char *const ports[] = {"PORT\t192,0,2,10,4,1\r\n", "PORT\v192,0,2,10,4,1\r\n",
+					    "PORT\f192,0,2,10,4,1\r\n", "PORT\r192,0,2,10,4,1\r\n"};
+	for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
+		assert_int_equal(ftp_command_verb(ports[i], strlen(ports[i])), FTP_VERB_PORT);
+		assert_int_equal(ftp_parse_port(ports[i], strlen(ports[i]), &ep, &span), 0);
+		assert_int_equal(span.off, 5);
+		assert_int_equal(ep.port, 1025);
+	}
+	assert_int_equal(ftp_command_verb(S("PORT\0"
+					    "192,0,2,10,4,1\r\n")),
+			 FTP_VERB_PORT);
+	assert_int_equal(ftp_command_verb(S("EPRT\t|1|192.0.2.10|6275|\r\n")), FTP_VERB_EPRT);
+	assert_int_equal(ftp_parse_eprt(S("EPRT\t|1|192.0.2.10|6275|\r\n"), &ep, &span), 0);
+	assert_int_equal(ftp_command_verb(S("LPRT\v4,4,192,0,2,10,2,4,1\r\n")), FTP_VERB_LPRT);
+	assert_int_equal(ftp_command_verb(S("PASV\t\r\n")), FTP_VERB_PASV);
+	assert_int_equal(ftp_command_verb(S("PORTS 1\r\n")), FTP_VERB_OTHER);
+	assert_int_equal(ftp_command_verb(S("PORT1,2\r\n")), FTP_VERB_OTHER);
+	assert_true(ftp_plausible_first_command(S("USER\tanonymous\r\n")));
+
+	/* What a server that drops Telnet commands and leading white space sees. */
+	bool hidden;
+	const struct ftp_command *c = ftp_command_seen(S("PORT 192,0,2,10,4,1\r\n"), &hidden);
+	assert_non_null(c);
+	assert_int_equal(c->verb, FTP_VERB_PORT);
+	assert_false(hidden);
+	static const char *const hid[] = {
+	    " PORT 1\r\n",
+	    "\t\vPORT\t1\r\n",
+	    "\xff\xf4\xff\xf2PORT 1\r\n",
+	    "P\xff\xf1ORT\t1\r\n",
+	    "\xff\xfb\x01 EPRT |1|\r\n",
+	    "                                                                  LPRT 1\r\n"};
+	for (size_t i = 0; i < sizeof(hid) / sizeof(hid[0]); i++) {
+		c = ftp_command_seen(hid[i], strlen(hid[i]), &hidden);
+		if (!c || c->form == FTP_FORM_NONE || !hidden)
+			fail_msg("case %zu: not seen as a hidden PORT/EPRT/LPRT", i);
+	}
+	assert_null(ftp_command_seen(S("\0PORT 1\r\n"), &hidden));
+	assert_null(ftp_command_seen(S("NOOP PORT 1\r\n"), &hidden));
+	/* A partial line is held while it may still become one. */
+	assert_true(ftp_command_may_be_checked(S(" ")));
+	assert_true(ftp_command_may_be_checked(S("\xff")));
+	assert_true(ftp_command_may_be_checked(S("\xff\xf4 P")));
+	assert_true(ftp_command_may_be_checked(S("ep")));
+	assert_false(ftp_command_may_be_checked(S("PX")));
+	assert_false(ftp_command_may_be_checked(S("USER")));
+}
+
+/* NAT slipstreaming: a browser's request, even with a method that is an FTP verb. */
+static void http_shapes(void **state)
+{
+	(void)state;
+	assert_true(ftp_http_shaped(S("USER / HTTP/1.1\r\n")));
+	assert_true(ftp_http_shaped(S("GET /index.html HTTP/1.0\r\n")));
+	assert_true(ftp_http_shaped(S("PRI * HTTP/2.0\r\n")));
+	assert_true(ftp_http_shaped(S("Host: 192.0.2.10:2121\r\n")));
+	assert_true(ftp_http_shaped(S("Content-Type:text/plain\r\n")));
+	assert_false(ftp_http_shaped(S("USER anonymous\r\n")));
+	assert_false(ftp_http_shaped(S("PASS user:secret\r\n")));
+	assert_false(ftp_http_shaped(S("USER /HTTP/1.1\r\n")));
+	assert_false(ftp_http_shaped(S("RETR HTTP/1.1\r\n")));
+	assert_false(ftp_http_shaped(S(":x\r\n")));
+	assert_false(ftp_http_shaped(S("\r\n")));
 }
 
 static void first_commands(void **state)
@@ -155,6 +227,20 @@ static void parse_port_eprt(void **state)
 	assert_int_equal(ftp_parse_eprt(S("EPRT |1|192.0.2.10|70000|\r\n"), &ep, &span), -ERANGE);
 	assert_int_equal(ftp_parse_eprt(S("EPRT |3|192.0.2.10|6275|\r\n"), &ep, &span), -EINVAL);
 	assert_int_equal(ftp_parse_eprt(S("EPRT |1|192.0.2.10|6275\r\n"), &ep, &span), -EINVAL);
+	/* Leading zeros: inet_aton reads 010 as 8, so what passes untouched must not have them. */
+	assert_int_equal(ftp_parse_eprt(S("EPRT |1|203.0.113.010|6275|\r\n"), &ep, &span), -EINVAL);
+	assert_int_equal(ftp_parse_eprt(S("EPRT |1|203.0.113.10|06275|\r\n"), &ep, &span), -EINVAL);
+	assert_int_equal(ftp_parse_eprt(S("EPRT |01|203.0.113.10|6275|\r\n"), &ep, &span), -EINVAL);
+	assert_int_equal(ftp_parse_eprt(S("EPRT |1|203.0.113.+10|6275|\r\n"), &ep, &span), -EINVAL);
+	assert_int_equal(ftp_parse_eprt(S("EPRT |1|203.0.113.10|+6275|\r\n"), &ep, &span), -EINVAL);
+	assert_int_equal(ftp_parse_eprt(S("EPRT |1|203.0.113.0|6275|\r\n"), &ep, &span), 0);
+	assert_int_equal(ftp_parse_port(S("PORT 192,0,2,010,4,1\r\n"), &ep, &span), -EINVAL);
+	assert_int_equal(ftp_parse_port(S("PORT 192,0,2,10,04,1\r\n"), &ep, &span), -EINVAL);
+	assert_int_equal(ftp_parse_port(S("PORT 192,0,2,10,4,-1\r\n"), &ep, &span), -EINVAL);
+	assert_int_equal(ftp_parse_port(S("PORT 192,0,0,0,4,0\r\n"), &ep, &span), 0);
+	/* A 227 without parentheses: a sign before its numbers is not skipped as text. */
+	assert_int_equal(ftp_parse_227(S("227 Entering Passive Mode -192,0,2,10,4,1\r\n"), &ep, &span), -EINVAL);
+	assert_int_equal(ftp_parse_227(S("227 Entering Passive Mode +192,0,2,10,4,1\r\n"), &ep, &span), -EINVAL);
 }
 
 static void format_and_splice(void **state)
@@ -242,7 +328,8 @@ int main(void)
 	    cmocka_unit_test(reply_codes),	 cmocka_unit_test(first_commands),
 	    cmocka_unit_test(parse_227),	 cmocka_unit_test(parse_229),
 	    cmocka_unit_test(parse_port_eprt),	 cmocka_unit_test(format_and_splice),
-	    cmocka_unit_test(rewrite_roundtrip),
+	    cmocka_unit_test(rewrite_roundtrip), cmocka_unit_test(verb_separators),
+	    cmocka_unit_test(http_shapes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,11 +32,14 @@ static bool fake_may(void *ctx, const char *line, size_t len)
 	return memcmp(line, "227 ", n) == 0 || memcmp(line, "PORT", n) == 0;
 }
 
-static int fake_line(void *ctx, const char *line, size_t len, size_t max_shrink, char *out, size_t cap)
+static int fake_line(void *ctx, const char *line, size_t len, size_t max_shrink, char *out, size_t cap,
+		     bool may_rewrite)
 {
 	struct fake *f = ctx;
 	struct ftp_endpoint ep;
 	struct ftp_span span;
+	if (!may_rewrite)
+		return -1;
 	f->lines++;
 	if (ftp_parse_227(line, len, &ep, &span) < 0)
 		return -1;
