@@ -11,6 +11,8 @@
 #define FTP_ALG_VERSION "0"
 #endif
 
+struct holekeys;
+
 struct override {
 	const char *key, *flag, *value;
 };
@@ -28,6 +30,8 @@ struct daemon {
 	/* The table's owner socket: only it may change the table, so the workers share it. */
 	struct nft *nft;
 	pthread_mutex_t nft_lock;
+	/* The public pinhole keys of all workers, so that no two announcements get the same one. */
+	struct holekeys *keys;
 	struct worker w[CONFIG_MAX_WORKERS];
 	unsigned nw;
 };

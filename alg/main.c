@@ -17,6 +17,7 @@
 #include "../nft/nft.h"
 #include "control.h"
 #include "daemon.h"
+#include "holes.h"
 #include "log.h"
 #include "sandbox.h"
 #include "worker.h"
@@ -136,6 +137,8 @@ static void daemon_close(struct daemon *d)
 	for (unsigned i = d->nw; i-- > 0;)
 		worker_close(&d->w[i]);
 	d->nw = 0;
+	holekeys_free(d->keys);
+	d->keys = NULL;
 	control_close(d->control_fd, d->control_path);
 	nft_close(d->nft);
 	if (d->fatal_fd >= 0)
@@ -174,6 +177,12 @@ int main(int argc, char **argv)
 				d.cfg.table);
 		else
 			log_msg(LOG_LVL_ERR, "cannot create nftables table inet %s: %s", d.cfg.table, nft_strerror(r));
+		daemon_close(&d);
+		return 1;
+	}
+	d.keys = holekeys_new();
+	if (!d.keys) {
+		log_msg(LOG_LVL_ERR, "out of memory");
 		daemon_close(&d);
 		return 1;
 	}

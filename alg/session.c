@@ -85,6 +85,11 @@ void alg_set_worker(struct alg *a, unsigned index, unsigned count)
 	set_book_limits(a);
 }
 
+void alg_set_keys(struct alg *a, struct holekeys *k)
+{
+	holebook_share(&a->book, k);
+}
+
 void alg_set_config(struct alg *a, const struct alg_config *cfg)
 {
 	a->cfg = *cfg;
@@ -124,17 +129,22 @@ static void link_reply(struct alg *a, struct session *s, const struct flow *repl
 	a->by_reply[h] = s;
 }
 
-void count_refusal(struct alg *a, const char *reason)
+void counters_refusal(struct alg_counters *c, const char *reason)
 {
-	a->ctr.refused++;
+	c->refused++;
 	for (unsigned i = 0; i < ALG_REASONS_MAX; i++) {
-		if (!a->ctr.refusals[i].reason)
-			a->ctr.refusals[i].reason = reason;
-		if (strcmp(a->ctr.refusals[i].reason, reason) == 0) {
-			a->ctr.refusals[i].count++;
+		if (!c->refusals[i].reason)
+			c->refusals[i].reason = reason;
+		if (strcmp(c->refusals[i].reason, reason) == 0) {
+			c->refusals[i].count++;
 			return;
 		}
 	}
+}
+
+void count_refusal(struct alg *a, const char *reason)
+{
+	counters_refusal(&a->ctr, reason);
 }
 
 /* The [server] and [class] this connection falls under, and the global settings. */

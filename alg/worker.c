@@ -261,5 +261,6 @@ int worker_open(struct daemon *d, unsigned idx)
 		return -ENOMEM;
 	}
 	alg_set_worker(w->alg, idx, d->cfg.workers);
+	alg_set_keys(w->alg, d->keys);
 	return 0;
 }
