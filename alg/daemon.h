@@ -12,6 +12,7 @@
 #endif
 
 struct holekeys;
+struct ct_snapshot;
 
 struct override {
 	const char *key, *flag, *value;
@@ -32,6 +33,8 @@ struct daemon {
 	pthread_mutex_t nft_lock;
 	/* The public pinhole keys of all workers, so that no two announcements get the same one. */
 	struct holekeys *keys;
+	/* The control connections that existed once the queues were bound: those may be adopted. */
+	struct ct_snapshot *snap;
 	struct worker w[CONFIG_MAX_WORKERS];
 	unsigned nw;
 };

@@ -16,6 +16,7 @@
 #include "../conf/config.h"
 #include "../nft/nft.h"
 #include "control.h"
+#include "ct.h"
 #include "daemon.h"
 #include "holes.h"
 #include "log.h"
@@ -139,6 +140,8 @@ static void daemon_close(struct daemon *d)
 	d->nw = 0;
 	holekeys_free(d->keys);
 	d->keys = NULL;
+	ct_snapshot_free(d->snap);
+	d->snap = NULL;
 	control_close(d->control_fd, d->control_path);
 	nft_close(d->nft);
 	if (d->fatal_fd >= 0)
@@ -191,6 +194,19 @@ int main(int argc, char **argv)
 			daemon_close(&d);
 			return 1;
 		}
+	/*
+	 * Every queue is bound: a connection that starts from now on has its SYN
+	 * queued, and its conntrack is not confirmed (not in this dump) before
+	 * our verdict. What the dump lists started without us and may be adopted.
+	 */
+	r = ct_snapshot_take(d.cfg.control_ports, d.cfg.ncontrol_ports, &d.snap);
+	if (r < 0)
+		log_msg(LOG_LVL_WARN,
+			"cannot list the conntracks of live control connections: %s; none will be adopted",
+			strerror(-r));
+	else if (ct_snapshot_count(d.snap))
+		log_msg(LOG_LVL_INFO, "%zu control connections predate this start and may be adopted",
+			ct_snapshot_count(d.snap));
 	if (!d.control_path)
 		d.control_path = CONTROL_DEFAULT_PATH;
 	d.control_fd = control_listen(d.control_path);
