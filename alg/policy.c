@@ -280,8 +280,12 @@ static int server_line(struct session *s, const char *line, size_t len, size_t m
 	pending_pop(s);
 	if (pend.has_hole) {
 		/* The server accepted the PORT/EPRT: only now may it connect back. */
-		if (r && r->effect == FTP_ACCEPTS_PORT && arm_pinhole(s, &pend.hole) == 0)
-			log_active(s, &pend.hole);
+		if (r && r->effect == FTP_ACCEPTS_PORT) {
+			if (arm_pinhole(s, &pend.hole) == 0)
+				log_active(s, &pend.hole);
+		} else {
+			holes_release(&s->alg->book, &s->holes, &pend.hole);
+		}
 		return -1;
 	}
 	/* A multi-line 227/229 ends here but was never announced on its own line: not honoured. */

@@ -114,6 +114,12 @@ static void same_port_two_workers(void **state)
 	assert_int_equal(c1.k.added[0].port, 50000);
 	assert_int_equal(c2.k.nadded, 1);
 	assert_int_equal(c2.k.added[0].port, 50001);
+	/* A PORT the server refuses gives its reservation back at once. */
+	send_pkt(&c2, DIR_ORIG, PKT_TCP_ACK, "PORT 192,0,2,51,195,100\r\n");
+	assert_string_equal(out_payload(&c2), "PORT 203,0,113,1,195,100\r\n");
+	send_pkt(&c2, DIR_REPLY, PKT_TCP_ACK, "500 Illegal PORT command.\r\n");
+	send_pkt(&c1, DIR_ORIG, PKT_TCP_ACK, "PORT 192,0,2,50,195,100\r\n");
+	assert_string_equal(out_payload(&c1), "PORT 203,0,113,1,195,100\r\n");
 
 	/* Once the first session ends, its key is free again for the other worker. */
 	send_pkt(&c1, DIR_ORIG, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
