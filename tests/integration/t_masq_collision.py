@@ -105,7 +105,9 @@ def collision(t, workers):
             after = [w["sessions_opened"] for w in t.status()["per_worker"]]
             split = [a - b for a, b in zip(after, before)]
             if workers == 1 or split == [1, 1]:
+                print("    %s and %s: new sessions per worker %s" % (LAN_CLIENT, other, split))
                 return
+            print("    %s and %s: both on one worker %s, trying another address" % (LAN_CLIENT, other, split))
             # Both on one worker: that pair tested one worker's book; try another address for the sharing.
         raise AssertionError("no address of %s hashed to the other worker than %s" % (OTHERS, LAN_CLIENT))
     finally:
