@@ -84,6 +84,10 @@ static int get_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void
 	memset(o, 0, sizeof(*o));
 	get_flow(ct, false, &o->orig);
 	get_flow(ct, true, &o->reply);
+	if (nfct_attr_is_set(ct, ATTR_ID) > 0)
+		o->id = nfct_get_attr_u32(ct, ATTR_ID);
+	if (nfct_attr_is_set(ct, ATTR_STATUS) > 0)
+		o->seen_reply = (nfct_get_attr_u32(ct, ATTR_STATUS) & IPS_SEEN_REPLY) != 0;
 	if (nfct_attr_is_set(ct, ATTR_HELPER_NAME) > 0)
 		snprintf(o->helper, sizeof(o->helper), "%s", (const char *)nfct_get_attr(ct, ATTR_HELPER_NAME));
 	static const int attrs[2][3] = {
@@ -204,4 +208,107 @@ int ct_seqadj_set(struct ct *c, const struct flow *orig, int dir, uint32_t pos, 
 	int e = errno;
 	nfct_destroy(ct);
 	return rc < 0 ? -(e ? e : EIO) : 0;
+}
+
+/* The control connections' conntracks at one moment, sorted by id. */
+struct ct_snapshot {
+	struct snap_entry {
+		uint32_t id;
+		struct flow orig;
+	} * v;
+	size_t n, cap;
+	const uint16_t *ports;
+	unsigned nports;
+	int err;
+};
+
+static int snap_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void *data)
+{
+	struct ct_snapshot *sn = data;
+	(void)type;
+	if (nfct_get_attr_u8(ct, ATTR_ORIG_L4PROTO) != IPPROTO_TCP || nfct_attr_is_set(ct, ATTR_ID) <= 0)
+		return NFCT_CB_CONTINUE;
+	uint16_t dport = ntohs(nfct_get_attr_u16(ct, ATTR_ORIG_PORT_DST));
+	bool control = false;
+	for (unsigned i = 0; i < sn->nports; i++)
+		control = control || sn->ports[i] == dport;
+	if (!control)
+		return NFCT_CB_CONTINUE;
+	if (sn->n == sn->cap) {
+		size_t cap = sn->cap ? 2 * sn->cap : 256;
+		struct snap_entry *v = realloc(sn->v, cap * sizeof(*v));
+		if (!v) {
+			sn->err = -ENOMEM;
+			return NFCT_CB_STOP;
+		}
+		sn->v = v;
+		sn->cap = cap;
+	}
+	sn->v[sn->n].id = nfct_get_attr_u32(ct, ATTR_ID);
+	get_flow(ct, false, &sn->v[sn->n].orig);
+	sn->n++;
+	return NFCT_CB_CONTINUE;
+}
+
+static int by_id(const void *a, const void *b)
+{
+	uint32_t x = ((const struct snap_entry *)a)->id, y = ((const struct snap_entry *)b)->id;
+	return x < y ? -1 : x > y;
+}
+
+int ct_snapshot_take(const uint16_t *ports, unsigned nports, struct ct_snapshot **out)
+{
+	struct ct_snapshot *sn = calloc(1, sizeof(*sn));
+	if (!sn)
+		return -ENOMEM;
+	sn->ports = ports;
+	sn->nports = nports;
+	struct nfct_handle *h = nfct_open(CONNTRACK, 0);
+	if (!h) {
+		int e = errno;
+		free(sn);
+		return -(e ? e : EPROTONOSUPPORT);
+	}
+	nfct_callback_register(h, NFCT_T_ALL, snap_cb, sn);
+	uint32_t family = AF_UNSPEC;
+	int r = nfct_query(h, NFCT_Q_DUMP, &family);
+	int e = errno;
+	nfct_close(h);
+	if (r < 0 || sn->err) {
+		r = sn->err ? sn->err : -(e ? e : EIO);
+		ct_snapshot_free(sn);
+		return r;
+	}
+	sn->ports = NULL;
+	if (sn->n)
+		qsort(sn->v, sn->n, sizeof(sn->v[0]), by_id);
+	*out = sn;
+	return 0;
+}
+
+size_t ct_snapshot_count(const struct ct_snapshot *sn)
+{
+	return sn ? sn->n : 0;
+}
+
+bool ct_snapshot_has(const struct ct_snapshot *sn, const struct ct_info *ct)
+{
+	if (!sn || !sn->n)
+		return false;
+	struct snap_entry key = {.id = ct->id};
+	const struct snap_entry *e = bsearch(&key, sn->v, sn->n, sizeof(sn->v[0]), by_id);
+	if (!e)
+		return false;
+	const struct flow *a = &e->orig, *b = &ct->orig;
+	size_t l = flow_addr_len(a->family);
+	return a->family == b->family && a->sport == b->sport && a->dport == b->dport &&
+	       memcmp(a->saddr, b->saddr, l) == 0 && memcmp(a->daddr, b->daddr, l) == 0;
+}
+
+void ct_snapshot_free(struct ct_snapshot *sn)
+{
+	if (!sn)
+		return;
+	free(sn->v);
+	free(sn);
 }

@@ -12,3 +12,16 @@ void ct_close(struct ct *c);
 int ct_get(struct ct *c, const struct flow *seen, int dir, struct ct_info *out);
 /* Set the sequence adjustment of direction dir of the conntrack with this original tuple. */
 int ct_seqadj_set(struct ct *c, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after);
+
+/*
+ * The conntracks of TCP connections to these control ports that exist now
+ * (taken at start, once the queues are bound: a connection whose first
+ * packet the daemon could not see). Read-only afterwards, so the workers
+ * share it without a lock.
+ */
+struct ct_snapshot;
+int ct_snapshot_take(const uint16_t *ports, unsigned nports, struct ct_snapshot **out);
+/* ct (same id and original tuple) was in the snapshot. */
+bool ct_snapshot_has(const struct ct_snapshot *sn, const struct ct_info *ct);
+size_t ct_snapshot_count(const struct ct_snapshot *sn);
+void ct_snapshot_free(struct ct_snapshot *sn);

@@ -11,6 +11,9 @@
 #define FTP_ALG_VERSION "0"
 #endif
 
+struct holekeys;
+struct ct_snapshot;
+
 struct override {
 	const char *key, *flag, *value;
 };
@@ -28,6 +31,10 @@ struct daemon {
 	/* The table's owner socket: only it may change the table, so the workers share it. */
 	struct nft *nft;
 	pthread_mutex_t nft_lock;
+	/* The public pinhole keys of all workers, so that no two announcements get the same one. */
+	struct holekeys *keys;
+	/* The control connections that existed once the queues were bound: those may be adopted. */
+	struct ct_snapshot *snap;
 	struct worker w[CONFIG_MAX_WORKERS];
 	unsigned nw;
 };

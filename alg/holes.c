@@ -2,18 +2,27 @@
 #include "holes.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "session.h"
+
 /*
- * Pinhole keys (client, local address, port) in a hash: which are armed by
- * some session, and which the kernel still has. Keeps the per-PASV and
- * per-tick work flat as sessions grow.
+ * Pinhole keys (client, local address, port) in a hash: which are armed or
+ * reserved by some session, and which the kernel still has. Keeps the
+ * per-PASV and per-tick work flat as sessions grow.
  */
 struct keynode {
 	struct keynode *next;
 	struct pinhole key;
 	unsigned count;
+	time_t foreign_until; /* the kernel had this key without us (EEXIST): taken until then */
+};
+
+struct holekeys {
+	pthread_mutex_t lock;
+	struct keynode **set;
 };
 
 #define KEY_BUCKETS 16384
@@ -95,24 +104,99 @@ static void keyset_free(struct keynode **set)
 	free(set);
 }
 
+struct holekeys *holekeys_new(void)
+{
+	struct holekeys *k = calloc(1, sizeof(*k));
+	if (!k)
+		return NULL;
+	pthread_mutex_init(&k->lock, NULL);
+	return k;
+}
+
+void holekeys_free(struct holekeys *k)
+{
+	if (!k)
+		return;
+	keyset_free(k->set);
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+}
+
+void holebook_share(struct holebook *b, struct holekeys *k)
+{
+	if (b->own_keys)
+		holekeys_free(b->keys);
+	b->keys = k;
+	b->own_keys = false;
+}
+
+static struct holekeys *book_keys(struct holebook *b)
+{
+	if (!b->keys && (b->keys = holekeys_new()) != NULL)
+		b->own_keys = true;
+	return b->keys;
+}
+
 void holebook_free(struct holebook *b)
 {
-	keyset_free(b->live);
+	if (b->own_keys)
+		holekeys_free(b->keys);
+	b->keys = NULL;
 	keyset_free(b->armed);
-	b->live = b->armed = NULL;
+	b->armed = NULL;
 }
 
 int holeset_init(struct holeset *hs, unsigned cap, unsigned *client)
 {
+	/* cap per direction: passive and active pinholes each. */
 	*hs = (struct holeset){.cap = cap, .client = client};
-	hs->v = calloc(cap, sizeof(*hs->v));
-	return hs->v ? 0 : -ENOMEM;
+	hs->v = calloc(2 * (size_t)cap, sizeof(*hs->v));
+	hs->resv = calloc(2 * (size_t)cap, sizeof(*hs->resv));
+	if (hs->v && hs->resv)
+		return 0;
+	holeset_free(hs);
+	return -ENOMEM;
 }
 
 void holeset_free(struct holeset *hs)
 {
 	free(hs->v);
-	hs->v = NULL;
+	free(hs->resv);
+	hs->v = hs->resv = NULL;
+}
+
+/* A key leaves the gateway's set: its pinhole or reservation is gone. */
+static void key_put(struct holebook *b, const struct pinhole *p)
+{
+	if (!b->keys)
+		return;
+	pthread_mutex_lock(&b->keys->lock);
+	keyset_del(b->keys->set, p);
+	pthread_mutex_unlock(&b->keys->lock);
+}
+
+static bool same_hole(const struct pinhole *a, const struct pinhole *b)
+{
+	return same_key(a, b) && a->active == b->active && a->target_port == b->target_port &&
+	       memcmp(a->target, b->target, flow_addr_len(a->family)) == 0;
+}
+
+static void drop_resv(struct holebook *b, struct holeset *hs, unsigned i)
+{
+	key_put(b, &hs->resv[i].p);
+	memmove(&hs->resv[i], &hs->resv[i + 1], (hs->nresv - i - 1) * sizeof(hs->resv[0]));
+	hs->nresv--;
+}
+
+static unsigned count_kind(const struct hole *v, unsigned n, bool active, unsigned *oldest)
+{
+	unsigned c = 0;
+	for (unsigned i = n; i-- > 0;)
+		if (v[i].p.active == active) {
+			c++;
+			*oldest = i;
+		}
+	return c;
 }
 
 /*
@@ -122,17 +206,15 @@ void holeset_free(struct holeset *hs)
  */
 static void forget(struct holebook *b, struct holeset *hs, unsigned i)
 {
-	keyset_del(b->live, &hs->v[i].p);
+	key_put(b, &hs->v[i].p);
 	memmove(&hs->v[i], &hs->v[i + 1], (hs->n - i - 1) * sizeof(hs->v[0]));
 	hs->n--;
 	(*hs->client)--;
 	b->n--;
 }
 
-const char *holes_limit(const struct holebook *b, const struct holeset *hs)
+static const char *over_limit(const struct holebook *b, const struct holeset *hs)
 {
-	if (hs->n == hs->cap)
-		return NULL;
 	if (b->n >= b->max)
 		return "max-pinholes";
 	if (*hs->client >= b->max_per_client)
@@ -140,12 +222,23 @@ const char *holes_limit(const struct holebook *b, const struct holeset *hs)
 	return NULL;
 }
 
-static bool in_use(const struct holebook *b, const struct pinhole *p)
+const char *holes_limit(const struct holebook *b, const struct holeset *hs, bool active)
 {
-	return keyset_find(b->live, p) != NULL;
+	unsigned oldest = 0;
+	if (count_kind(hs->v, hs->n, active, &oldest) >= hs->cap)
+		return NULL;
+	return over_limit(b, hs);
 }
 
-int holes_choose_port(struct holebook *b, struct pinhole *p, uint16_t lo, uint16_t hi, bool remap)
+/* Called with the key set locked. */
+static bool taken(struct holekeys *k, const struct pinhole *p, time_t now)
+{
+	struct keynode *n = keyset_find(k->set, p);
+	return n && (n->count > 0 || n->foreign_until > now);
+}
+
+static int pick(struct holebook *b, struct holekeys *k, struct pinhole *p, uint16_t lo, uint16_t hi, bool remap,
+		time_t now)
 {
 	uint16_t target_port = p->target_port;
 	unsigned tries = 0;
@@ -156,34 +249,106 @@ int holes_choose_port(struct holebook *b, struct pinhole *p, uint16_t lo, uint16
 			if (b->next_passive < lo || b->next_passive > hi)
 				b->next_passive = lo;
 			p->port = b->next_passive++;
-		} while (in_use(b, p) && ++tries < span);
+		} while (taken(k, p, now) && ++tries < span);
 		return tries >= span ? -EADDRINUSE : 0;
 	}
 	if (remap)
 		p->port = (uint16_t)(p->port >= 65535 ? 1024 : p->port + 1);
-	while ((in_use(b, p) || (remap && p->port == target_port)) && ++tries < 64)
+	while ((taken(k, p, now) || (remap && p->port == target_port)) && ++tries < 64)
 		p->port = (uint16_t)(p->port >= 65535 ? 1024 : p->port + 1);
 	return tries >= 64 ? -EADDRINUSE : 0;
 }
 
+int holes_choose_port(struct holebook *b, struct holeset *hs, struct pinhole *p, uint16_t lo, uint16_t hi, bool remap,
+		      time_t now)
+{
+	struct holekeys *k = book_keys(b);
+	if (!k)
+		return -ENOMEM;
+	/* Bounded per session: a newer announcement of a direction replaces the oldest reservation. */
+	unsigned oldest = 0;
+	if (hs->cap && count_kind(hs->resv, hs->nresv, p->active, &oldest) >= hs->cap)
+		drop_resv(b, hs, oldest);
+	if (!hs->cap || hs->nresv >= 2 * hs->cap)
+		return -EADDRINUSE;
+	/* Choice and reservation under one lock: another worker cannot take the same key in between. */
+	pthread_mutex_lock(&k->lock);
+	int r = pick(b, k, p, lo, hi, remap, now);
+	if (r == 0) {
+		r = keyset_add(&k->set, p);
+		if (r == 0)
+			keyset_find(k->set, p)->foreign_until = 0;
+	}
+	pthread_mutex_unlock(&k->lock);
+	if (r == 0)
+		hs->resv[hs->nresv++] = (struct hole){.p = *p, .expires = now + (time_t)p->timeout};
+	return r;
+}
+
+static int find_resv(const struct holeset *hs, const struct pinhole *p)
+{
+	for (unsigned i = 0; i < hs->nresv; i++)
+		if (same_hole(&hs->resv[i].p, p))
+			return (int)i;
+	return -1;
+}
+
+void holes_release(struct holebook *b, struct holeset *hs, const struct pinhole *p)
+{
+	int i = find_resv(hs, p);
+	if (i >= 0)
+		drop_resv(b, hs, (unsigned)i);
+}
+
+/* The kernel has this key though no session of ours armed it: leave it alone until it times out. */
+static void mark_foreign(struct holebook *b, const struct pinhole *p, time_t now)
+{
+	pthread_mutex_lock(&b->keys->lock);
+	if (keyset_add(&b->keys->set, p) == 0) {
+		struct keynode *n = keyset_find(b->keys->set, p);
+		n->foreign_until = now + (time_t)p->timeout;
+		n->count--;
+	}
+	pthread_mutex_unlock(&b->keys->lock);
+}
+
 int holes_arm(struct holebook *b, struct holeset *hs, const struct pinhole *p, time_t now)
 {
-	/* Bounded per session: the oldest announcement loses its hole, in the same kernel change. */
+	int ri = find_resv(hs, p);
+	if (ri < 0 || hs->resv[ri].expires <= now) {
+		if (ri >= 0)
+			drop_resv(b, hs, (unsigned)ri);
+		return -ESTALE;
+	}
+	/* From here the reservation's key is the pinhole's: it leaves the reservations without a key_put. */
+	memmove(&hs->resv[ri], &hs->resv[ri + 1], (hs->nresv - (unsigned)ri - 1) * sizeof(hs->resv[0]));
+	hs->nresv--;
+
+	/* Bounded per session and direction: the oldest announcement loses its hole, in the same kernel change. */
 	struct pinhole oldest;
-	bool replace = hs->n == hs->cap;
-	if (replace) {
-		oldest = hs->v[0].p;
-		replace = hs->v[0].expires > now;
-		forget(b, hs, 0);
+	unsigned oi = 0;
+	bool full = count_kind(hs->v, hs->n, p->active, &oi) >= hs->cap;
+	bool replace = false;
+	if (!full) {
+		/* The limits may have filled since the line passed (other sessions, other workers' shares). */
+		const char *why = over_limit(b, hs);
+		if (why) {
+			key_put(b, p);
+			counters_refusal(b->ctr, why);
+			return -ENOSPC;
+		}
+	} else {
+		oldest = hs->v[oi].p;
+		replace = hs->v[oi].expires > now;
+		forget(b, hs, oi);
 	}
-	int r = keyset_add(&b->live, p);
-	if (r == 0) {
-		r = b->ops->pinhole_add(b->kernel, p, replace ? &oldest : NULL);
-		if (r < 0)
-			keyset_del(b->live, p);
-	}
+	int r = b->ops->pinhole_add(b->kernel, p, replace ? &oldest : NULL);
 	if (r < 0) {
-		b->ctr->errors++;
+		key_put(b, p);
+		if (r == -EEXIST)
+			mark_foreign(b, p, now);
+		else
+			b->ctr->errors++;
 		return r;
 	}
 	hs->v[hs->n++] = (struct hole){.p = *p, .expires = now + (time_t)p->timeout};
@@ -210,6 +375,8 @@ void holes_remove_all(struct holebook *b, struct holeset *hs, time_t now)
 	}
 	while (hs->n)
 		forget(b, hs, hs->n - 1);
+	while (hs->nresv)
+		drop_resv(b, hs, hs->nresv - 1);
 }
 
 /* Forget the pinholes that expired and, if by_seen, those the kernel no longer had. */
@@ -233,6 +400,11 @@ static void sweep(struct holebook *b, struct holeset *hs, time_t now, bool by_se
 void holes_expire(struct holebook *b, struct holeset *hs, time_t now)
 {
 	sweep(b, hs, now, false);
+	for (unsigned i = 0; i < hs->nresv;)
+		if (hs->resv[i].expires <= now)
+			drop_resv(b, hs, i);
+		else
+			i++;
 }
 
 static void mark_armed(void *ctx, const struct pinhole *k)

@@ -13,7 +13,18 @@
  * session, under which limits, and when they expire or are used. It owns
  * the kernel's pinhole calls and knows nothing of sessions: a session hands
  * in its own list (struct holeset).
+ *
+ * The public keys (client, local address, port) are one set for the whole
+ * gateway (struct holekeys), shared by the workers' books under a mutex: a
+ * key is taken from the moment a line is rewritten to name it until its
+ * pinhole is gone, so no two announcements anywhere get the same one.
  */
+
+struct holekeys;
+
+/* A key set for books to share; a book without one gets its own. NULL if out of memory. */
+struct holekeys *holekeys_new(void);
+void holekeys_free(struct holekeys *k);
 
 struct hole {
 	struct pinhole p;
@@ -21,11 +32,16 @@ struct hole {
 	bool seen; /* still armed in the kernel at the last check */
 };
 
-/* One session's armed pinholes, oldest first. */
+/*
+ * One session's armed pinholes, oldest first, and the ones chosen for a line
+ * already rewritten but not yet armed (reserved: their keys are taken).
+ */
 struct holeset {
 	struct hole *v;
 	unsigned n;
-	unsigned cap;	  /* MaxPinholesPerSession when the session began; a reload does not resize */
+	struct hole *resv;
+	unsigned nresv;
+	unsigned cap;	  /* MaxPinholesPerSession (per direction) when the session began; a reload does not resize */
 	unsigned *client; /* the count of the client's armed pinholes, shared by its sessions */
 };
 
@@ -39,29 +55,47 @@ struct holebook {
 	unsigned max_per_client;
 	unsigned n;		/* armed pinholes of all sessions */
 	time_t accounted;	/* when the kernel's list of armed pinholes was last read */
-	struct keynode **live;	/* their keys */
+	struct holekeys *keys;	/* the gateway's keys, armed or reserved */
+	bool own_keys;		/* keys is this book's own, freed with it */
 	struct keynode **armed; /* keys the kernel still had at the last check (built per tick) */
 	uint16_t next_passive;
 };
 
+/* Share k (before the book is used); without it the book makes its own at first use. */
+void holebook_share(struct holebook *b, struct holekeys *k);
 void holebook_free(struct holebook *b);
 
 int holeset_init(struct holeset *hs, unsigned cap, unsigned *client);
 void holeset_free(struct holeset *hs);
 
-/* Why a new pinhole in hs would break a limit, or NULL. A full set replaces its oldest. */
-const char *holes_limit(const struct holebook *b, const struct holeset *hs);
-
 /*
- * Give p a public port no armed pinhole with its client and local address
- * uses: from lo..hi in turn if lo is set, else p->port or the next free one
- * above it, never target_port itself if remap. -EADDRINUSE if none is free.
+ * Why a new pinhole of this direction (active: PORT/EPRT) in hs would break
+ * a limit, or NULL. A set full in that direction replaces its oldest.
  */
-int holes_choose_port(struct holebook *b, struct pinhole *p, uint16_t lo, uint16_t hi, bool remap);
+const char *holes_limit(const struct holebook *b, const struct holeset *hs, bool active);
 
 /*
- * Arm p in the kernel and the books. A full set gives up its oldest in the
- * same kernel change. Returns 0 or -errno (counted as an error).
+ * Give p a public port no pinhole of the gateway uses or has reserved with
+ * its client and local address: from lo..hi in turn if lo is set, else
+ * p->port or the next free one above it, never target_port itself if remap.
+ * The key is reserved for hs until holes_arm or holes_release, the session's
+ * end, or p's timeout; a session holds at most cap reservations per
+ * direction, a newer one replacing the oldest. -EADDRINUSE if none is free.
+ */
+int holes_choose_port(struct holebook *b, struct holeset *hs, struct pinhole *p, uint16_t lo, uint16_t hi, bool remap,
+		      time_t now);
+
+/* Give up the reservation of p (its line was not rewritten after all). */
+void holes_release(struct holebook *b, struct holeset *hs, const struct pinhole *p);
+
+/*
+ * Arm the reserved p in the kernel and the books. A set full in p's
+ * direction gives up its oldest in the same kernel change. The limits are
+ * checked again here. Returns 0 or -errno: -ESTALE if the reservation was
+ * replaced by a newer announcement or timed out, -ENOSPC over MaxPinholes or
+ * MaxPinholesPerClient (counted as a refusal), -EEXIST if the kernel already
+ * has the key (then the key stays taken for p's timeout: choose again), else
+ * a kernel error (counted). The reservation is gone either way.
  */
 int holes_arm(struct holebook *b, struct holeset *hs, const struct pinhole *p, time_t now);
 

@@ -28,6 +28,8 @@ struct ct_info {
 	struct flow orig;
 	struct flow reply;
 	char helper[16]; /* a kernel conntrack helper attached to this connection, if any */
+	uint32_t id;	 /* the kernel's conntrack id (CTA_ID): tells a reused tuple's new conntrack apart */
+	bool seen_reply; /* status SEEN_REPLY: both sides have spoken */
 	bool seqadj_present[2];
 	uint32_t corr_pos[2];
 	int32_t off_before[2];
@@ -52,11 +54,18 @@ struct pinhole {
 	uint8_t target[16];
 	uint16_t target_port;
 	uint32_t timeout;
+	bool active; /* for a PORT/EPRT (the server connects back); not part of the kernel's key */
 };
 
 /* Everything the session layer asks of the kernel; one implementation each, plus a fake. */
 struct alg_kernel_ops {
 	int (*ct_get)(void *k, const struct flow *seen, int dir, struct ct_info *out);
+	/*
+	 * Whether the conntrack ct (as ct_get answered) existed before this daemon
+	 * could see its first packet (it was in the dump taken at start, same id),
+	 * so its SYN was never ours to see. NULL: none did.
+	 */
+	bool (*ct_predates)(void *k, const struct ct_info *ct);
 	int (*seqadj_set)(void *k, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after);
 	/* Adds p and, in the same change, removes replaced (if not NULL). */
 	int (*pinhole_add)(void *k, const struct pinhole *p, const struct pinhole *replaced);

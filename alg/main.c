@@ -16,7 +16,9 @@
 #include "../conf/config.h"
 #include "../nft/nft.h"
 #include "control.h"
+#include "ct.h"
 #include "daemon.h"
+#include "holes.h"
 #include "log.h"
 #include "sandbox.h"
 #include "worker.h"
@@ -136,6 +138,10 @@ static void daemon_close(struct daemon *d)
 	for (unsigned i = d->nw; i-- > 0;)
 		worker_close(&d->w[i]);
 	d->nw = 0;
+	holekeys_free(d->keys);
+	d->keys = NULL;
+	ct_snapshot_free(d->snap);
+	d->snap = NULL;
 	control_close(d->control_fd, d->control_path);
 	nft_close(d->nft);
 	if (d->fatal_fd >= 0)
@@ -177,11 +183,30 @@ int main(int argc, char **argv)
 		daemon_close(&d);
 		return 1;
 	}
+	d.keys = holekeys_new();
+	if (!d.keys) {
+		log_msg(LOG_LVL_ERR, "out of memory");
+		daemon_close(&d);
+		return 1;
+	}
 	for (unsigned i = 0; i < d.cfg.workers; i++)
 		if (worker_open(&d, i) < 0) {
 			daemon_close(&d);
 			return 1;
 		}
+	/*
+	 * Every queue is bound: a connection that starts from now on has its SYN
+	 * queued, and its conntrack is not confirmed (not in this dump) before
+	 * our verdict. What the dump lists started without us and may be adopted.
+	 */
+	r = ct_snapshot_take(d.cfg.control_ports, d.cfg.ncontrol_ports, &d.snap);
+	if (r < 0)
+		log_msg(LOG_LVL_WARN,
+			"cannot list the conntracks of live control connections: %s; none will be adopted",
+			strerror(-r));
+	else if (ct_snapshot_count(d.snap))
+		log_msg(LOG_LVL_INFO, "%zu control connections predate this start and may be adopted",
+			ct_snapshot_count(d.snap));
 	if (!d.control_path)
 		d.control_path = CONTROL_DEFAULT_PATH;
 	d.control_fd = control_listen(d.control_path);

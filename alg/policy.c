@@ -59,12 +59,14 @@ static int choose_pinhole(struct session *s, bool active, const uint8_t *target,
 	struct pinhole p = {.family = s->orig.family,
 			    .port = target_port,
 			    .target_port = target_port,
-			    .timeout = s->alg->cfg.pinhole_timeout};
+			    .timeout = s->alg->cfg.pinhole_timeout,
+			    .active = active};
 	size_t l = flow_addr_len(p.family);
 	memcpy(p.client, active ? s->reply.saddr : s->orig.saddr, l);
 	memcpy(p.local, active ? s->reply.daddr : s->orig.daddr, l);
 	memcpy(p.target, target, l);
-	int r = holes_choose_port(&s->alg->book, &p, active ? 0 : s->passive_lo, s->passive_hi, remap);
+	int r = holes_choose_port(&s->alg->book, &s->holes, &p, active ? 0 : s->passive_lo, s->passive_hi, remap,
+				  s->alg->now);
 	if (r == 0)
 		*out = p;
 	return r;
@@ -74,9 +76,16 @@ static int choose_pinhole(struct session *s, bool active, const uint8_t *target,
 static int arm_pinhole(struct session *s, const struct pinhole *p)
 {
 	int r = holes_arm(&s->alg->book, &s->holes, p, s->alg->now);
-	if (r < 0)
-		log_msg(LOG_LVL_ERR, "session=%llu event=pinhole-failed error=\"%s\"", (unsigned long long)s->id,
-			strerror(-r));
+	if (r == -ESTALE || r == -ENOSPC) {
+		/* A peer can cause these: gated. */
+		if (log_gate(s->alg))
+			log_msg(LOG_LVL_INFO, "session=%llu event=pinhole-not-armed port=%u reason=%s",
+				(unsigned long long)s->id, p->port,
+				r == -ESTALE ? "replaced-by-a-newer-announcement" : "pinhole-limit");
+	} else if (r < 0) {
+		log_msg(LOG_LVL_ERR, "session=%llu event=pinhole-failed port=%u error=\"%s\"",
+			(unsigned long long)s->id, p->port, strerror(-r));
+	}
 	return r;
 }
 
@@ -160,31 +169,43 @@ static int reply_passive(struct session *s, const struct ftp_reply *r, const cha
 		log_refusal(s, r->below_floor, line, len);
 		return -1;
 	}
-	const char *limit = holes_limit(&a->book, &s->holes);
+	const char *limit = holes_limit(&a->book, &s->holes, false);
 	if (limit) {
 		log_refusal(s, limit, line, len);
 		return -1;
 	}
 	struct pinhole hole;
-	if (choose_pinhole(s, false, s->reply.saddr, ep.port, &hole) < 0) {
-		log_refusal(s, "no-free-public-port", line, len);
-		return -1;
+	uint16_t published;
+	int n, armed;
+	/* The line has not left yet: a key the kernel already has (EEXIST) gets another port and rewrite. */
+	for (int tries = 0;; tries++) {
+		if (choose_pinhole(s, false, s->reply.saddr, ep.port, &hole) < 0) {
+			log_refusal(s, "no-free-public-port", line, len);
+			return -1;
+		}
+		published = hole.port;
+		if (!names_host && published == ep.port) {
+			/* Nothing in the line changes. */
+			armed = arm_pinhole(s, &hole);
+			if (armed == 0)
+				log_rewrite(s, r->event, line, len, line, len, published);
+			if (armed == -EEXIST && tries < 3)
+				continue;
+			return -1;
+		}
+		struct ftp_endpoint pub = {.family = s->orig.family, .port = published};
+		memcpy(pub.addr, s->has_advertise ? s->advertise : s->orig.daddr, flow_addr_len(pub.family));
+		n = rewrite_span(s, r->form, &pub, line, len, span, max_shrink, out, cap);
+		if (n < 0) {
+			holes_release(&a->book, &s->holes, &hole);
+			log_refusal(s, r->too_long, line, len);
+			return -1;
+		}
+		armed = arm_pinhole(s, &hole);
+		if (armed != -EEXIST || tries >= 3)
+			break;
 	}
-	uint16_t published = hole.port;
-	if (!names_host && published == ep.port) {
-		/* Nothing in the line changes. */
-		if (arm_pinhole(s, &hole) == 0)
-			log_rewrite(s, r->event, line, len, line, len, published);
-		return -1;
-	}
-	struct ftp_endpoint pub = {.family = s->orig.family, .port = published};
-	memcpy(pub.addr, s->has_advertise ? s->advertise : s->orig.daddr, flow_addr_len(pub.family));
-	int n = rewrite_span(s, r->form, &pub, line, len, span, max_shrink, out, cap);
-	if (n < 0) {
-		log_refusal(s, r->too_long, line, len);
-		return -1;
-	}
-	if (arm_pinhole(s, &hole) < 0)
+	if (armed < 0)
 		return -1;
 	s->rewrites++;
 	a->ctr.rewrites++;
@@ -296,8 +317,12 @@ static int server_line(struct session *s, const char *line, size_t len, size_t m
 		s->logged_in = true;
 	if (pend.has_hole) {
 		/* The server accepted the PORT/EPRT: only now may it connect back. */
-		if (r && r->effect == FTP_ACCEPTS_PORT && arm_pinhole(s, &pend.hole) == 0)
-			log_active(s, &pend.hole);
+		if (r && r->effect == FTP_ACCEPTS_PORT) {
+			if (arm_pinhole(s, &pend.hole) == 0)
+				log_active(s, &pend.hole);
+		} else {
+			holes_release(&s->alg->book, &s->holes, &pend.hole);
+		}
 		return -1;
 	}
 	if (!r || r->effect != FTP_ANNOUNCES_PORT)
@@ -333,7 +358,7 @@ static int client_port(struct session *s, const struct ftp_command *c, const cha
 	if (!s->have_reply || (!s->snat && !s->routed_in_active))
 		return -1;
 
-	const char *limit = holes_limit(&a->book, &s->holes);
+	const char *limit = holes_limit(&a->book, &s->holes, true);
 	if (limit)
 		return neutralize(s, limit, line, len, out, cap);
 	struct pinhole hole;
@@ -343,6 +368,7 @@ static int client_port(struct session *s, const struct ftp_command *c, const cha
 	memcpy(pub.addr, s->reply.daddr, flow_addr_len(ep.family));
 	int n = rewrite_span(s, c->form, &pub, line, len, span, max_shrink, out, cap);
 	if (n < 0) {
+		holes_release(&a->book, &s->holes, &hole);
 		log_refusal(s, c->too_long, line, len);
 		return -1;
 	}

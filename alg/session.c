@@ -85,6 +85,11 @@ void alg_set_worker(struct alg *a, unsigned index, unsigned count)
 	set_book_limits(a);
 }
 
+void alg_set_keys(struct alg *a, struct holekeys *k)
+{
+	holebook_share(&a->book, k);
+}
+
 void alg_set_config(struct alg *a, const struct alg_config *cfg)
 {
 	a->cfg = *cfg;
@@ -124,17 +129,22 @@ static void link_reply(struct alg *a, struct session *s, const struct flow *repl
 	a->by_reply[h] = s;
 }
 
-void count_refusal(struct alg *a, const char *reason)
+void counters_refusal(struct alg_counters *c, const char *reason)
 {
-	a->ctr.refused++;
+	c->refused++;
 	for (unsigned i = 0; i < ALG_REASONS_MAX; i++) {
-		if (!a->ctr.refusals[i].reason)
-			a->ctr.refusals[i].reason = reason;
-		if (strcmp(a->ctr.refusals[i].reason, reason) == 0) {
-			a->ctr.refusals[i].count++;
+		if (!c->refusals[i].reason)
+			c->refusals[i].reason = reason;
+		if (strcmp(c->refusals[i].reason, reason) == 0) {
+			c->refusals[i].count++;
 			return;
 		}
 	}
+}
+
+void count_refusal(struct alg *a, const char *reason)
+{
+	counters_refusal(&a->ctr, reason);
 }
 
 /* The [server] and [class] this connection falls under, and the global settings. */
@@ -224,23 +234,28 @@ static void peer_put(struct alg *a, struct peer *p)
 	p->nsessions--;
 	peer_forget(a, p);
 }
-static struct session *session_new(struct alg *a, const struct flow *orig)
+/* A new session, or NULL and why (its packet is dropped: no control connection passes unread). */
+static struct session *session_new(struct alg *a, const struct flow *orig, const char **refuse)
 {
 	if (a->nsessions >= share(a, a->cfg.max_sessions)) {
-		count_refusal(a, "max-sessions");
+		*refuse = "max-sessions";
 		return NULL;
 	}
 	struct peer *peer = peer_get(a, orig->family, orig->saddr, true);
-	if (!peer)
+	if (!peer) {
+		*refuse = "out-of-memory";
 		return NULL;
+	}
 	if (peer->nsessions >= a->cfg.max_sessions_per_client) {
-		count_refusal(a, "client-max-sessions");
+		peer_forget(a, peer);
+		*refuse = "client-max-sessions";
 		return NULL;
 	}
 	struct session *s = calloc(1, sizeof(*s));
 	if (!s || holeset_init(&s->holes, a->cfg.max_pinholes_per_session, &peer->nholes) < 0) {
 		free(s);
 		peer_forget(a, peer);
+		*refuse = "out-of-memory";
 		return NULL;
 	}
 	peer->nsessions++;
@@ -328,6 +343,8 @@ static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info
 		    "for the FTP control port\"",
 		    (unsigned long long)s->id);
 	}
+	if (!s->ct_id)
+		s->ct_id = ct->id;
 	if (!s->have_reply) {
 		link_reply(a, s, &ct->reply);
 		learn_routing(a, s);
@@ -379,7 +396,33 @@ static void flow_from_pkt(const struct pkt_info *pi, struct flow *f)
 	f->dport = pi->dport;
 }
 
-static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt_info *pi, bool *refuse)
+/*
+ * A control connection whose first packet this daemon sees is not its
+ * client's SYN: taken up mid-stream only if conntrack says it existed
+ * before this daemon could see its first packet (ct_predates: it was in the
+ * dump taken at start, with the same id) and both sides have spoken
+ * (SEEN_REPLY). Nothing a peer sends can make a new connection look like
+ * that. Such a session skips the greeting and first-line checks (long past),
+ * resynchronizes at the first line end of each direction, and takes its
+ * sequence offsets from conntrack.
+ */
+static struct session *adopt(struct alg *a, const struct ct_info *ct, const char **refuse)
+{
+	if (!a->ops->ct_predates || !ct->seen_reply || !a->ops->ct_predates(a->kernel, ct)) {
+		*refuse = "not-adoptable";
+		return NULL;
+	}
+	struct session *s = session_new(a, &ct->orig, refuse);
+	if (!s)
+		return NULL;
+	s->greeted = true;
+	s->client_spoke = true;
+	log_session_start(s, "adopted");
+	learn_from_ct(a, s, ct);
+	return s;
+}
+
+static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt_info *pi, const char **refuse)
 {
 	struct flow f;
 	struct ct_info ct;
@@ -391,26 +434,24 @@ static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt
 		if (s)
 			return s;
 		bool syn = (pi->flags & (PKT_TCP_SYN | PKT_TCP_ACK)) == PKT_TCP_SYN;
+		/* Nothing to read in a bare segment; the kernel keeps what it knows of the connection. */
 		if (!syn && pi->payload_len == 0)
 			return NULL;
-		if (syn && server_full(a, &f)) {
-			*refuse = true;
-			return NULL;
-		}
-		s = session_new(a, &f);
-		if (!s)
-			return NULL;
 		if (syn) {
-			log_session_start(s, "syn");
-		} else {
-			/* Joined mid-session (started before this daemon): the greeting is long past. */
-			s->greeted = true;
-			s->client_spoke = true;
-			log_session_start(s, "adopted");
-			if (a->ops->ct_get(a->kernel, &f, DIR_ORIG, &ct) == 0)
-				learn_from_ct(a, s, &ct);
+			if (server_full(a, &f)) {
+				*refuse = "server-max-sessions";
+				return NULL;
+			}
+			s = session_new(a, &f, refuse);
+			if (s)
+				log_session_start(s, "syn");
+			return s;
 		}
-		return s;
+		if (a->ops->ct_get(a->kernel, &f, DIR_ORIG, &ct) < 0) {
+			*refuse = "not-adoptable";
+			return NULL;
+		}
+		return adopt(a, &ct, refuse);
 	}
 	s = find_reply(a, &f);
 	if (s)
@@ -426,14 +467,8 @@ static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt
 		return NULL;
 	}
 	s = find_orig(a, &ct.orig);
-	if (!s) {
-		s = session_new(a, &ct.orig);
-		if (!s)
-			return NULL;
-		s->greeted = !(pi->flags & PKT_TCP_SYN);
-		s->client_spoke = s->greeted;
-		log_session_start(s, "adopted");
-	}
+	if (!s)
+		return adopt(a, &ct, refuse);
 	learn_from_ct(a, s, &ct);
 	return s;
 }
@@ -489,7 +524,7 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 		add_verdict(v, id, false, NULL, 0);
 		return NULL;
 	}
-	bool refuse = false;
+	const char *refuse = NULL;
 	struct session *s = lookup_or_create(a, dir, &pi, &refuse);
 	if (s && is_new_incarnation(s, dir, &pi)) {
 		/*
@@ -504,9 +539,18 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 	}
 	if (!s) {
 		if (refuse) {
-			/* Over a published server's MaxSessions: the client's SYN goes no further. */
-			count_refusal(a, "server-max-sessions");
+			/*
+			 * Over a session limit, or a connection neither seen from its SYN nor
+			 * adoptable: its packet goes no further, so that nothing passes unread.
+			 */
+			count_refusal(a, refuse);
 			a->ctr.dropped++;
+			if (log_gate(a)) {
+				char sa[INET6_ADDRSTRLEN], da[INET6_ADDRSTRLEN];
+				log_msg(LOG_LVL_WARN, "event=dropped reason=%s src=%s:%u dst=%s:%u", refuse,
+					addr_str(pi.family, pi.saddr, sa, sizeof(sa)), pi.sport,
+					addr_str(pi.family, pi.daddr, da, sizeof(da)), pi.dport);
+			}
 		}
 		add_verdict(v, id, !refuse, NULL, 0);
 		return NULL;
@@ -566,6 +610,13 @@ static void account_pinholes(struct alg *a, time_t now)
 	holes_account_end(&a->book);
 }
 
+/* The session's conntrack is still there (with the same id, where known). */
+static bool still_tracked(struct alg *a, const struct session *s)
+{
+	struct ct_info ct;
+	return a->ops->ct_get(a->kernel, &s->orig, DIR_ORIG, &ct) == 0 && (!s->ct_id || ct.id == s->ct_id);
+}
+
 void alg_tick(struct alg *a, time_t now, alg_emit_fn emit, void *ctx)
 {
 	a->now = now;
@@ -591,6 +642,11 @@ void alg_tick(struct alg *a, time_t now, alg_emit_fn emit, void *ctx)
 			}
 		holes_expire(&a->book, &s->holes, now);
 		bool idle = now - s->last_seen > IDLE_TIMEOUT;
+		if (idle && !s->closing && still_tracked(a, s)) {
+			/* Quiet through a long transfer: forgotten, its next line could not be adopted again. */
+			s->last_seen = now;
+			idle = false;
+		}
 		bool closed = s->closing && now - s->closed_at > CLOSED_LINGER;
 		if ((idle || closed) && !s->held_since[0] && !s->held_since[1])
 			session_free(a, s);

@@ -47,12 +47,22 @@ struct alg_counters {
 
 struct session;
 struct alg;
+struct holekeys;
+
+/* Count one refusal under reason (a static string) in c. */
+void counters_refusal(struct alg_counters *c, const char *reason);
 
 struct alg *alg_new(const struct alg_config *cfg, const struct alg_kernel_ops *ops, void *kernel);
 void alg_free(struct alg *a);
 void alg_set_config(struct alg *a, const struct alg_config *cfg);
 /* Worker index of count: session ids are striped, global limits shared out. */
 void alg_set_worker(struct alg *a, unsigned index, unsigned count);
+/*
+ * The gateway's pinhole keys, shared by all workers' algs (holes.h), so that
+ * no two announcements get the same public key. Before the first packet; the
+ * caller frees k after the algs.
+ */
+void alg_set_keys(struct alg *a, struct holekeys *k);
 
 /*
  * Every function that decides verdicts hands them to emit, once per batch of

@@ -35,8 +35,9 @@ struct session {
 	struct flow orig;
 	struct flow reply;
 	bool have_reply;
-	bool dnat; /* the server is behind this gateway's DNAT */
-	bool snat; /* the client is behind this gateway's SNAT/masquerade */
+	uint32_t ct_id; /* the conntrack's id, once learnt (0: not known) */
+	bool dnat;	/* the server is behind this gateway's DNAT */
+	bool snat;	/* the client is behind this gateway's SNAT/masquerade */
 	/*
 	 * Without NAT (routed, typically IPv6): the client is outside and the
 	 * server inside (passive pinholes), or the reverse (active pinholes).

@@ -43,6 +43,12 @@ static int k_ct_get(void *k, const struct flow *seen, int dir, struct ct_info *o
 	return r;
 }
 
+static bool k_ct_predates(void *k, const struct ct_info *ct)
+{
+	struct worker *w = k;
+	return ct_snapshot_has(w->d->snap, ct);
+}
+
 static int k_seqadj(void *k, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after)
 {
 	struct worker *w = k;
@@ -95,6 +101,7 @@ static int k_armed(void *k, void (*cb)(void *ctx, const struct pinhole *p), void
 }
 
 static const struct alg_kernel_ops kernel_ops = {.ct_get = k_ct_get,
+						 .ct_predates = k_ct_predates,
 						 .seqadj_set = k_seqadj,
 						 .pinhole_add = k_hole_add,
 						 .pinhole_del = k_hole_del,
@@ -261,5 +268,6 @@ int worker_open(struct daemon *d, unsigned idx)
 		return -ENOMEM;
 	}
 	alg_set_worker(w->alg, idx, d->cfg.workers);
+	alg_set_keys(w->alg, d->keys);
 	return 0;
 }

@@ -22,7 +22,7 @@ void config_defaults(struct alg_config *c)
 	c->workers = 1;
 	/* vsftpd waits 60 s for a data connection by default (accept_timeout). */
 	c->pinhole_timeout = 60;
-	c->max_pinholes_per_session = 8;
+	c->max_pinholes_per_session = 1;
 	/* RFC 2577: a data port below 1024 is a bounce attempt at a well-known service. */
 	c->min_data_port = 1024;
 	c->max_sessions = 16384;

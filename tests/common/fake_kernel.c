@@ -53,11 +53,31 @@ static int f_del(void *k, const struct pinhole *p)
 	return 1;
 }
 
+static bool same_key(const struct pinhole *a, const struct pinhole *b)
+{
+	return a->port == b->port && memcmp(a->client, b->client, 4) == 0 && memcmp(a->local, b->local, 4) == 0;
+}
+
+/* Whether the kernel still has this key: added more often than deleted or used. */
+static bool key_armed(const struct fake_kernel *f, const struct pinhole *p)
+{
+	int n = 0;
+	for (int i = 0; i < f->nadded && i < FAKE_KERNEL_MAX; i++)
+		if (same_key(&f->added[i], p))
+			n += f->consumed[i] ? 0 : 1;
+	for (int j = 0; j < f->ndeleted && j < FAKE_KERNEL_MAX; j++)
+		if (same_key(&f->deleted[j], p))
+			n--;
+	return n > 0;
+}
+
 static int f_add(void *k, const struct pinhole *p, const struct pinhole *replaced)
 {
 	struct fake_kernel *f = k;
 	if (f->add_err)
 		return f->add_err;
+	if (f->exclusive && key_armed(f, p) && !(replaced && same_key(replaced, p)))
+		return -EEXIST;
 	if (replaced)
 		f_del(k, replaced);
 	f->added[f->nadded++ % FAKE_KERNEL_MAX] = *p;
@@ -89,7 +109,15 @@ static int f_armed(void *k, void (*cb)(void *ctx, const struct pinhole *p), void
 	return 0;
 }
 
+static bool f_predates(void *k, const struct ct_info *ct)
+{
+	const struct fake_kernel *f = k;
+	(void)ct;
+	return f->predates;
+}
+
 const struct alg_kernel_ops fake_kernel_ops = {.ct_get = f_ct_get,
+					       .ct_predates = f_predates,
 					       .seqadj_set = f_seqadj,
 					       .pinhole_add = f_add,
 					       .pinhole_del = f_del,

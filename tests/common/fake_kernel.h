@@ -30,6 +30,10 @@ struct fake_kernel {
 	int ndeleted;
 	uint8_t outside[4];		/* the one address reached via the default route */
 	bool consumed[FAKE_KERNEL_MAX]; /* added[i] used by its data connection */
+	/* pinhole_add fails with -EEXIST while the key (client, local, port) is armed, as the kernel's set does. */
+	bool exclusive;
+	/* What ct_predates answers: the conntrack existed before the daemon could see its first packet. */
+	bool predates;
 	/* Scripted failures: a nonzero -errno here is what that call returns, and nothing is recorded. */
 	int ct_get_err, seqadj_err, add_err, del_err, via_default_err, armed_err;
 };

@@ -59,8 +59,9 @@ def main():
     p.add_argument("--sha256", required=True)
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--source", help="local address to connect from")
-    p.add_argument("--pause-after", type=int, default=0,
-                   help="after this many transfers print 'paused' and wait for a line on stdin")
+    p.add_argument("--pause-after", type=int, default=None,
+                   help="after this many transfers (0: logged in, before the first) print 'paused' and wait "
+                   "for a line on stdin")
     p.add_argument("--mode", choices=["pasv", "epsv", "both", "port"], default="pasv")
     p.add_argument("--announce-only", action="store_true",
                    help="send PASV, print the 227 and wait for a line on stdin before connecting")
@@ -96,7 +97,7 @@ def main():
         ftp.quit()
         return 0
     for i in range(a.count):
-        if a.pause_after and i == a.pause_after:
+        if a.pause_after is not None and i == a.pause_after:
             print(json.dumps({"paused": out["ok"]}), flush=True)
             sys.stdin.readline()
         mode = a.mode if a.mode != "both" else ("pasv" if i % 2 == 0 else "epsv")

@@ -54,8 +54,11 @@ static void ports_reused_after_close(void **state)
 static void status_and_pinhole_accounting(void **state)
 {
 	struct conn c;
+	struct alg_config cfg;
 	(void)state;
-	open_conn(&c);
+	config_defaults(&cfg);
+	cfg.max_pinholes_per_session = 2;
+	setup_conn(&c, &cfg);
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
 	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");

@@ -42,6 +42,7 @@ static void pinhole_limits_per_client_and_global(void **state)
 	struct alg_config cfg;
 	(void)state;
 	config_defaults(&cfg);
+	cfg.max_pinholes_per_session = 8;
 	cfg.max_pinholes_per_client = 2;
 	setup_conn(&c, &cfg);
 	epsv(&c, 50000);
