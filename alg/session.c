@@ -219,6 +219,29 @@ static void peer_forget(struct alg *a, struct peer *p)
 	free(p);
 }
 
+void count_held(struct alg *a, struct session *s, int n)
+{
+	s->peer->nheld = (unsigned)((int)s->peer->nheld + n);
+	a->nheld = (unsigned)((int)a->nheld + n);
+}
+
+/*
+ * What direction dir of s may hold now: its own, plus what is left of its
+ * client's share and of everyone's. Held packets count against the kernel's
+ * queue; beyond these limits only this session's line leaves early (with its
+ * verb neutralized), never another client's packet.
+ */
+static void set_hold_cap(struct alg *a, struct session *s, int dir)
+{
+	unsigned total = share(a, a->cfg.hold_max), per = a->cfg.hold_max_per_client;
+	unsigned room = per > s->peer->nheld ? per - s->peer->nheld : 0;
+	unsigned room_all = total > a->nheld ? total - a->nheld : 0;
+	if (room_all < room)
+		room = room_all;
+	s->dir[dir].hold_capped = true;
+	s->dir[dir].hold_cap = s->dir[dir].nheld + room;
+}
+
 static void peer_put(struct alg *a, struct peer *p)
 {
 	p->nsessions--;
@@ -253,6 +276,7 @@ static struct session *session_new(struct alg *a, const struct flow *orig)
 	apply_settings(a, s);
 	stream_init(&s->dir[0]);
 	stream_init(&s->dir[1]);
+	s->dir[DIR_ORIG].neutralize = true;
 	uint32_t h = flow_hash(orig);
 	s->next_orig = a->by_orig[h];
 	a->by_orig[h] = s;
@@ -285,6 +309,7 @@ static void session_free(struct alg *a, struct session *s)
 		a->all = s->next_all;
 	if (s->next_all)
 		s->next_all->prev_all = s->prev_all;
+	count_held(a, s, -(int)(s->dir[0].nheld + s->dir[1].nheld));
 	stream_free(&s->dir[0]);
 	stream_free(&s->dir[1]);
 	holeset_free(&s->holes);
@@ -514,13 +539,25 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 	s->last_seen = now;
 	s->packets++;
 	if (pi.flags & PKT_TCP_SYN) {
-		if (!s->dir[dir].started || s->dir[dir].next_seq == pi.seq + 1)
-			stream_syn(&s->dir[dir], pi.seq);
+		/* Only the first: a SYN later in the connection never resets the parser (see stream_syn). */
+		stream_syn(&s->dir[dir], pi.seq);
 		syn_verdict(a, id, pkt, len, &pi, v);
 		return NULL;
 	}
 	s->cur_dir = dir;
+	set_hold_cap(a, s, dir);
+	s->dir[dir].cur_fin = pi.flags & PKT_TCP_FIN;
+	unsigned held_before = s->dir[dir].nheld;
 	stream_segment(&s->dir[dir], &policy_stream_ops, s, id, pi.seq, pkt, len, pi.payload_off, pi.payload_len, &res);
+	count_held(a, s, (int)s->dir[dir].nheld - (int)held_before);
+	if (res.reason == STREAM_HOLD_FULL) {
+		count_refusal(a, "hold-limit");
+		if (log_gate(a))
+			log_msg(LOG_LVL_WARN, "session=%llu event=hold-limit held=%u client_held=%u effect=\"%s\"",
+				(unsigned long long)s->id, a->nheld, s->peer->nheld,
+				dir == DIR_ORIG ? "partial line released with its verb neutralized"
+						: "partial line released unmodified");
+	}
 	if (res.hold_current && !s->held_since[dir])
 		s->held_since[dir] = now;
 	if (!res.hold_current && s->dir[dir].nheld == 0)

@@ -26,6 +26,7 @@ struct peer {
 	uint8_t addr[16];
 	unsigned nsessions;
 	unsigned nholes;
+	unsigned nheld; /* segments its sessions hold */
 	struct peer *next;
 };
 
@@ -93,6 +94,7 @@ struct alg {
 	struct session *all;
 	unsigned nsessions;
 	struct peer *peers[HASH_BUCKETS];
+	unsigned nheld; /* segments all sessions hold */
 	struct holebook book;
 	uint64_t next_id;
 	unsigned worker, workers; /* this one's index, and how many share the global limits */
@@ -113,6 +115,9 @@ const char *addr_str(int family, const uint8_t *a, char *buf, size_t len);
 void count_refusal(struct alg *a, const char *reason);
 /* Refusal logs are capped per second so a flood cannot fill the journal; false: do not log. */
 bool log_gate(struct alg *a);
+
+/* A stream of s took (n > 0) or gave up held segments: the per-client and global counts follow. */
+void count_held(struct alg *a, struct session *s, int n);
 
 /* verdict.c */
 void add_verdict(struct alg_verdicts *v, uint32_t id, bool accept, const uint8_t *data, size_t len);
