@@ -84,6 +84,10 @@ static int get_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void
 	memset(o, 0, sizeof(*o));
 	get_flow(ct, false, &o->orig);
 	get_flow(ct, true, &o->reply);
+	if (nfct_attr_is_set(ct, ATTR_ID) > 0) {
+		o->has_id = true;
+		o->id = nfct_get_attr_u32(ct, ATTR_ID);
+	}
 	if (nfct_attr_is_set(ct, ATTR_HELPER_NAME) > 0)
 		snprintf(o->helper, sizeof(o->helper), "%s", (const char *)nfct_get_attr(ct, ATTR_HELPER_NAME));
 	static const int attrs[2][3] = {

@@ -28,6 +28,8 @@ struct ct_info {
 	struct flow orig;
 	struct flow reply;
 	char helper[16]; /* a kernel conntrack helper attached to this connection, if any */
+	bool has_id;	 /* and id is the kernel's id of this conntrack (CTA_ID): another one is another connection */
+	uint32_t id;
 	bool seqadj_present[2];
 	uint32_t corr_pos[2];
 	int32_t off_before[2];

@@ -7,6 +7,7 @@
 #include "session.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,6 +354,10 @@ static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info
 		    "for the FTP control port\"",
 		    (unsigned long long)s->id);
 	}
+	if (ct->has_id && !s->has_ct_id) {
+		s->has_ct_id = true;
+		s->ct_id = ct->id;
+	}
 	if (!s->have_reply) {
 		link_reply(a, s, &ct->reply);
 		learn_routing(a, s);
@@ -464,20 +469,30 @@ static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt
 }
 
 /*
- * A client's SYN, after the session's FIN or RST, with another initial
- * sequence number than the session's own: a new connection on the same
- * ports. A SYN on a session still open is left to conntrack (which ignores
- * it), so a forged one cannot end a live session. Only taken when nothing is
- * held, so that no queued packet is left without a verdict.
+ * A client's SYN with another initial sequence number than the session's
+ * own is a new connection on the same ports only if conntrack says so: the
+ * kernel no longer has the session's conntrack (it destroys a closed one
+ * when a SYN reopens its tuple, and the new one is not confirmed before the
+ * packet leaves prerouting), or has one with another id. Our own view of
+ * FIN and RST decides nothing: an injected in-window RST that the server
+ * (and conntrack, which closes only on an exact one) ignores could fake it.
+ * Only taken when nothing is held, so that no queued packet is left without
+ * a verdict.
  */
-static bool is_new_incarnation(const struct session *s, int dir, const struct pkt_info *pi)
+static bool is_new_incarnation(struct alg *a, const struct session *s, int dir, const struct pkt_info *pi)
 {
-	if (!s->closing || dir != DIR_ORIG || (pi->flags & (PKT_TCP_SYN | PKT_TCP_ACK)) != PKT_TCP_SYN)
+	if (dir != DIR_ORIG || (pi->flags & (PKT_TCP_SYN | PKT_TCP_ACK)) != PKT_TCP_SYN)
 		return false;
 	const struct stream *st = &s->dir[DIR_ORIG];
 	if (!st->started || (st->syn_seen && st->isn == pi->seq))
 		return false;
-	return st->nheld == 0 && s->dir[DIR_REPLY].nheld == 0;
+	if (st->nheld != 0 || s->dir[DIR_REPLY].nheld != 0)
+		return false;
+	struct ct_info ct;
+	int r = a->ops->ct_get(a->kernel, &s->orig, DIR_ORIG, &ct);
+	if (r == -ENOENT)
+		return true;
+	return r == 0 && s->has_ct_id && ct.has_id && ct.id != s->ct_id;
 }
 
 /* The verdicts for one packet into v; returns the session whose stream result is outstanding, if any. */
@@ -516,7 +531,7 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 	}
 	bool refuse = false;
 	struct session *s = lookup_or_create(a, dir, &pi, &refuse);
-	if (s && is_new_incarnation(s, dir, &pi)) {
+	if (s && is_new_incarnation(a, s, dir, &pi)) {
 		/*
 		 * The client reuses the ports of a connection that ended (Linux does
 		 * within milliseconds); the kernel starts a new conntrack, and so do

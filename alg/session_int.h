@@ -53,6 +53,8 @@ struct session {
 	char server_name[32];
 	char class_name[32];
 	bool seqadj_ok;
+	bool has_ct_id; /* and ct_id is the id of the conntrack this session follows */
+	uint32_t ct_id;
 	struct stream dir[2];
 	time_t last_seen;
 	time_t held_since[2];
