@@ -60,6 +60,13 @@ static void set_book_limits(struct alg *a)
 	a->book.max_per_client = a->cfg.max_pinholes_per_client;
 }
 
+time_t alg_clock(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + 1;
+}
+
 struct alg *alg_new(const struct alg_config *cfg, const struct alg_kernel_ops *ops, void *kernel)
 {
 	struct alg *a = calloc(1, sizeof(*a));
@@ -70,7 +77,7 @@ struct alg *alg_new(const struct alg_config *cfg, const struct alg_kernel_ops *o
 	a->kernel = kernel;
 	a->next_id = 1;
 	a->workers = 1;
-	a->started = time(NULL);
+	a->started = alg_clock();
 	a->book.ops = ops;
 	a->book.kernel = kernel;
 	a->book.ctr = &a->ctr;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alg/log.h"
 #include "alg/session.h"
@@ -119,6 +120,25 @@ static void status_and_pinhole_accounting(void **state)
 	alg_free(c.alg);
 }
 
+/* Timers run on alg_clock (CLOCK_MONOTONIC), and so does the start time status counts uptime from. */
+static void monotonic_clock(void **state)
+{
+	(void)state;
+	struct timespec ts;
+	time_t t = alg_clock();
+	assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+	assert_true(t >= 1 && t - 1 <= ts.tv_sec && ts.tv_sec <= t);
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	struct fake_kernel k;
+	memset(&k, 0, sizeof(k));
+	struct alg *a = alg_new(&cfg, &fake_kernel_ops, &k);
+	char *j = alg_status(&a, 1, alg_clock() + 5, true, "test", "xt", NULL, NULL);
+	assert_true(strstr(j, "\"uptime\":5,") || strstr(j, "\"uptime\":6,"));
+	free(j);
+	alg_free(a);
+}
+
 int main(void)
 {
 	log_open("test", 0, 0);
@@ -126,6 +146,7 @@ int main(void)
 	    cmocka_unit_test(ports_reused_after_close),
 	    cmocka_unit_test(forged_rst_and_syn_replace_nothing),
 	    cmocka_unit_test(status_and_pinhole_accounting),
+	    cmocka_unit_test(monotonic_clock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
