@@ -274,9 +274,24 @@ static uint32_t replay(struct stream *s, uint32_t seq, const uint8_t *payload, u
 			x = eend;
 			continue;
 		}
-		if ((s->emit_lost && sdiff(x, s->emit_floor) < 0) || !s->seen || sdiff(x, s->seen_start) < 0 ||
-		    sdiff(seen_end, x) <= 0)
+		if ((s->emit_lost && sdiff(x, s->emit_floor) < 0) || sdiff(seen_end, x) <= 0)
 			break;
+		if (!s->seen || sdiff(x, s->seen_start) < 0) {
+			/*
+			 * Before the ring: the client's bytes cannot be proven, so nothing
+			 * passes (a PORT the server would read unchecked). The server's go
+			 * on as sent: never parsed again, they open nothing, and a lost
+			 * segment from a long reply must not stall the connection.
+			 */
+			if (s->neutralize)
+				break;
+			uint32_t lim = s->seen && sdiff(s->seen_start, end) < 0 ? s->seen_start : end;
+			uint32_t stop = next_record(s, x, lim);
+			if (put(s, &o, payload + (x - seq), stop - x) < 0)
+				break;
+			x = stop;
+			continue;
+		}
 		uint32_t stop = next_record(s, x, sdiff(seen_end, end) < 0 ? seen_end : end);
 		if (reserve(&s->outbuf, &s->outbuf_cap, o + (stop - x)) < 0)
 			break;

@@ -643,6 +643,27 @@ static void retransmission_before_ring_dropped(void **state)
 	free(m);
 }
 
+/* The server's bytes from before the ring go on as sent: a lost segment of a long reply must not stall. */
+static void server_retransmission_before_ring_passes(void **state)
+{
+	(void)state;
+	struct sim *m = calloc(1, sizeof(*m));
+	sim_init(m, LONG_TO);
+	static char in[5028];
+	const size_t n = sizeof(in) - 1;
+	memset(in, 'x', n);
+	memcpy(in, "227 ", 4);
+	memcpy(in + n - 2, "\r\n", 2);
+	for (size_t off = 0; off < n; off += 1384)
+		sim_send_to(m, in, off, n - off < 1384 ? n - off : 1384, off == 1384);
+	unsigned drops = m->drops;
+	sim_send(m, in, 1384, 1384);
+	assert_int_equal(m->drops, drops);
+	expect_rx(m, in);
+	stream_free(&m->s);
+	free(m);
+}
+
 /*
  * Fails on main (dropped every time): a rewritten segment that changed
  * length is lost after the stream, and the sender retransmits it merged with
@@ -714,6 +735,7 @@ int main(void)
 	    cmocka_unit_test(flush_keeps_complete_line_rewrites),
 	    cmocka_unit_test(retransmission_after_records_lost),
 	    cmocka_unit_test(retransmission_before_ring_dropped),
+	    cmocka_unit_test(server_retransmission_before_ring_passes),
 	    cmocka_unit_test(lost_rewrite_retransmitted_in_any_cut),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
