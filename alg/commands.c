@@ -19,7 +19,7 @@ char *commands_respond(void *ctx, const char *cmd)
 		}
 		char json[512], text[512];
 		workers_timing(d, json, sizeof(json), text, sizeof(text));
-		char *out = alg_status(v, d->nw, time(NULL), strcmp(cmd, "status json") == 0, FTP_ALG_VERSION,
+		char *out = alg_status(v, d->nw, alg_clock(), strcmp(cmd, "status json") == 0, FTP_ALG_VERSION,
 				       nft_queue_path_name(nft_queue_path(d->nft)), json, text);
 		for (unsigned i = d->nw; i-- > 0;)
 			pthread_mutex_unlock(&d->w[i].lock);

@@ -84,8 +84,10 @@ static int get_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void
 	memset(o, 0, sizeof(*o));
 	get_flow(ct, false, &o->orig);
 	get_flow(ct, true, &o->reply);
-	if (nfct_attr_is_set(ct, ATTR_ID) > 0)
+	if (nfct_attr_is_set(ct, ATTR_ID) > 0) {
+		o->has_id = true;
 		o->id = nfct_get_attr_u32(ct, ATTR_ID);
+	}
 	if (nfct_attr_is_set(ct, ATTR_STATUS) > 0)
 		o->seen_reply = (nfct_get_attr_u32(ct, ATTR_STATUS) & IPS_SEEN_REPLY) != 0;
 	if (nfct_attr_is_set(ct, ATTR_HELPER_NAME) > 0)
@@ -293,7 +295,7 @@ size_t ct_snapshot_count(const struct ct_snapshot *sn)
 
 bool ct_snapshot_has(const struct ct_snapshot *sn, const struct ct_info *ct)
 {
-	if (!sn || !sn->n)
+	if (!sn || !sn->n || !ct->has_id)
 		return false;
 	struct snap_entry key = {.id = ct->id};
 	const struct snap_entry *e = bsearch(&key, sn->v, sn->n, sizeof(sn->v[0]), by_id);

@@ -28,7 +28,8 @@ struct ct_info {
 	struct flow orig;
 	struct flow reply;
 	char helper[16]; /* a kernel conntrack helper attached to this connection, if any */
-	uint32_t id;	 /* the kernel's conntrack id (CTA_ID): tells a reused tuple's new conntrack apart */
+	bool has_id;	 /* and id is the kernel's id of this conntrack (CTA_ID): another one is another connection */
+	uint32_t id;
 	bool seen_reply; /* status SEEN_REPLY: both sides have spoken */
 	bool seqadj_present[2];
 	uint32_t corr_pos[2];

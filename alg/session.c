@@ -7,6 +7,7 @@
 #include "session.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,13 @@ static void set_book_limits(struct alg *a)
 	a->book.max_per_client = a->cfg.max_pinholes_per_client;
 }
 
+time_t alg_clock(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + 1;
+}
+
 struct alg *alg_new(const struct alg_config *cfg, const struct alg_kernel_ops *ops, void *kernel)
 {
 	struct alg *a = calloc(1, sizeof(*a));
@@ -69,7 +77,7 @@ struct alg *alg_new(const struct alg_config *cfg, const struct alg_kernel_ops *o
 	a->kernel = kernel;
 	a->next_id = 1;
 	a->workers = 1;
-	a->started = time(NULL);
+	a->started = alg_clock();
 	a->book.ops = ops;
 	a->book.kernel = kernel;
 	a->book.ctr = &a->ctr;
@@ -229,6 +237,29 @@ static void peer_forget(struct alg *a, struct peer *p)
 	free(p);
 }
 
+void count_held(struct alg *a, struct session *s, int n)
+{
+	s->peer->nheld = (unsigned)((int)s->peer->nheld + n);
+	a->nheld = (unsigned)((int)a->nheld + n);
+}
+
+/*
+ * What direction dir of s may hold now: its own, plus what is left of its
+ * client's share and of everyone's. Held packets count against the kernel's
+ * queue; beyond these limits only this session's line leaves early (with its
+ * verb neutralized), never another client's packet.
+ */
+static void set_hold_cap(struct alg *a, struct session *s, int dir)
+{
+	unsigned total = share(a, a->cfg.hold_max), per = a->cfg.hold_max_per_client;
+	unsigned room = per > s->peer->nheld ? per - s->peer->nheld : 0;
+	unsigned room_all = total > a->nheld ? total - a->nheld : 0;
+	if (room_all < room)
+		room = room_all;
+	s->dir[dir].hold_capped = true;
+	s->dir[dir].hold_cap = s->dir[dir].nheld + room;
+}
+
 static void peer_put(struct alg *a, struct peer *p)
 {
 	p->nsessions--;
@@ -268,6 +299,7 @@ static struct session *session_new(struct alg *a, const struct flow *orig, const
 	apply_settings(a, s);
 	stream_init(&s->dir[0]);
 	stream_init(&s->dir[1]);
+	s->dir[DIR_ORIG].neutralize = true;
 	uint32_t h = flow_hash(orig);
 	s->next_orig = a->by_orig[h];
 	a->by_orig[h] = s;
@@ -300,6 +332,7 @@ static void session_free(struct alg *a, struct session *s)
 		a->all = s->next_all;
 	if (s->next_all)
 		s->next_all->prev_all = s->prev_all;
+	count_held(a, s, -(int)(s->dir[0].nheld + s->dir[1].nheld));
 	stream_free(&s->dir[0]);
 	stream_free(&s->dir[1]);
 	holeset_free(&s->holes);
@@ -343,8 +376,10 @@ static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info
 		    "for the FTP control port\"",
 		    (unsigned long long)s->id);
 	}
-	if (!s->ct_id)
+	if (ct->has_id && !s->has_ct_id) {
+		s->has_ct_id = true;
 		s->ct_id = ct->id;
+	}
 	if (!s->have_reply) {
 		link_reply(a, s, &ct->reply);
 		learn_routing(a, s);
@@ -474,20 +509,30 @@ static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt
 }
 
 /*
- * A client's SYN, after the session's FIN or RST, with another initial
- * sequence number than the session's own: a new connection on the same
- * ports. A SYN on a session still open is left to conntrack (which ignores
- * it), so a forged one cannot end a live session. Only taken when nothing is
- * held, so that no queued packet is left without a verdict.
+ * A client's SYN with another initial sequence number than the session's
+ * own is a new connection on the same ports only if conntrack says so: the
+ * kernel no longer has the session's conntrack (it destroys a closed one
+ * when a SYN reopens its tuple, and the new one is not confirmed before the
+ * packet leaves prerouting), or has one with another id. Our own view of
+ * FIN and RST decides nothing: an injected in-window RST that the server
+ * (and conntrack, which closes only on an exact one) ignores could fake it.
+ * Only taken when nothing is held, so that no queued packet is left without
+ * a verdict.
  */
-static bool is_new_incarnation(const struct session *s, int dir, const struct pkt_info *pi)
+static bool is_new_incarnation(struct alg *a, const struct session *s, int dir, const struct pkt_info *pi)
 {
-	if (!s->closing || dir != DIR_ORIG || (pi->flags & (PKT_TCP_SYN | PKT_TCP_ACK)) != PKT_TCP_SYN)
+	if (dir != DIR_ORIG || (pi->flags & (PKT_TCP_SYN | PKT_TCP_ACK)) != PKT_TCP_SYN)
 		return false;
 	const struct stream *st = &s->dir[DIR_ORIG];
 	if (!st->started || (st->syn_seen && st->isn == pi->seq))
 		return false;
-	return st->nheld == 0 && s->dir[DIR_REPLY].nheld == 0;
+	if (st->nheld != 0 || s->dir[DIR_REPLY].nheld != 0)
+		return false;
+	struct ct_info ct;
+	int r = a->ops->ct_get(a->kernel, &s->orig, DIR_ORIG, &ct);
+	if (r == -ENOENT)
+		return true;
+	return r == 0 && s->has_ct_id && ct.has_id && ct.id != s->ct_id;
 }
 
 /* The verdicts for one packet into v; returns the session whose stream result is outstanding, if any. */
@@ -526,7 +571,7 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 	}
 	const char *refuse = NULL;
 	struct session *s = lookup_or_create(a, dir, &pi, &refuse);
-	if (s && is_new_incarnation(s, dir, &pi)) {
+	if (s && is_new_incarnation(a, s, dir, &pi)) {
 		/*
 		 * The client reuses the ports of a connection that ended (Linux does
 		 * within milliseconds); the kernel starts a new conntrack, and so do
@@ -558,13 +603,25 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 	s->last_seen = now;
 	s->packets++;
 	if (pi.flags & PKT_TCP_SYN) {
-		if (!s->dir[dir].started || s->dir[dir].next_seq == pi.seq + 1)
-			stream_syn(&s->dir[dir], pi.seq);
+		/* Only the first: a SYN later in the connection never resets the parser (see stream_syn). */
+		stream_syn(&s->dir[dir], pi.seq);
 		syn_verdict(a, id, pkt, len, &pi, v);
 		return NULL;
 	}
 	s->cur_dir = dir;
+	set_hold_cap(a, s, dir);
+	s->dir[dir].cur_fin = pi.flags & PKT_TCP_FIN;
+	unsigned held_before = s->dir[dir].nheld;
 	stream_segment(&s->dir[dir], &policy_stream_ops, s, id, pi.seq, pkt, len, pi.payload_off, pi.payload_len, &res);
+	count_held(a, s, (int)s->dir[dir].nheld - (int)held_before);
+	if (res.reason == STREAM_HOLD_FULL) {
+		count_refusal(a, "hold-limit");
+		if (log_gate(a))
+			log_msg(LOG_LVL_WARN, "session=%llu event=hold-limit held=%u client_held=%u effect=\"%s\"",
+				(unsigned long long)s->id, a->nheld, s->peer->nheld,
+				dir == DIR_ORIG ? "partial line released with its verb neutralized"
+						: "partial line released unmodified");
+	}
 	if (res.hold_current && !s->held_since[dir])
 		s->held_since[dir] = now;
 	if (!res.hold_current && s->dir[dir].nheld == 0)
@@ -614,7 +671,8 @@ static void account_pinholes(struct alg *a, time_t now)
 static bool still_tracked(struct alg *a, const struct session *s)
 {
 	struct ct_info ct;
-	return a->ops->ct_get(a->kernel, &s->orig, DIR_ORIG, &ct) == 0 && (!s->ct_id || ct.id == s->ct_id);
+	return a->ops->ct_get(a->kernel, &s->orig, DIR_ORIG, &ct) == 0 &&
+	       (!s->has_ct_id || !ct.has_id || ct.id == s->ct_id);
 }
 
 void alg_tick(struct alg *a, time_t now, alg_emit_fn emit, void *ctx)

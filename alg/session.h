@@ -52,6 +52,13 @@ struct holekeys;
 /* Count one refusal under reason (a static string) in c. */
 void counters_refusal(struct alg_counters *c, const char *reason);
 
+/*
+ * The session layer's clock: seconds of CLOCK_MONOTONIC (plus one, so never
+ * 0), for every `now` passed in. Timers and the remaining times status shows
+ * are differences on it, unmoved when the wall clock is set.
+ */
+time_t alg_clock(void);
+
 struct alg *alg_new(const struct alg_config *cfg, const struct alg_kernel_ops *ops, void *kernel);
 void alg_free(struct alg *a);
 void alg_set_config(struct alg *a, const struct alg_config *cfg);

@@ -26,6 +26,7 @@ struct peer {
 	uint8_t addr[16];
 	unsigned nsessions;
 	unsigned nholes;
+	unsigned nheld; /* segments its sessions hold */
 	struct peer *next;
 };
 
@@ -35,9 +36,8 @@ struct session {
 	struct flow orig;
 	struct flow reply;
 	bool have_reply;
-	uint32_t ct_id; /* the conntrack's id, once learnt (0: not known) */
-	bool dnat;	/* the server is behind this gateway's DNAT */
-	bool snat;	/* the client is behind this gateway's SNAT/masquerade */
+	bool dnat; /* the server is behind this gateway's DNAT */
+	bool snat; /* the client is behind this gateway's SNAT/masquerade */
 	/*
 	 * Without NAT (routed, typically IPv6): the client is outside and the
 	 * server inside (passive pinholes), or the reverse (active pinholes).
@@ -53,6 +53,8 @@ struct session {
 	char server_name[32];
 	char class_name[32];
 	bool seqadj_ok;
+	bool has_ct_id; /* and ct_id is the id of the conntrack this session follows */
+	uint32_t ct_id;
 	struct stream dir[2];
 	time_t last_seen;
 	time_t held_since[2];
@@ -96,6 +98,7 @@ struct alg {
 	struct session *all;
 	unsigned nsessions;
 	struct peer *peers[HASH_BUCKETS];
+	unsigned nheld; /* segments all sessions hold */
 	struct holebook book;
 	uint64_t next_id;
 	unsigned worker, workers; /* this one's index, and how many share the global limits */
@@ -116,6 +119,9 @@ const char *addr_str(int family, const uint8_t *a, char *buf, size_t len);
 void count_refusal(struct alg *a, const char *reason);
 /* Refusal logs are capped per second so a flood cannot fill the journal; false: do not log. */
 bool log_gate(struct alg *a);
+
+/* A stream of s took (n > 0) or gave up held segments: the per-client and global counts follow. */
+void count_held(struct alg *a, struct session *s, int n);
 
 /* verdict.c */
 void add_verdict(struct alg_verdicts *v, uint32_t id, bool accept, const uint8_t *data, size_t len);

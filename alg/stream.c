@@ -10,11 +10,6 @@ static int32_t sdiff(uint32_t a, uint32_t b)
 	return (int32_t)(a - b);
 }
 
-static bool ranges_intersect(uint32_t a, uint32_t alen, uint32_t b, uint32_t blen)
-{
-	return sdiff(a + alen, b) > 0 && sdiff(b + blen, a) > 0;
-}
-
 void stream_init(struct stream *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -55,6 +50,8 @@ void stream_free(struct stream *s)
 
 void stream_syn(struct stream *s, uint32_t isn)
 {
+	if (s->started)
+		return;
 	s->started = true;
 	s->synced = true;
 	s->syn_seen = true;
@@ -65,6 +62,7 @@ void stream_syn(struct stream *s, uint32_t isn)
 	s->line_len = 0;
 	s->line_total = 0;
 	s->line_long = false;
+	s->line_marked = false;
 	s->line_start_released = false;
 }
 
@@ -133,26 +131,34 @@ static const uint8_t *held_payload(const struct stream_held *h)
 	return h->pkt + h->payload_off;
 }
 
-static void remember_emitted(struct stream *s, uint32_t seq, uint32_t len, const uint8_t *out, size_t out_len)
+static void remember_emitted(struct stream *s, uint32_t seq, uint32_t len, const uint8_t *orig, const uint8_t *out,
+			     size_t out_len)
 {
+	uint32_t tail = 0;
+	while (tail < len && tail < out_len && orig[len - 1 - tail] == out[out_len - 1 - tail])
+		tail++;
 	struct stream_emitted *e = &s->emitted[s->emit_next];
 	uint8_t *copy = malloc(out_len ? out_len : 1);
 
-	/* Losing a record only means a later retransmission of it is dropped. */
-	if (!copy)
+	/* Without the record its bytes cannot be proven: everything before it is lost to retransmissions. */
+	if (!copy) {
+		if (!s->emit_lost || sdiff(seq + len, s->emit_floor) > 0)
+			s->emit_floor = seq + len;
+		s->emit_lost = true;
 		return;
+	}
 	memcpy(copy, out, out_len);
+	if (e->out) {
+		/* Forgotten: no byte before its end can be proven any more. */
+		uint32_t end = e->seq + e->len;
+		if (!s->emit_lost || sdiff(end, s->emit_floor) > 0)
+			s->emit_floor = end;
+		s->emit_lost = true;
+	}
 	free(e->out);
-	*e = (struct stream_emitted){.seq = seq, .len = len, .out_len = (uint32_t)out_len, .out = copy};
+	*e = (struct stream_emitted){
+	    .seq = seq, .len = len, .out_len = (uint32_t)out_len, .same_tail = tail, .out = copy};
 	s->emit_next = (s->emit_next + 1) % STREAM_EMIT_RING;
-}
-
-static bool intersects_emitted(const struct stream *s, uint32_t seq, uint32_t len)
-{
-	for (unsigned i = 0; i < STREAM_EMIT_RING; i++)
-		if (s->emitted[i].out && ranges_intersect(seq, len, s->emitted[i].seq, s->emitted[i].len))
-			return true;
-	return false;
 }
 
 /* Record bytes [next_seq, next_seq + n) as first seen; call before next_seq moves past them. */
@@ -183,71 +189,144 @@ static void seen_reset(struct stream *s)
 	s->seen_start = s->next_seq;
 }
 
-/*
- * Replace [seq, seq + n) in buf with the first copy. Returns 1 if that
- * changed it, 0 if it was the same, -1 if the ring no longer covers it.
- */
-static int seen_restore(const struct stream *s, uint32_t seq, uint8_t *buf, size_t n)
+/* The record holding the byte at x, if any. */
+static const struct stream_emitted *record_at(const struct stream *s, uint32_t x)
 {
-	if (n == 0)
-		return 0;
-	if (!s->seen || sdiff(seq, s->seen_start) < 0 || sdiff(s->next_seq, seq) < (int32_t)n)
-		return -1;
-	int changed = 0;
-	for (size_t i = 0; i < n; i++) {
-		uint8_t b = s->seen[(seq + (uint32_t)i) & (STREAM_SEEN - 1)];
-		if (buf[i] != b) {
-			buf[i] = b;
-			changed = 1;
-		}
+	for (unsigned i = 0; i < STREAM_EMIT_RING; i++) {
+		const struct stream_emitted *e = &s->emitted[i];
+		if (e->out && sdiff(x, e->seq) >= 0 && sdiff(e->seq + e->len, x) > 0)
+			return e;
 	}
-	return changed;
+	return NULL;
 }
 
-/* A segment that carries only bytes seen before. */
+/* The first record to begin in (x, end), or end. */
+static uint32_t next_record(const struct stream *s, uint32_t x, uint32_t end)
+{
+	for (unsigned i = 0; i < STREAM_EMIT_RING; i++) {
+		const struct stream_emitted *e = &s->emitted[i];
+		if (e->out && sdiff(e->seq, x) > 0 && sdiff(end, e->seq) > 0)
+			end = e->seq;
+	}
+	return end;
+}
+
+static int put(struct stream *s, size_t *o, const uint8_t *p, size_t n)
+{
+	if (reserve(&s->outbuf, &s->outbuf_cap, *o + n) < 0)
+		return -1;
+	memcpy(s->outbuf + *o, p, n);
+	*o += n;
+	return 0;
+}
+
+/*
+ * What already went out for [seq, seq + len), rebuilt into outbuf as far as
+ * it can be proven: a recorded rewrite as recorded, other bytes as first
+ * seen. Stops where proof ends (before the ring, before a forgotten rewrite,
+ * inside a rewrite that changed the length, at held or unseen bytes).
+ * Returns the number of original bytes covered; *out_len is the output's.
+ */
+static uint32_t replay(struct stream *s, uint32_t seq, const uint8_t *payload, uint32_t len, size_t *out_len)
+{
+	uint32_t x = seq, end = seq + len;
+	size_t o = 0;
+	uint32_t seen_end = s->opaque_set ? s->opaque_seq : s->next_seq;
+
+	if (s->nheld && sdiff(end, s->held[0].seq) > 0)
+		end = sdiff(s->held[0].seq, seq) > 0 ? s->held[0].seq : seq;
+	while (sdiff(end, x) > 0) {
+		if (s->opaque_set && sdiff(x, s->opaque_seq) >= 0) {
+			/* Never parsed, never rewritten: it goes on as the sender sends it. */
+			uint32_t stop = sdiff(s->next_seq, end) < 0 ? s->next_seq : end;
+			if (sdiff(stop, x) <= 0 || put(s, &o, payload + (x - seq), stop - x) < 0)
+				break;
+			x = stop;
+			continue;
+		}
+		const struct stream_emitted *e = record_at(s, x);
+		if (e) {
+			uint32_t eend = e->seq + e->len;
+			if (e->out_len == e->len) {
+				/* Same length: byte for byte, any cut maps. */
+				uint32_t stop = sdiff(end, eend) < 0 ? end : eend;
+				if (put(s, &o, e->out + (x - e->seq), stop - x) < 0)
+					break;
+				x = stop;
+				continue;
+			}
+			/*
+			 * A length change: from the record's start, or from its unchanged
+			 * tail (where the kernel's later offset is the right one), and
+			 * always to its end, even past this segment's (the sender sent
+			 * those bytes before; the record fits in a segment).
+			 */
+			uint32_t i = x - e->seq;
+			size_t from;
+			if (i == 0)
+				from = 0;
+			else if (i >= e->len - e->same_tail)
+				from = e->out_len - (e->len - i);
+			else
+				break;
+			if (put(s, &o, e->out + from, e->out_len - from) < 0)
+				break;
+			x = eend;
+			continue;
+		}
+		if ((s->emit_lost && sdiff(x, s->emit_floor) < 0) || sdiff(seen_end, x) <= 0)
+			break;
+		if (!s->seen || sdiff(x, s->seen_start) < 0) {
+			/*
+			 * Before the ring: the client's bytes cannot be proven, so nothing
+			 * passes (a PORT the server would read unchecked). The server's go
+			 * on as sent: never parsed again, they open nothing, and a lost
+			 * segment from a long reply must not stall the connection.
+			 */
+			if (s->neutralize)
+				break;
+			uint32_t lim = s->seen && sdiff(s->seen_start, end) < 0 ? s->seen_start : end;
+			uint32_t stop = next_record(s, x, lim);
+			if (put(s, &o, payload + (x - seq), stop - x) < 0)
+				break;
+			x = stop;
+			continue;
+		}
+		uint32_t stop = next_record(s, x, sdiff(seen_end, end) < 0 ? seen_end : end);
+		if (reserve(&s->outbuf, &s->outbuf_cap, o + (stop - x)) < 0)
+			break;
+		for (; x != stop; x++)
+			s->outbuf[o++] = s->seen[x & (STREAM_SEEN - 1)];
+	}
+	*out_len = o;
+	return x - seq;
+}
+
+/*
+ * A segment that begins in bytes already released: what goes on is what went
+ * out before, rebuilt from the records, cut at the end where that cannot be
+ * proven (the receiver acknowledges the part, the sender sends the rest
+ * again). Nothing that cannot be proven passes.
+ */
 static void retransmission(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *payload, uint32_t len,
 			   struct stream_result *res)
 {
 	if (!offset_still_right(s, seq)) {
-		/* From before an older rewrite: the kernel would place it wrongly. Already acknowledged anyway. */
+		/* From before an older rewrite: the kernel would place it wrongly. */
 		out_simple(res, id, STREAM_DROP, STREAM_STALE_OFFSET);
 		return;
 	}
-	for (unsigned i = 0; i < s->nheld; i++)
-		if (ranges_intersect(seq, len, s->held[i].seq, s->held[i].len)) {
-			/* The first copy is held and will be released rewritten. */
-			out_simple(res, id, STREAM_DROP, STREAM_RETRANSMIT);
-			return;
-		}
-	for (unsigned i = 0; i < STREAM_EMIT_RING; i++) {
-		const struct stream_emitted *e = &s->emitted[i];
-		if (e->out && e->seq == seq && e->len == len) {
-			res->out[res->nout++] = (struct stream_out){
-			    .id = id, .verdict = STREAM_ACCEPT, .modified = true, .payload = e->out, .len = e->out_len};
-			res->reason = STREAM_RETRANSMIT;
-			return;
-		}
-	}
-	if (intersects_emitted(s, seq, len)) {
-		/* Not byte-identical to what we sent: let the sender try again. */
-		out_simple(res, id, STREAM_DROP, STREAM_OVERLAPS_EDIT);
+	size_t olen = 0;
+	uint32_t covered = replay(s, seq, payload, len, &olen);
+	if (covered == 0 || (covered != len && s->cur_fin)) {
+		/* Held (it will be released rewritten), or nothing provable: the sender tries again. */
+		out_simple(res, id, STREAM_DROP, s->nheld ? STREAM_RETRANSMIT : STREAM_OVERLAPS_EDIT);
 		return;
 	}
-	/*
-	 * Never parsed again. Where the ring still has the first copy, that is
-	 * what goes on, so the receiver gets the bytes that were parsed; older
-	 * bytes go on as sent (the receiver acknowledged them long ago).
-	 */
-	if (reserve(&s->curbuf, &s->curbuf_cap, len) == 0) {
-		memcpy(s->curbuf, payload, len);
-		if (seen_restore(s, seq, s->curbuf, len) == 1) {
-			res->out[res->nout++] = (struct stream_out){
-			    .id = id, .verdict = STREAM_ACCEPT, .modified = true, .payload = s->curbuf, .len = len};
-			res->reason = STREAM_RETRANSMIT;
-			return;
-		}
-	}
-	out_simple(res, id, STREAM_ACCEPT, STREAM_RETRANSMIT);
+	bool same = covered == len && olen == len && memcmp(s->outbuf, payload, len) == 0;
+	res->out[res->nout++] = (struct stream_out){
+	    .id = id, .verdict = STREAM_ACCEPT, .modified = !same, .payload = s->outbuf, .len = olen};
+	res->reason = STREAM_RETRANSMIT;
 }
 
 static int32_t pending_delta(const struct stream *s)
@@ -256,6 +335,48 @@ static int32_t pending_delta(const struct stream *s)
 	for (unsigned i = 0; i < s->nedits; i++)
 		d += (int32_t)s->edits[i].new_len - (int32_t)s->edits[i].old_len;
 	return d;
+}
+
+static int edits_reserve(struct stream *s)
+{
+	if (s->nedits < s->edits_cap)
+		return 0;
+	unsigned n = s->edits_cap ? 2 * s->edits_cap : 4;
+	struct stream_edit *e = realloc(s->edits, n * sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	s->edits = e;
+	s->edits_cap = n;
+	return 0;
+}
+
+/*
+ * The current line leaves unparsed (too long, or released before its end):
+ * its first bytes become "XXXX" (as many as there are), so that whatever
+ * follows, no server takes its verb. Same length, so no offsets change.
+ */
+static int mark_line(struct stream *s)
+{
+	if (s->line_marked || !s->synced || s->line_start_released || s->line_total == 0)
+		return 0;
+	size_t n = s->line_total < 4 ? s->line_total : 4;
+	char *x = malloc(4);
+	if (!x || edits_reserve(s) < 0) {
+		free(x);
+		return -ENOMEM;
+	}
+	memset(x, 'X', 4);
+	s->edits[s->nedits++] =
+	    (struct stream_edit){.seq = s->line_seq, .old_len = (uint32_t)n, .new_len = (uint32_t)n, .bytes = x};
+	s->line_marked = true;
+	return 0;
+}
+
+/* Does the current line (so far) need its verb neutralized if it leaves unparsed? */
+static bool line_needs_mark(const struct stream *s, const struct stream_ops *ops, void *ctx)
+{
+	return s->neutralize && s->synced && !s->line_start_released && s->line_total > 0 && ops->may_rewrite &&
+	       ops->may_rewrite(ctx, s->line, s->line_len);
 }
 
 static void complete_line(struct stream *s, const struct stream_ops *ops, void *ctx, size_t max_seg)
@@ -267,14 +388,8 @@ static void complete_line(struct stream *s, const struct stream_ops *ops, void *
 		return;
 	}
 	/* Room for the edit first: once the callback has armed a pinhole, the rewrite must happen. */
-	if (s->nedits == s->edits_cap) {
-		unsigned n = s->edits_cap ? 2 * s->edits_cap : 4;
-		struct stream_edit *e = realloc(s->edits, n * sizeof(*e));
-		if (!e)
-			return;
-		s->edits = e;
-		s->edits_cap = n;
-	}
+	if (edits_reserve(s) < 0)
+		return;
 	int64_t budget = (int64_t)max_seg - 1 + pending_delta(s);
 	if (budget < 0)
 		budget = 0;
@@ -313,6 +428,7 @@ static void parse_bytes(struct stream *s, const struct stream_ops *ops, void *ct
 				s->line_len = 0;
 				s->line_total = 0;
 				s->line_long = false;
+				s->line_marked = false;
 				s->line_start_released = false;
 			}
 			continue;
@@ -328,10 +444,14 @@ static void parse_bytes(struct stream *s, const struct stream_ops *ops, void *ct
 				s->line_cap = grow;
 			}
 		}
-		if (s->line_len < s->line_cap)
+		if (s->line_len < s->line_cap) {
 			s->line[s->line_len++] = (char)c;
-		else
-			s->line_long = true; /* over STREAM_LINE_MAX, or out of memory: not parsed */
+		} else if (!s->line_long) {
+			/* Over STREAM_LINE_MAX, or out of memory: not parsed, so its verb is broken. */
+			if (line_needs_mark(s, ops, ctx) || (s->neutralize && s->line_len == 0))
+				mark_line(s);
+			s->line_long = true;
+		}
 		s->line_total++;
 		if (c == '\n') {
 			complete_line(s, ops, ctx, max_seg);
@@ -339,6 +459,7 @@ static void parse_bytes(struct stream *s, const struct stream_ops *ops, void *ct
 			s->line_len = 0;
 			s->line_total = 0;
 			s->line_long = false;
+			s->line_marked = false;
 			s->line_start_released = false;
 		}
 	}
@@ -372,17 +493,24 @@ static int hold(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *pkt,
 	return 0;
 }
 
-/* Release held segments and the current one, applying pending edits. */
-static int release(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *cur, size_t cur_len, bool cur_changed,
-		   struct stream_result *res)
+/* Release held segments and the current one (if have_cur), applying pending edits. */
+static int release(struct stream *s, bool have_cur, uint32_t id, uint32_t seq, const uint8_t *cur, size_t cur_len,
+		   bool cur_changed, struct stream_result *res)
 {
-	if (s->nheld == 0 && s->nedits == 0) {
+	if (!have_cur) {
+		if (s->nheld == 0) {
+			free_edits(s);
+			return 0;
+		}
+		cur_len = 0;
+	}
+	if (have_cur && s->nheld == 0 && s->nedits == 0) {
 		/* Nearly every segment: nothing held, nothing rewritten. */
 		res->out[res->nout++] = (struct stream_out){
 		    .id = id, .verdict = STREAM_ACCEPT, .modified = cur_changed, .payload = cur, .len = cur_len};
 		return 0;
 	}
-	unsigned n = s->nheld + 1;
+	unsigned n = s->nheld + (have_cur ? 1 : 0);
 	uint32_t base = s->nheld ? s->held[0].seq : seq;
 	size_t total = cur_len;
 	for (unsigned i = 0; i < s->nheld; i++)
@@ -400,7 +528,8 @@ static int release(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *c
 		memcpy(s->scratch + pos, held_payload(&s->held[i]), s->held[i].len);
 		pos += s->held[i].len;
 	}
-	memcpy(s->scratch + pos, cur, cur_len);
+	if (cur_len)
+		memcpy(s->scratch + pos, cur, cur_len);
 
 	/* Choose the one segment that absorbs the length change. */
 	unsigned j = n - 1;
@@ -463,7 +592,7 @@ static int release(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *c
 			out->held = &s->released[s->nreleased++];
 		}
 		if (modified && (nl != l || memcmp(orig, s->outbuf + out_off, l) != 0))
-			remember_emitted(s, sseq, (uint32_t)l, s->outbuf + out_off, nl);
+			remember_emitted(s, sseq, (uint32_t)l, orig, s->outbuf + out_off, nl);
 		out_off += nl;
 	}
 	if (delta != 0) {
@@ -524,35 +653,28 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 	bool cur_changed = false;
 
 	if (prefix > 0) {
+		/* Only a segment that begins exactly at a held one replaces it; any other cut is a retransmission. */
 		unsigned first = s->nheld;
-		if (s->nheld > 0) {
-			if (sdiff(seq, s->held[0].seq) <= 0) {
-				first = 0;
-			} else {
-				for (unsigned i = 0; i < s->nheld; i++)
-					if (s->held[i].seq == seq)
-						first = i;
-				if (first == s->nheld) {
-					out_simple(res, id, STREAM_DROP, STREAM_RETRANSMIT);
-					return 0;
-				}
-			}
-		}
-		uint32_t old_end = first < s->nheld ? s->held[first].seq : s->next_seq;
-		uint32_t old_len = (uint32_t)(old_end - seq);
-		if ((sdiff(old_end, seq) > 0 && intersects_emitted(s, seq, old_len)) || !offset_still_right(s, seq)) {
-			out_simple(res, id, STREAM_DROP, STREAM_OVERLAPS_EDIT);
-			return 0;
-		}
-		/* The released part of the overlap: the first copy wins, as the parser saw it. */
-		if (sdiff(old_end, seq) > 0) {
-			int r = seen_restore(s, seq, cur, old_len);
-			if (r < 0) {
-				out_simple(res, id, STREAM_DROP, STREAM_RETRANSMIT);
+		for (unsigned i = 0; i < s->nheld; i++)
+			if (s->held[i].seq == seq)
+				first = i;
+		if (first == s->nheld) {
+			size_t olen = 0;
+			uint32_t old_len = (uint32_t)prefix;
+			if (s->nheld > 0 || !offset_still_right(s, seq) ||
+			    replay(s, seq, payload, old_len, &olen) != old_len || olen != old_len) {
+				/* Not provably the same length as sent before: only the old part goes on. */
+				retransmission(s, id, seq, payload, len, res);
 				return 0;
 			}
-			if (r > 0)
+			/* The old part as it went out (byte for byte), the new part parsed. */
+			if (memcmp(cur, s->outbuf, old_len) != 0) {
+				memcpy(cur, s->outbuf, old_len);
 				cur_changed = true;
+			}
+		} else if (!offset_still_right(s, seq)) {
+			out_simple(res, id, STREAM_DROP, STREAM_STALE_OFFSET);
+			return 0;
 		}
 		for (unsigned i = first; i < s->nheld; i++) {
 			struct stream_held *h = &s->held[i];
@@ -567,8 +689,11 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 	}
 
 	if (s->opaque) {
+		if (!s->opaque_set) {
+			s->opaque_set = true;
+			s->opaque_seq = s->next_seq;
+		}
 		s->next_seq = seq + len;
-		seen_reset(s);
 		res->out[res->nout++] = (struct stream_out){
 		    .id = id, .verdict = STREAM_ACCEPT, .modified = cur_changed, .payload = cur, .len = payload_len};
 		return 0;
@@ -584,30 +709,35 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 
 	bool partial = s->synced && s->line_total > 0 && !s->line_long && !s->line_start_released;
 	if (partial && ops->may_rewrite && ops->may_rewrite(ctx, s->line, s->line_len)) {
-		if (s->nheld < STREAM_HOLD_MAX) {
-			int r = hold(s, id, seq, pkt, pkt_len, payload_off, cur, payload_len);
-			if (r < 0) {
-				out_simple(res, id, STREAM_ACCEPT, STREAM_OK);
-				return r;
-			}
+		unsigned cap = s->hold_capped && s->hold_cap < STREAM_HOLD_MAX ? s->hold_cap : STREAM_HOLD_MAX;
+		if (s->nheld < cap && hold(s, id, seq, pkt, pkt_len, payload_off, cur, payload_len) == 0) {
 			res->hold_current = true;
 			res->reason = STREAM_HELD;
 			return 0;
 		}
+		/* At the limit (or out of memory) the line leaves unparsed: with its verb broken. */
 		res->reason = STREAM_HOLD_FULL;
+		if (line_needs_mark(s, ops, ctx))
+			mark_line(s);
 	}
 	if (s->synced && s->line_total > 0)
 		s->line_start_released = true;
-	int r = release(s, id, seq, cur, payload_len, cur_changed, res);
+	int r = release(s, true, id, seq, cur, payload_len, cur_changed, res);
 	if (r < 0) {
-		/* Out of memory: pass everything unmodified rather than lose it. */
+		/*
+		 * Out of memory: nothing goes out unrewritten. Everything is dropped,
+		 * and no retransmission of it can be proven any more, so the
+		 * connection stalls rather than carry an unchecked line.
+		 */
 		for (unsigned i = 0; i < s->nheld; i++) {
-			res->out[res->nout++] = (struct stream_out){.id = s->held[i].id, .verdict = STREAM_ACCEPT};
+			res->out[res->nout++] = (struct stream_out){.id = s->held[i].id, .verdict = STREAM_DROP};
 			free(s->held[i].pkt);
 		}
 		s->nheld = 0;
 		free_edits(s);
-		out_simple(res, id, STREAM_ACCEPT, STREAM_OK);
+		s->emit_lost = true;
+		s->emit_floor = s->next_seq;
+		out_simple(res, id, STREAM_DROP, STREAM_OK);
 		return r;
 	}
 	return 0;
@@ -617,39 +747,33 @@ void stream_flush(struct stream *s, struct stream_result *res, const char *mark,
 {
 	memset(res, 0, sizeof(*res));
 	free_released(s);
-	/* Overwrite the partial line's first bytes where they are held (same length, no offsets). */
-	/* Whatever part of the line is there: "XX" of "PO" breaks the verb as well as "XXXX". */
-	if (mark && s->line_total < mark_len)
-		mark_len = s->line_total;
-	bool can_mark = mark && mark_len > 0 && s->synced && !s->line_start_released;
-	for (unsigned i = 0; i < s->nheld; i++) {
-		struct stream_held *h = &s->held[i];
-		bool modified = false;
-		for (size_t k = 0; can_mark && k < mark_len; k++) {
-			uint32_t at = s->line_seq + (uint32_t)k - h->seq;
-			if (at < h->len) {
-				h->pkt[h->payload_off + at] = (uint8_t)mark[k];
-				modified = true;
-			}
+	/* Whatever part of the line is held: "XX" of "PO" breaks the verb as well as "XXXX". */
+	if (mark && mark_len > 0 && s->nheld > 0 && s->synced && !s->line_start_released && s->line_total > 0 &&
+	    !s->line_marked && sdiff(s->line_seq, s->held[0].seq) >= 0 && edits_reserve(s) == 0) {
+		size_t n = s->line_total < mark_len ? s->line_total : mark_len;
+		char *x = malloc(n);
+		if (x) {
+			memcpy(x, mark, n);
+			s->edits[s->nedits++] = (struct stream_edit){
+			    .seq = s->line_seq, .old_len = (uint32_t)n, .new_len = (uint32_t)n, .bytes = x};
+			s->line_marked = true;
 		}
-		if (modified)
-			remember_emitted(s, h->seq, h->len, h->pkt + h->payload_off, h->len);
-		s->released[s->nreleased] = *h;
-		res->out[res->nout++] = (struct stream_out){.id = h->id,
-							    .verdict = STREAM_ACCEPT,
-							    .modified = modified,
-							    .payload = s->released[s->nreleased].pkt + h->payload_off,
-							    .len = h->len,
-							    .held = &s->released[s->nreleased]};
-		s->nreleased++;
 	}
-	s->nheld = 0;
-	free_edits(s);
-	if (s->synced && s->line_total > 0)
-		s->line_start_released = true;
 	res->corr_pos = s->corr_pos;
 	res->off_before = s->off_before;
 	res->off_after = s->off_after;
+	/* The held segments go out with the rewrites of their complete lines: none may be lost. */
+	if (release(s, false, 0, 0, NULL, 0, false, res) < 0) {
+		/* Out of memory: what cannot be rewritten is dropped, never sent as it came. */
+		for (unsigned i = 0; i < s->nheld; i++) {
+			res->out[res->nout++] = (struct stream_out){.id = s->held[i].id, .verdict = STREAM_DROP};
+			free(s->held[i].pkt);
+		}
+		s->nheld = 0;
+		free_edits(s);
+	}
+	if (s->synced && s->line_total > 0)
+		s->line_start_released = true;
 }
 
 void stream_result_done(struct stream *s, struct stream_result *res)

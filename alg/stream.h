@@ -64,6 +64,7 @@ struct stream_emitted {
 	uint32_t seq;
 	uint32_t len;
 	uint32_t out_len;
+	uint32_t same_tail; /* the last bytes that out shares with the original */
 	uint8_t *out;
 };
 
@@ -73,11 +74,21 @@ struct stream {
 	bool syn_seen; /* and isn is the sender's initial sequence number */
 	uint32_t isn;
 	bool opaque;
+	bool opaque_set; /* and opaque_seq is where the unparsed bytes begin */
+	uint32_t opaque_seq;
+	/* Client direction: a line that may carry an address never leaves unparsed with its verb intact. */
+	bool neutralize;
+	/* If hold_capped: segments this stream may hold now, its session's share of the limits. */
+	bool hold_capped;
+	unsigned hold_cap;
+	/* The current segment carries FIN: it cannot be shortened. */
+	bool cur_fin;
 	uint32_t next_seq;
 	uint32_t line_seq;
 	size_t line_len;
 	bool line_long;
-	char *line; /* grows with the longest line so far, up to STREAM_LINE_MAX */
+	bool line_marked; /* the current line's verb is already being neutralized */
+	char *line;	  /* grows with the longest line so far, up to STREAM_LINE_MAX */
 	size_t line_cap;
 
 	/* STREAM_HOLD_MAX entries each, allocated the first time a segment is held. */
@@ -88,6 +99,9 @@ struct stream {
 	unsigned edits_cap;
 	struct stream_emitted emitted[STREAM_EMIT_RING];
 	unsigned emit_next;
+	/* A record was overwritten: before emit_floor a forgotten rewrite may lie. */
+	bool emit_lost;
+	uint32_t emit_floor;
 
 	/* Mirror of the kernel's seqadj for this direction. */
 	uint32_t corr_pos;
@@ -159,7 +173,11 @@ struct stream_result {
 
 void stream_init(struct stream *s);
 void stream_free(struct stream *s);
-/* The peer's SYN: data starts at isn + 1 at a line start. */
+/*
+ * The peer's SYN: data starts at isn + 1 at a line start. Ignored once the
+ * stream has started: a SYN in the middle of a connection (forged, or a
+ * stray retransmission) never resets what the parser knows.
+ */
 void stream_syn(struct stream *s, uint32_t isn);
 /* Continue from a known kernel seqadj state (after a restart). */
 void stream_set_adj(struct stream *s, uint32_t pos, int32_t before, int32_t after);
@@ -174,8 +192,9 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 		   struct stream_result *res);
 
 /*
- * Release every held segment (timeout, teardown): unmodified, or with the
- * partial line's first mark_len bytes replaced by mark where they are held.
+ * Release every held segment (timeout, teardown) with the rewrites of its
+ * complete lines, and the partial line's first mark_len bytes replaced by
+ * mark where they are held (mark NULL: unmodified).
  */
 void stream_flush(struct stream *s, struct stream_result *res, const char *mark, size_t mark_len);
 /* Free the copies behind the previous result's held entries. */

@@ -110,7 +110,9 @@ void flush_dir(struct alg *a, struct session *s, int dir, alg_emit_fn emit, void
 	struct stream_result res;
 	struct alg_verdicts v = {.dir = dir};
 
+	unsigned before = s->dir[dir].nheld;
 	stream_flush(&s->dir[dir], &res, neutralize_partial ? "XXXX" : NULL, 4);
+	count_held(a, s, (int)s->dir[dir].nheld - (int)before);
 	s->held_since[dir] = 0;
 	if (res.nout == 0)
 		return;

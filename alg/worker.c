@@ -124,7 +124,7 @@ static void on_packet(void *ctx, int dir, uint32_t id, const uint8_t *pkt, size_
 {
 	struct worker *w = ctx;
 	uint64_t t0 = now_ns(), verdict_ns = w->t[T_VERDICT].ns;
-	alg_packet(w->alg, dir, id, pkt, len, time(NULL), emit, w);
+	alg_packet(w->alg, dir, id, pkt, len, alg_clock(), emit, w);
 	tally(&w->t[T_PACKET], t0);
 	/* The packet's own time, without that of the verdicts it handed out. */
 	w->t[T_PACKET].ns -= w->t[T_VERDICT].ns - verdict_ns;
@@ -189,7 +189,7 @@ void *worker_main(void *arg)
 			uint64_t n;
 			if (read(w->timer_fd, &n, sizeof(n)) > 0) {
 				pthread_mutex_lock(&w->lock);
-				alg_tick(w->alg, time(NULL), emit, w);
+				alg_tick(w->alg, alg_clock(), emit, w);
 				pthread_mutex_unlock(&w->lock);
 			}
 		}

@@ -29,6 +29,9 @@ void config_defaults(struct alg_config *c)
 	c->max_sessions_per_client = 256;
 	c->max_pinholes_per_client = 256;
 	c->max_pinholes = 32768;
+	/* Far below the kernel's queue length (4096): held packets count against it. */
+	c->hold_max = 1024;
+	c->hold_max_per_client = 64;
 	c->log_level = 6;
 	snprintf(c->table, sizeof(c->table), "ftp_alg");
 	snprintf(c->user, sizeof(c->user), "nobody");
@@ -203,6 +206,15 @@ static int set_global(struct alg_config *c, const char *key, const char *value, 
 			c->max_pinholes_per_client = (unsigned)v;
 		else
 			c->max_sessions_per_client = (unsigned)v;
+	} else if (strcasecmp(key, "HoldMax") == 0 || strcasecmp(key, "HoldMaxPerClient") == 0) {
+		if (parse_uint(value, strlen(value), 2048, &v) < 0 || v == 0) {
+			snprintf(err, errlen, "'%s' is not a number from 1 to 2048", value);
+			return -EINVAL;
+		}
+		if (strcasecmp(key, "HoldMax") == 0)
+			c->hold_max = (unsigned)v;
+		else
+			c->hold_max_per_client = (unsigned)v;
 	} else if (strcasecmp(key, "MaxSessions") == 0) {
 		if (parse_uint(value, strlen(value), 1000000, &v) < 0 || v == 0) {
 			snprintf(err, errlen, "'%s' is not a number from 1 to 1000000", value);

@@ -68,6 +68,9 @@ struct alg_config {
 	unsigned max_pinholes; /* all sessions together */
 	unsigned max_sessions;
 	unsigned max_sessions_per_client;
+	/* Held segments (a partial PORT/EPRT, a split 227): all clients, and one client address. */
+	unsigned hold_max;
+	unsigned hold_max_per_client;
 	int log_level;
 	char table[32];
 	char user[32]; /* run as this user after start-up */

@@ -123,6 +123,16 @@ static void values(void **state)
 	assert_int_equal(c.pinhole_timeout, 300);
 	assert_int_equal(c.min_data_port, 1024);
 	assert_int_equal(config_set(&c, "ControlPorts", "21,21a", "--flag", 0, report, &r), -EINVAL);
+	/* The hold limits stay well below the kernel queue's 4096. */
+	assert_int_equal(c.hold_max, 1024);
+	assert_int_equal(c.hold_max_per_client, 64);
+	assert_int_equal(config_set(&c, "HoldMax", "2049", "--flag", 0, report, &r), -EINVAL);
+	assert_int_equal(config_set(&c, "HoldMaxPerClient", "0", "--flag", 0, report, &r), -EINVAL);
+	assert_string_equal(r.msgs[r.n - 1], "'0' is not a number from 1 to 2048");
+	assert_int_equal(config_set(&c, "HoldMax", "512", "--flag", 0, report, &r), 0);
+	assert_int_equal(config_set(&c, "HoldMaxPerClient", "16", "--flag", 0, report, &r), 0);
+	assert_int_equal(c.hold_max, 512);
+	assert_int_equal(c.hold_max_per_client, 16);
 	assert_int_equal(config_parse_port_range("100-99", &lo, &hi), -EINVAL);
 	assert_int_equal(config_parse_port_range("100 200", &lo, &hi), 0);
 	assert_int_equal(config_parse_port_range("0-10", &lo, &hi), -EINVAL);

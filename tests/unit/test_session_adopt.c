@@ -25,6 +25,7 @@ static void live_conn(struct conn *c, int32_t server_offset)
 	struct alg_config cfg;
 	config_defaults(&cfg);
 	init_conn(c, CLIENT, PUBLIC, SERVER, CLIENT);
+	c->k.ct.has_id = true;
 	c->k.ct.id = 7;
 	c->k.ct.seen_reply = true;
 	c->k.predates = true;

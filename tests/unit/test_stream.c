@@ -23,6 +23,7 @@ struct fake {
 	int lines;
 	int rewrites;
 	size_t extra; /* bytes each rewrite adds on top, to test the growth cap */
+	bool port_x;  /* PORT lines are neutralized ("XXXX"), as the policy does for a refused one */
 };
 
 static bool fake_may(void *ctx, const char *line, size_t len)
@@ -41,6 +42,12 @@ static int fake_line(void *ctx, const char *line, size_t len, size_t max_shrink,
 	if (!may_rewrite)
 		return -1;
 	f->lines++;
+	if (f->port_x && len >= 4 && memcmp(line, "PORT", 4) == 0 && len <= cap) {
+		memcpy(out, line, len);
+		memcpy(out, "XXXX", 4);
+		f->rewrites++;
+		return (int)len;
+	}
 	if (ftp_parse_227(line, len, &ep, &span) < 0)
 		return -1;
 	memcpy(ep.addr, f->to_addr, 4);
@@ -126,8 +133,16 @@ static void sim_init(struct sim *m, const uint8_t to[4])
 	memcpy(m->f.to_addr, to, 4);
 }
 
+static bool sim_send_to(struct sim *m, const char *text, size_t off, size_t len, bool lost);
+
 /* Send bytes [off, off+len) of text as one segment; returns the result's hold flag. */
 static bool sim_send(struct sim *m, const char *text, size_t off, size_t len)
+{
+	return sim_send_to(m, text, off, len, false);
+}
+
+/* As sim_send; lost: what the stream releases is lost on the way to the receiver. */
+static bool sim_send_to(struct sim *m, const char *text, size_t off, size_t len, bool lost)
 {
 	uint32_t id = m->next_id++;
 	struct pktrec *p = &m->pk[id];
@@ -138,7 +153,8 @@ static bool sim_send(struct sim *m, const char *text, size_t off, size_t len)
 	p->seq = ISN + 1 + (uint32_t)off;
 	struct stream_result r;
 	assert_int_equal(stream_segment(&m->s, &ops, &m->f, id, p->seq, p->pkt, p->len, HDR, len, &r), 0);
-	deliver(m, &r, id);
+	if (!lost)
+		deliver(m, &r, id);
 	bool held = r.hold_current;
 	stream_result_done(&m->s, &r);
 	return held;
@@ -503,6 +519,201 @@ static void line_over_64k_not_parsed(void **state)
 	free(m);
 }
 
+/* Client-side sim: PORT lines may be rewritten and are neutralized when they leave unparsed. */
+static struct sim *client_sim(void)
+{
+	struct sim *m = calloc(1, sizeof(*m));
+	sim_init(m, LONG_TO);
+	m->s.neutralize = true;
+	m->f.port_x = true;
+	return m;
+}
+
+/* Fails on main: at the hold limit a partial PORT line was released with its verb intact. */
+static void hold_limit_neutralizes_partial_port(void **state)
+{
+	(void)state;
+	static char in[STREAM_HOLD_MAX + 10];
+	memset(in, '1', sizeof(in));
+	memcpy(in, "PORT ", 5);
+	for (unsigned cap = 0; cap <= 5; cap += 5) {
+		struct sim *m = client_sim();
+		m->s.hold_capped = cap != 0;
+		m->s.hold_cap = cap;
+		unsigned limit = cap ? cap : STREAM_HOLD_MAX;
+		for (unsigned i = 0; i < limit; i++)
+			assert_true(sim_send(m, in, i, 1));
+		assert_false(sim_send(m, in, limit, 1));
+		assert_int_equal(m->rx.end, limit + 1);
+		assert_memory_equal(m->rx.buf, "XXXX", 4);
+		assert_memory_equal(m->rx.buf + 4, in + 4, limit + 1 - 4);
+		/* The rest of the line is never parsed, and not held. */
+		assert_false(sim_send(m, in, limit + 1, 5));
+		stream_free(&m->s);
+		free(m);
+	}
+}
+
+/* Fails on main: a PORT line over STREAM_LINE_MAX passed unparsed with its verb. */
+static void long_port_line_neutralized(void **state)
+{
+	(void)state;
+	static char in[STREAM_LINE_MAX + 300];
+	memset(in, '1', sizeof(in));
+	memcpy(in, "PORT ", 5);
+	memcpy(in + sizeof(in) - 2, "\r\n", 2);
+	static const size_t chunks[] = {1000, 1, 4};
+	for (size_t c = 0; c < 3; c++) {
+		struct sim *m = client_sim();
+		/* From the first byte, a few bytes, or the first 1000 on. */
+		sim_send(m, in, 0, chunks[c]);
+		for (size_t off = chunks[c]; off < sizeof(in); off += 1000)
+			sim_send(m, in, off, sizeof(in) - off < 1000 ? sizeof(in) - off : 1000);
+		assert_int_equal(m->rx.end, sizeof(in));
+		assert_int_equal(m->rx.conflicts, 0);
+		assert_memory_equal(m->rx.buf, "XXXX", 4);
+		assert_memory_equal(m->rx.buf + 4, in + 4, sizeof(in) - 4);
+		stream_free(&m->s);
+		free(m);
+	}
+}
+
+/* Fails on main: the flush of a timeout lost the rewrite of a complete line held with a partial one. */
+static void flush_keeps_complete_line_rewrites(void **state)
+{
+	(void)state;
+	struct sim *m = client_sim();
+	const char *in = "PORT 1\r\nPO";
+	assert_true(sim_send(m, in, 0, strlen(in)));
+	struct stream_result r;
+	stream_flush(&m->s, &r, "XXXX", 4);
+	deliver(m, &r, 0);
+	stream_result_done(&m->s, &r);
+	expect_rx(m, "XXXX 1\r\nXX");
+	stream_free(&m->s);
+	free(m);
+}
+
+/*
+ * Fails on main: after STREAM_EMIT_RING later rewrites the record of a
+ * neutralized line is gone, and its retransmission went out as first seen,
+ * with "PORT".
+ */
+static void retransmission_after_records_lost(void **state)
+{
+	(void)state;
+	struct sim *m = client_sim();
+	static char in[(STREAM_EMIT_RING + 2) * 8 + 1];
+	for (unsigned i = 0; i < STREAM_EMIT_RING + 2; i++)
+		memcpy(in + i * 8, "PORT 1\r\n", 8);
+	for (unsigned i = 0; i < STREAM_EMIT_RING + 2; i++)
+		sim_send(m, in, i * 8, 8);
+	unsigned drops = m->drops;
+	/* Every cut of the oldest: dropped (or rewritten), never "PORT". */
+	sim_send(m, in, 0, 8);
+	sim_send(m, in, 0, 4);
+	sim_send(m, in, 2, 10);
+	assert_int_equal(m->drops, drops + 3);
+	assert_int_equal(m->rx.conflicts, 0);
+	/* The newest are still recorded: rewritten again, in any cut. */
+	size_t last = (STREAM_EMIT_RING + 1) * 8;
+	sim_send(m, in, last, 8);
+	sim_send(m, in, last + 1, 3);
+	sim_send(m, in, last - 8, 16);
+	assert_int_equal(m->drops, drops + 3);
+	assert_int_equal(m->rx.conflicts, 0);
+	stream_free(&m->s);
+	free(m);
+}
+
+/* Fails on main: bytes from before the ring passed as the retransmission carried them. */
+static void retransmission_before_ring_dropped(void **state)
+{
+	(void)state;
+	struct sim *m = client_sim();
+	static char in[8 + STREAM_SEEN + 600];
+	memcpy(in, "NOOP 1\r\n", 8);
+	for (size_t i = 8; i < sizeof(in); i += 6)
+		memcpy(in + i, "NOOP\r\n", sizeof(in) - i < 6 ? sizeof(in) - i : 6);
+	for (size_t off = 0; off < sizeof(in); off += 8)
+		sim_send(m, in, off, sizeof(in) - off < 8 ? sizeof(in) - off : 8);
+	static const char forged[] = "PORT 1\r\n";
+	unsigned drops = m->drops;
+	sim_send(m, forged, 0, 8);
+	assert_int_equal(m->drops, drops + 1);
+	assert_int_equal(m->rx.conflicts, 0);
+	stream_free(&m->s);
+	free(m);
+}
+
+/* The server's bytes from before the ring go on as sent: a lost segment of a long reply must not stall. */
+static void server_retransmission_before_ring_passes(void **state)
+{
+	(void)state;
+	struct sim *m = calloc(1, sizeof(*m));
+	sim_init(m, LONG_TO);
+	static char in[5028];
+	const size_t n = sizeof(in) - 1;
+	memset(in, 'x', n);
+	memcpy(in, "227 ", 4);
+	memcpy(in + n - 2, "\r\n", 2);
+	for (size_t off = 0; off < n; off += 1384)
+		sim_send_to(m, in, off, n - off < 1384 ? n - off : 1384, off == 1384);
+	unsigned drops = m->drops;
+	sim_send(m, in, 1384, 1384);
+	assert_int_equal(m->drops, drops);
+	expect_rx(m, in);
+	stream_free(&m->s);
+	free(m);
+}
+
+/*
+ * Fails on main (dropped every time): a rewritten segment that changed
+ * length is lost after the stream, and the sender retransmits it merged with
+ * the next one, split, or merged with new data.
+ */
+static void lost_rewrite_retransmitted_in_any_cut(void **state)
+{
+	(void)state;
+	static const char *const MORE = "227 Entering Passive Mode (192,0,2,10,195,81).\r\n";
+	static const char *const MORE_OUT = "227 Entering Passive Mode (203,0,113,1,195,81).\r\n";
+	char in[256], out[256];
+	snprintf(in, sizeof(in), "%s%s", LONG_IN, MORE);
+	snprintf(out, sizeof(out), "%s%s", LONG_OUT, MORE_OUT);
+	size_t n = strlen(LONG_IN), rw_end = (size_t)(strstr(LONG_IN, "200 ok") - LONG_IN);
+	assert_memory_equal(LONG_IN + rw_end, "200 ok\r\n", 8);
+	for (int how = 0; how < 4; how++) {
+		struct sim *m = calloc(1, sizeof(*m));
+		sim_init(m, LONG_TO);
+		sim_send(m, in, 0, 7);
+		sim_send_to(m, in, 7, rw_end - 7, true); /* the rewritten line, lost */
+		sim_send(m, in, rw_end, n - rw_end);
+		unsigned drops = m->drops;
+		switch (how) {
+		case 0: /* merged with the next */
+			sim_send(m, in, 7, n - 7);
+			break;
+		case 1: /* split: the receiver still gets the whole rewritten line */
+			sim_send(m, in, 7, 10);
+			/* A cut in the unchanged tail of the rewritten line maps byte for byte. */
+			sim_send(m, in, rw_end - 4, n - rw_end + 4);
+			break;
+		case 2: /* overlapping the one before, and merged */
+			sim_send(m, in, 3, n - 3);
+			break;
+		case 3: /* merged with new data: the old part goes on, the sender sends the rest again */
+			sim_send(m, in, 7, n - 7 + 30);
+			break;
+		}
+		assert_int_equal(m->drops, drops);
+		sim_send(m, in, n, strlen(in) - n);
+		expect_rx(m, out);
+		assert_int_equal(m->f.rewrites, 2);
+		stream_free(&m->s);
+		free(m);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -522,6 +733,13 @@ int main(void)
 	    cmocka_unit_test(flush_releases_unmodified),
 	    cmocka_unit_test(long_line_not_parsed),
 	    cmocka_unit_test(flush_marks_held_prefix),
+	    cmocka_unit_test(hold_limit_neutralizes_partial_port),
+	    cmocka_unit_test(long_port_line_neutralized),
+	    cmocka_unit_test(flush_keeps_complete_line_rewrites),
+	    cmocka_unit_test(retransmission_after_records_lost),
+	    cmocka_unit_test(retransmission_before_ring_dropped),
+	    cmocka_unit_test(server_retransmission_before_ring_passes),
+	    cmocka_unit_test(lost_rewrite_retransmitted_in_any_cut),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
