@@ -67,7 +67,8 @@ void control_close(int fd, const char *path)
 static void write_all(int fd, const char *buf, size_t len)
 {
 	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
+		/* A client that left must cost an EPIPE, never the daemon (SIGPIPE). */
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

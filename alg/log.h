@@ -2,10 +2,23 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdio.h>
 
 enum log_level { LOG_LVL_ERR = 3, LOG_LVL_WARN = 4, LOG_LVL_INFO = 6, LOG_LVL_DEBUG = 7 };
 
-void log_open(const char *ident, int max_level, int use_syslog);
+/*
+ * Where log lines go. The journal: standard error, each line prefixed with
+ * its priority as <N> (sd-daemon(3)), so that journalctl -p works. A terminal
+ * or a file: standard error as it is. Anything else (a pipe, as procd gives,
+ * a socket, /dev/null, nothing): syslog only, which keeps the priorities.
+ */
+enum log_sink { LOG_SINK_STDERR, LOG_SINK_JOURNAL, LOG_SINK_SYSLOG };
+
+/* The sink for fd (standard error), from its type and $JOURNAL_STREAM. */
+enum log_sink log_choose(int fd);
+void log_open(const char *ident, int max_level, enum log_sink sink);
+/* Tests: write the standard error lines to f instead. */
+void log_set_stream(FILE *f);
 void log_set_level(int max_level);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
