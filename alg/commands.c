@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "../nft/nft.h"
+#include "control.h"
 #include "daemon.h"
 #include "session.h"
 
-char *commands_respond(void *ctx, const char *cmd)
+char *commands_respond(void *ctx, const struct control_req *req)
 {
 	struct daemon *d = ctx;
+	const char *cmd = req->cmd;
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "status json") == 0) {
 		struct alg *v[CONFIG_MAX_WORKERS];
 		for (unsigned i = 0; i < d->nw; i++) {
@@ -25,7 +28,15 @@ char *commands_respond(void *ctx, const char *cmd)
 			pthread_mutex_unlock(&d->w[i].lock);
 		return out;
 	}
-	if (strcmp(cmd, "reload") == 0)
-		return options_reload(d);
+	/* The reload client opens the file with its own rights and passes it along: see options_reload(). */
+	if (strcmp(cmd, "config-path") == 0) {
+		char *out = NULL;
+		return asprintf(&out, "%s\n", d->config_path ? d->config_path : "") < 0 ? NULL : out;
+	}
+	if (strcmp(cmd, "reload") == 0) {
+		if (!req->privileged)
+			return strdup("error: only root or the daemon's user may reload\n");
+		return options_reload(d, req->fd);
+	}
 	return strdup("error: unknown command (status, status json, reload)\n");
 }

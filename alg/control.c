@@ -84,11 +84,44 @@ static void write_all(int fd, const char *buf, size_t len)
 	}
 }
 
-void control_serve(int fd, char *(*respond)(void *ctx, const char *cmd), void *ctx)
+/* Receive into buf; keep the first descriptor passed along in *fd and close any other. */
+static ssize_t recv_fd(int c, char *buf, size_t len, int *fd)
+{
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int) * 4)];
+	} u;
+	struct iovec iov = {buf, len};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.space, .msg_controllen = sizeof(u.space)};
+	ssize_t r = recvmsg(c, &m, MSG_CMSG_CLOEXEC);
+	if (r < 0)
+		return r;
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int got;
+			memcpy(&got, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+			if (*fd < 0)
+				*fd = got;
+			else
+				close(got);
+		}
+	}
+	return r;
+}
+
+void control_serve(int fd, char *(*respond)(void *ctx, const struct control_req *req), void *ctx)
 {
 	int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 	if (c < 0)
 		return;
+	struct control_req req = {.fd = -1};
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
+		req.privileged = cred.uid == 0 || cred.uid == geteuid();
 	char line[256];
 	size_t n = 0;
 	/* One short command line; a client that dawdles gets nothing. */
@@ -96,7 +129,7 @@ void control_serve(int fd, char *(*respond)(void *ctx, const char *cmd), void *c
 		struct pollfd p = {c, POLLIN, 0};
 		if (poll(&p, 1, 1000) <= 0)
 			break;
-		ssize_t r = read(c, line + n, sizeof(line) - 1 - n);
+		ssize_t r = recv_fd(c, line + n, sizeof(line) - 1 - n, &req.fd);
 		if (r <= 0)
 			break;
 		n += (size_t)r;
@@ -105,7 +138,10 @@ void control_serve(int fd, char *(*respond)(void *ctx, const char *cmd), void *c
 	}
 	line[n] = '\0';
 	line[strcspn(line, "\r\n")] = '\0';
-	char *answer = respond(ctx, line);
+	req.cmd = line;
+	char *answer = respond(ctx, &req);
+	if (req.fd >= 0)
+		close(req.fd);
 	if (answer) {
 		write_all(c, answer, strlen(answer));
 		free(answer);
@@ -113,7 +149,7 @@ void control_serve(int fd, char *(*respond)(void *ctx, const char *cmd), void *c
 	close(c);
 }
 
-int control_request(const char *path, const char *cmd, FILE *out)
+int control_request(const char *path, const char *cmd, int pass_fd, FILE *out)
 {
 	struct sockaddr_un sa;
 	int r = fill_addr(path, &sa);
@@ -127,8 +163,32 @@ int control_request(const char *path, const char *cmd, FILE *out)
 		close(fd);
 		return r;
 	}
-	write_all(fd, cmd, strlen(cmd));
-	write_all(fd, "\n", 1);
+	if (pass_fd >= 0) {
+		/* The command line and the descriptor in one message, so the daemon's first read has both. */
+		char line[256];
+		int len = snprintf(line, sizeof(line), "%s\n", cmd);
+		union {
+			struct cmsghdr h;
+			char space[CMSG_SPACE(sizeof(int))];
+		} u;
+		memset(&u, 0, sizeof(u));
+		struct iovec iov = {line, (size_t)len};
+		struct msghdr m = {
+		    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.space, .msg_controllen = sizeof(u.space)};
+		struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+		h->cmsg_level = SOL_SOCKET;
+		h->cmsg_type = SCM_RIGHTS;
+		h->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(h), &pass_fd, sizeof(int));
+		if (len < 0 || (size_t)len >= sizeof(line) || sendmsg(fd, &m, MSG_NOSIGNAL) != len) {
+			r = len < 0 || (size_t)len >= sizeof(line) ? -ENAMETOOLONG : -errno;
+			close(fd);
+			return r;
+		}
+	} else {
+		write_all(fd, cmd, strlen(cmd));
+		write_all(fd, "\n", 1);
+	}
 	char buf[4096];
 	ssize_t n;
 	while ((n = read(fd, buf, sizeof(buf))) > 0)

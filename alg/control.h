@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stdio.h>
 
 /*
@@ -11,7 +12,19 @@
 
 int control_listen(const char *path);
 void control_close(int fd, const char *path);
+/* One command as the daemon received it. */
+struct control_req {
+	const char *cmd;
+	/* A descriptor the client passed along (SCM_RIGHTS), or -1; the responder may read it, not close it. */
+	int fd;
+	/* The client is root or runs as the daemon's user (SO_PEERCRED): it may reload. */
+	bool privileged;
+};
+
 /* Accept one client and answer it with respond(); the answer is freed here. */
-void control_serve(int fd, char *(*respond)(void *ctx, const char *cmd), void *ctx);
-/* Client side: send cmd, copy the answer to out. Returns 0, or -errno if the daemon is unreachable. */
-int control_request(const char *path, const char *cmd, FILE *out);
+void control_serve(int fd, char *(*respond)(void *ctx, const struct control_req *req), void *ctx);
+/*
+ * Client side: send cmd (with pass_fd if it is not -1), copy the answer to out.
+ * Returns 0, or -errno if the daemon is unreachable.
+ */
+int control_request(const char *path, const char *cmd, int pass_fd, FILE *out);

@@ -51,11 +51,15 @@ enum {
 void options_usage(FILE *f);
 int options_parse(struct daemon *d, int argc, char **argv, const char **check);
 void options_report_error(void *ctx, const char *path, int line, const char *msg);
-/* Reread the configuration: new sessions get it, live ones and armed pinholes stay. */
-char *options_reload(struct daemon *d);
+/*
+ * Reread the configuration: new sessions get it, live ones and armed pinholes stay.
+ * fd: the file as the reload client opened it, or -1 to open config_path here.
+ */
+char *options_reload(struct daemon *d, int fd);
 
 /* commands.c: the daemon's answer to a control socket command. */
-char *commands_respond(void *ctx, const char *cmd);
+struct control_req;
+char *commands_respond(void *ctx, const struct control_req *req);
 
 /* control_client.c: ftp-alg status|reload: talk to a running daemon. */
 int control_client(int argc, char **argv);

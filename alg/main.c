@@ -114,7 +114,7 @@ static int run(struct daemon *d)
 				continue;
 			if (si.ssi_signo == SIGHUP) {
 				sd_notify("RELOADING=1");
-				free(options_reload(d));
+				free(options_reload(d, -1));
 				sd_notify("READY=1");
 				continue;
 			}

@@ -705,15 +705,24 @@ int config_load(struct alg_config *c, const char *path, config_report_fn *report
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	int r = config_load_fd(c, fd, path, report, ctx);
+	close(fd);
+	return r;
+}
+
+int config_load_fd(struct alg_config *c, int fd, const char *path, config_report_fn *report, void *ctx)
+{
 	struct stat st;
-	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
-		int r = S_ISDIR(st.st_mode) ? -EISDIR : -errno;
-		close(fd);
-		return r;
-	}
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
 	char *buf = malloc(CONFIG_MAX_FILE);
 	size_t len = 0;
 	int r = buf ? 0 : -ENOMEM;
+	/* From the start: a descriptor passed along may have been read from before (no seek on a pipe). */
+	if (lseek(fd, 0, SEEK_SET) < 0 && errno != ESPIPE)
+		r = -errno;
 	while (r == 0) {
 		ssize_t n = read(fd, buf + len, CONFIG_MAX_FILE - len);
 		if (n < 0 && errno == EINTR)
@@ -725,7 +734,6 @@ int config_load(struct alg_config *c, const char *path, config_report_fn *report
 		else if ((len += (size_t)n) == CONFIG_MAX_FILE)
 			r = -EFBIG;
 	}
-	close(fd);
 	if (r == 0)
 		r = config_parse(c, buf, len, path, report, ctx);
 	free(buf);

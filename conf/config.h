@@ -107,6 +107,8 @@ int config_parse(struct alg_config *c, const char *buf, size_t len, const char *
 
 /* Read and parse a file: 0, -EINVAL after reporting, or -errno if it cannot be read (a directory: -EISDIR). */
 int config_load(struct alg_config *c, const char *path, config_report_fn *report, void *ctx);
+/* The same from an open file (read from offset 0, not closed); path names it in messages. */
+int config_load_fd(struct alg_config *c, int fd, const char *path, config_report_fn *report, void *ctx);
 
 /*
  * What start-up and --check-config both refuse once the file and the flags
