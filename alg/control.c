@@ -3,7 +3,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -21,8 +24,23 @@ static int fill_addr(const char *path, struct sockaddr_un *sa)
 	return 0;
 }
 
-int control_listen(const char *path)
+/* The group's id, or -1 with why filled in (nothing when the default group does not exist). */
+static gid_t control_gid(const char *group, char *why, size_t whylen)
 {
+	struct group gr, *found = NULL;
+	char buf[4096];
+	const char *name = group[0] ? group : "ftp-alg";
+	int e = getgrnam_r(name, &gr, buf, sizeof(buf), &found);
+	if (found)
+		return found->gr_gid;
+	if (group[0] || e)
+		snprintf(why, whylen, "no group '%s'%s%s", name, e ? ": " : "", e ? strerror(e) : "");
+	return (gid_t)-1;
+}
+
+int control_listen(const char *path, const char *group, char *why, size_t whylen)
+{
+	why[0] = '\0';
 	struct sockaddr_un sa;
 	int r = fill_addr(path, &sa);
 	if (r < 0)
@@ -52,6 +70,12 @@ int control_listen(const char *path)
 		r = -errno;
 		close(fd);
 		return r;
+	}
+	gid_t gid = control_gid(group, why, whylen);
+	if (gid != (gid_t)-1) {
+		/* Group first: a window where the mode is 0660 with the old group would let the wrong group in. */
+		if (chown(path, (uid_t)-1, gid) < 0 || chmod(path, 0660) < 0)
+			snprintf(why, whylen, "cannot give the socket to group %u: %s", (unsigned)gid, strerror(errno));
 	}
 	return fd;
 }
@@ -195,4 +219,24 @@ int control_request(const char *path, const char *cmd, int pass_fd, FILE *out)
 		fwrite(buf, 1, (size_t)n, out);
 	close(fd);
 	return 0;
+}
+
+void sd_notify(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	if (!path || (path[0] != '/' && path[0] != '@'))
+		return;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t len = strlen(path);
+	if (len >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, len);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+	       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+	close(fd);
 }

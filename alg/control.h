@@ -10,7 +10,11 @@
  */
 #define CONTROL_DEFAULT_PATH "/run/ftp-alg/control.sock"
 
-int control_listen(const char *path);
+/*
+ * Listen at path, mode 0600, or 0660 with group (empty: "ftp-alg" if that group exists) so a
+ * monitoring user in it can read the status. why says what about the group did not work.
+ */
+int control_listen(const char *path, const char *group, char *why, size_t whylen);
 void control_close(int fd, const char *path);
 /* One command as the daemon received it. */
 struct control_req {
@@ -28,3 +32,6 @@ void control_serve(int fd, char *(*respond)(void *ctx, const struct control_req 
  * Returns 0, or -errno if the daemon is unreachable.
  */
 int control_request(const char *path, const char *cmd, int pass_fd, FILE *out);
+
+/* Send msg to the service manager's $NOTIFY_SOCKET (sd_notify(3)'s protocol), if there is one. */
+void sd_notify(const char *msg);

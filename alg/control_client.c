@@ -15,17 +15,20 @@ int control_client(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"json", no_argument, NULL, OPT_JSON},
+	    {"prometheus", no_argument, NULL, OPT_PROMETHEUS},
 	    {"control-socket", required_argument, NULL, OPT_SOCKET},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	const char *path = CONTROL_DEFAULT_PATH;
-	bool json = false;
+	bool json = false, prom = false;
 	int o;
 	optind = 2;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (o == OPT_JSON && strcmp(argv[1], "status") == 0)
 			json = true;
+		else if (o == OPT_PROMETHEUS && strcmp(argv[1], "status") == 0)
+			prom = true;
 		else if (o == OPT_SOCKET)
 			path = optarg;
 		else {
@@ -66,7 +69,12 @@ int control_client(int argc, char **argv)
 		return 1;
 	}
 	if (r == 0)
-		r = control_request(path, reload ? "reload" : json ? "status json" : "status", conf, f);
+		r = control_request(path,
+				    reload ? "reload"
+				    : prom ? "status prometheus"
+				    : json ? "status json"
+					   : "status",
+				    conf, f);
 	fclose(f);
 	if (conf >= 0)
 		close(conf);

@@ -30,6 +30,8 @@ struct daemon {
 	pthread_mutex_t nft_lock;
 	struct worker w[CONFIG_MAX_WORKERS];
 	unsigned nw;
+	unsigned notified_sessions, notified_pinholes;
+	bool notified;
 };
 
 enum {
@@ -45,6 +47,7 @@ enum {
 	OPT_JSON,
 	OPT_USER,
 	OPT_WORKERS,
+	OPT_PROMETHEUS,
 };
 
 /* options.c: the command line, the configuration file, and reloading both. */
@@ -60,6 +63,8 @@ char *options_reload(struct daemon *d, int fd);
 /* commands.c: the daemon's answer to a control socket command. */
 struct control_req;
 char *commands_respond(void *ctx, const struct control_req *req);
+/* Tell the service manager (STATUS=) the sessions and pinholes, when they changed. */
+void commands_notify_status(struct daemon *d);
 
 /* control_client.c: ftp-alg status|reload: talk to a running daemon. */
 int control_client(int argc, char **argv);

@@ -21,26 +21,6 @@
 #include "sandbox.h"
 #include "worker.h"
 
-static void sd_notify(const char *msg)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	if (!path || (path[0] != '/' && path[0] != '@'))
-		return;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	size_t len = strlen(path);
-	if (len >= sizeof(sa.sun_path))
-		return;
-	memcpy(sa.sun_path, path, len);
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = '\0';
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
-	       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
-	close(fd);
-}
-
 static void warn_helper(void *ctx, const char *table, const char *name)
 {
 	(void)ctx;
@@ -92,7 +72,8 @@ static int run(struct daemon *d)
 	struct pollfd pfd[3] = {{sfd, POLLIN, 0}, {d->fatal_fd, POLLIN, 0}, {d->control_fd, POLLIN, 0}};
 	int rc = 0;
 	for (;;) {
-		if (poll(pfd, d->control_fd >= 0 ? 3 : 2, -1) < 0) {
+		/* With a service manager listening, wake each second to tell it the session count. */
+		if (poll(pfd, d->control_fd >= 0 ? 3 : 2, getenv("NOTIFY_SOCKET") ? 1000 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_msg(LOG_LVL_ERR, "event=fatal reason=poll error=\"%s\"", strerror(errno));
@@ -106,6 +87,7 @@ static int run(struct daemon *d)
 			rc = 1;
 			break;
 		}
+		commands_notify_status(d);
 		if (d->control_fd >= 0 && (pfd[2].revents & POLLIN))
 			control_serve(d->control_fd, commands_respond, d);
 		if (pfd[0].revents & POLLIN) {
@@ -188,7 +170,12 @@ int main(int argc, char **argv)
 		}
 	if (!d.control_path)
 		d.control_path = CONTROL_DEFAULT_PATH;
-	d.control_fd = control_listen(d.control_path);
+	char group_why[160];
+	d.control_fd = control_listen(d.control_path, d.cfg.control_group, group_why, sizeof(group_why));
+	if (d.control_fd >= 0 && group_why[0])
+		log_msg(LOG_LVL_WARN,
+			"event=control-group path=%s error=\"%s\" effect=\"only root can read the status\"",
+			d.control_path, group_why);
 	if (d.control_fd < 0) {
 		/* Status is a convenience; the gateway works without it. */
 		log_msg(LOG_LVL_WARN,

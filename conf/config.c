@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,6 +212,14 @@ static int set_global(struct alg_config *c, const char *key, const char *value, 
 		}
 		snprintf(c->user, sizeof(c->user), "%s", value);
 		c->at_user = at;
+	} else if (strcasecmp(key, "ControlGroup") == 0) {
+		if (!*value || strlen(value) >= sizeof(c->control_group) ||
+		    strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(value)) {
+			snprintf(err, errlen, "'%s' is not a group name", value);
+			return -EINVAL;
+		}
+		snprintf(c->control_group, sizeof(c->control_group), "%s", value);
+		c->at_control_group = at;
 	} else if (strcasecmp(key, "LogLevel") == 0) {
 		int l = parse_level(value);
 		if (l < 0) {
@@ -819,6 +828,17 @@ int config_check(const struct alg_config *c, bool lookup_user, config_report_fn 
 			else
 				snprintf(err, sizeof(err), "no user '%s' to run as", c->user);
 			report_at(&c->at_user, "User", report, ctx, err);
+			nbad++;
+		}
+		struct group gr, *gfound = NULL;
+		e = c->control_group[0] ? getgrnam_r(c->control_group, &gr, buf, sizeof(buf), &gfound) : 0;
+		if (c->control_group[0] && !gfound) {
+			if (e)
+				snprintf(err, sizeof(err), "cannot look up group '%s': %s", c->control_group,
+					 strerror(e));
+			else
+				snprintf(err, sizeof(err), "no group '%s' for the control socket", c->control_group);
+			report_at(&c->at_control_group, "ControlGroup", report, ctx, err);
 			nbad++;
 		}
 	}

@@ -70,13 +70,14 @@ struct alg_config {
 	unsigned max_sessions_per_client;
 	int log_level;
 	char table[32];
-	char user[32]; /* run as this user after start-up */
+	char user[32];		/* run as this user after start-up */
+	char control_group[32]; /* the control socket's group; empty: ftp-alg if that group exists */
 	struct cfg_server servers[CONFIG_MAX_SERVERS];
 	unsigned nservers;
 	struct cfg_class classes[CONFIG_MAX_CLASSES];
 	unsigned nclasses;
 	const char *file; /* the file the sections came from */
-	struct cfg_where at_control_ports, at_public4, at_passive, at_queue, at_workers, at_user;
+	struct cfg_where at_control_ports, at_public4, at_passive, at_queue, at_workers, at_user, at_control_group;
 };
 
 /* The [server] section whose public address and port a connection was made to, or NULL. */
