@@ -59,6 +59,8 @@ void options_report_error(void *ctx, const char *path, int line, const char *msg
  * fd: the file as the reload client opened it, or -1 to open config_path here.
  */
 char *options_reload(struct daemon *d, int fd);
+/* Before the workers start: hand each worker's route lookups the Outside= interfaces. */
+void options_apply_outside(struct daemon *d);
 
 /* commands.c: the daemon's answer to a control socket command. */
 struct control_req;

@@ -168,6 +168,7 @@ int main(int argc, char **argv)
 			daemon_close(&d);
 			return 1;
 		}
+	options_apply_outside(&d);
 	if (!d.control_path)
 		d.control_path = CONTROL_DEFAULT_PATH;
 	char group_why[160];

@@ -12,6 +12,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
+#include "route.h"
 #include "session.h"
 
 void options_report_error(void *ctx, const char *path, int line, const char *msg)
@@ -89,6 +90,7 @@ char *options_reload(struct daemon *d, int fd)
 		for (unsigned i = 0; i < d->nw; i++) {
 			pthread_mutex_lock(&d->w[i].lock);
 			alg_set_config(d->w[i].alg, &c);
+			route_set_outside(d->w[i].route, c.outside, c.noutside);
 			pthread_mutex_unlock(&d->w[i].lock);
 		}
 		log_set_level(c.log_level);
@@ -97,6 +99,12 @@ char *options_reload(struct daemon *d, int fd)
 	}
 	fclose(f);
 	return msg;
+}
+
+void options_apply_outside(struct daemon *d)
+{
+	for (unsigned i = 0; i < d->nw; i++)
+		route_set_outside(d->w[i].route, d->cfg.outside, d->cfg.noutside);
 }
 
 void options_usage(FILE *f)

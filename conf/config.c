@@ -212,6 +212,29 @@ static int set_global(struct alg_config *c, const char *key, const char *value, 
 		}
 		snprintf(c->user, sizeof(c->user), "%s", value);
 		c->at_user = at;
+	} else if (strcasecmp(key, "Outside") == 0) {
+		const char *p = value, *item;
+		size_t l;
+		unsigned n = 0;
+		while ((item = next_item(&p, &l))) {
+			/* IFNAMSIZ is 16 with its NUL; '/' and ':' are not in interface names. */
+			if (n == CONFIG_MAX_OUTSIDE) {
+				snprintf(err, errlen, "at most %d interfaces", CONFIG_MAX_OUTSIDE);
+				return -EINVAL;
+			}
+			if (l >= sizeof(c->outside[0]) || memchr(item, '/', l) || memchr(item, ':', l)) {
+				snprintf(err, errlen, "'%.*s' is not an interface name", (int)l, item);
+				return -EINVAL;
+			}
+			memcpy(c->outside[n], item, l);
+			c->outside[n][l] = '\0';
+			n++;
+		}
+		if (n == 0) {
+			snprintf(err, errlen, "Outside needs at least one interface name");
+			return -EINVAL;
+		}
+		c->noutside = n;
 	} else if (strcasecmp(key, "ControlGroup") == 0) {
 		if (!*value || strlen(value) >= sizeof(c->control_group) ||
 		    strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(value)) {

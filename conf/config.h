@@ -12,6 +12,7 @@
 #define CONFIG_MAX_SERVERS  32
 #define CONFIG_MAX_CLASSES  16
 #define CONFIG_MAX_PREFIXES 8
+#define CONFIG_MAX_OUTSIDE  8
 
 /* Where a setting came from: origin:line in a file, or a command-line flag named by origin (line 0). */
 struct cfg_where {
@@ -70,7 +71,10 @@ struct alg_config {
 	unsigned max_sessions_per_client;
 	int log_level;
 	char table[32];
-	char user[32];		/* run as this user after start-up */
+	char user[32]; /* run as this user after start-up */
+	/* Outside: interfaces whose far side is outside, besides those of the default routes. */
+	char outside[CONFIG_MAX_OUTSIDE][16];
+	unsigned noutside;
 	char control_group[32]; /* the control socket's group; empty: ftp-alg if that group exists */
 	struct cfg_server servers[CONFIG_MAX_SERVERS];
 	unsigned nservers;
