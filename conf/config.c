@@ -80,9 +80,8 @@ static const char *next_item(const char **p, size_t *len)
 
 int config_parse_port_range(const char *s, uint16_t *lo, uint16_t *hi)
 {
+	/* LO-HI only: "60000 60999" reads like two settings, and the man page documents the dash. */
 	const char *dash = strchr(s, '-');
-	if (!dash)
-		dash = strchr(s, ' ');
 	if (!dash)
 		return -EINVAL;
 	const char *b = dash + 1;
@@ -149,7 +148,8 @@ static int set_global(struct alg_config *c, const char *key, const char *value, 
 		c->at_public4 = at;
 	} else if (strcasecmp(key, "PassivePorts") == 0) {
 		if (config_parse_port_range(value, &c->passive_lo, &c->passive_hi) < 0) {
-			snprintf(err, errlen, "'%s' is not a port range LO-HI within 1-65535", value);
+			snprintf(err, errlen, "'%s' is not a port range LO-HI within 1-65535%s", value,
+				 strchr(value, '-') ? "" : " (the two ports are joined by '-', as in 60000-60999)");
 			return -EINVAL;
 		}
 		c->at_passive = at;
@@ -362,7 +362,8 @@ static int set_server(struct cfg_server *sv, const char *key, const char *value,
 		*(pub ? &sv->pub_port : &sv->port) = port;
 	} else if (strcasecmp(key, "PassivePorts") == 0) {
 		if (config_parse_port_range(value, &sv->passive_lo, &sv->passive_hi) < 0) {
-			snprintf(err, errlen, "'%s' is not a port range LO-HI within 1-65535", value);
+			snprintf(err, errlen, "'%s' is not a port range LO-HI within 1-65535%s", value,
+				 strchr(value, '-') ? "" : " (the two ports are joined by '-', as in 60000-60999)");
 			return -EINVAL;
 		}
 		sv->passive_line = line;
@@ -457,6 +458,12 @@ struct load_ctx {
 	struct cfg_server spare_server;
 	struct cfg_class spare_class;
 	bool spare;
+	/* The keys set so far in this scope (the global settings or one section), to refuse a second. */
+	struct {
+		char key[64];
+		int line;
+	} seen[64];
+	unsigned nseen;
 };
 
 static void bad(struct load_ctx *l, int line, const char *msg)
@@ -490,6 +497,7 @@ static void begin_section(struct load_ctx *l, const char *s, size_t len, int lin
 	}
 	l->kind = -1;
 	l->spare = false;
+	l->nseen = 0;
 	if ((!server && !class) || !valid_name(name, nlen)) {
 		snprintf(err, sizeof(err),
 			 "unknown section [%.*s] (use [server NAME] or [class NAME]; a NAME is letters, digits, - "
@@ -539,6 +547,15 @@ static bool blank(char ch)
 	return ch == ' ' || ch == '\t';
 }
 
+/* A key set in this scope; a refused line sets nothing, so a corrected line after it is no repeat. */
+static void remember(struct load_ctx *l, const char *key, int line)
+{
+	if (l->nseen < sizeof(l->seen) / sizeof(l->seen[0])) {
+		snprintf(l->seen[l->nseen].key, sizeof(l->seen[0].key), "%s", key);
+		l->seen[l->nseen++].line = line;
+	}
+}
+
 static void parse_line(struct load_ctx *l, const char *s, size_t n, int line)
 {
 	char key[64], value[256], err[320];
@@ -572,6 +589,7 @@ static void parse_line(struct load_ctx *l, const char *s, size_t n, int line)
 			bad(l, line, "a section header is [server NAME] or [class NAME], with its closing ']'");
 			l->kind = -1;
 			l->spare = false;
+			l->nseen = 0;
 			return;
 		}
 		size_t a = 1, b = n - 1;
@@ -608,12 +626,23 @@ static void parse_line(struct load_ctx *l, const char *s, size_t n, int line)
 	memcpy(value, s + vstart, vlen);
 	value[vlen] = '\0';
 
+	/* A second setting of a key would silently win over the first: name both lines. */
+	for (unsigned j = 0; j < l->nseen; j++)
+		if (strcasecmp(l->seen[j].key, key) == 0) {
+			snprintf(err, sizeof(err), "%s is set again: it was set at line %d%s; set each key once", key,
+				 l->seen[j].line, l->kind == 0 ? "" : " in this section");
+			bad(l, line, err);
+			return;
+		}
+
 	struct alg_config *c = l->c;
 	int r = 0;
 	if (l->kind == 0) {
 		r = config_set(c, key, value, l->origin, line, l->report, l->rctx);
 		if (r < 0)
 			l->bad++;
+		else
+			remember(l, key, line);
 		return;
 	}
 	if (l->kind == 1) {
@@ -629,6 +658,8 @@ static void parse_line(struct load_ctx *l, const char *s, size_t n, int line)
 	}
 	if (r < 0)
 		bad(l, line, err);
+	else
+		remember(l, key, line);
 }
 
 static const char *family_name(int family)
