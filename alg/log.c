@@ -26,7 +26,8 @@ enum log_sink log_choose(int fd)
 	if (js && sscanf(js, "%llu:%llu%c", &dev, &ino, &end) == 2 && dev == (unsigned long long)st.st_dev &&
 	    ino == (unsigned long long)st.st_ino)
 		return LOG_SINK_JOURNAL;
-	if (S_ISREG(st.st_mode) || isatty(fd))
+	/* Someone reads a pipe (procd, a supervisor, a test), a file or a terminal; /dev/null nobody does. */
+	if (S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || isatty(fd))
 		return LOG_SINK_STDERR;
 	return LOG_SINK_SYSLOG;
 }

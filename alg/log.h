@@ -7,10 +7,11 @@
 enum log_level { LOG_LVL_ERR = 3, LOG_LVL_WARN = 4, LOG_LVL_INFO = 6, LOG_LVL_DEBUG = 7 };
 
 /*
- * Where log lines go. The journal: standard error, each line prefixed with
- * its priority as <N> (sd-daemon(3)), so that journalctl -p works. A terminal
- * or a file: standard error as it is. Anything else (a pipe, as procd gives,
- * a socket, /dev/null, nothing): syslog only, which keeps the priorities.
+ * Where log lines go: standard error, once, wherever someone reads it. The
+ * journal: each line prefixed with its priority as <N> (sd-daemon(3)), so
+ * that journalctl -p works. A terminal, a file, a pipe (procd, a supervisor)
+ * or a socket: as it is, its priority named in the text. Nothing or
+ * /dev/null: syslog instead, which keeps the priorities.
  */
 enum log_sink { LOG_SINK_STDERR, LOG_SINK_JOURNAL, LOG_SINK_SYSLOG };
 

@@ -68,16 +68,16 @@ static void choose_by_stream(void **state)
 	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
 
 	unsetenv("JOURNAL_STREAM");
-	/* A pipe (procd) with no journal: syslog keeps the priorities. */
-	assert_int_equal(log_choose(p[1]), LOG_SINK_SYSLOG);
+	/* A pipe (procd, a supervisor) with no journal: its reader gets the lines, once. */
+	assert_int_equal(log_choose(p[1]), LOG_SINK_STDERR);
 	setenv("JOURNAL_STREAM", js, 1);
 	assert_int_equal(log_choose(p[1]), LOG_SINK_JOURNAL);
 	/* JOURNAL_STREAM inherited by a child whose standard error went elsewhere. */
 	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino + 1);
 	setenv("JOURNAL_STREAM", js, 1);
-	assert_int_equal(log_choose(p[1]), LOG_SINK_SYSLOG);
+	assert_int_equal(log_choose(p[1]), LOG_SINK_STDERR);
 	setenv("JOURNAL_STREAM", "garbage", 1);
-	assert_int_equal(log_choose(p[1]), LOG_SINK_SYSLOG);
+	assert_int_equal(log_choose(p[1]), LOG_SINK_STDERR);
 	unsetenv("JOURNAL_STREAM");
 
 	char path[] = "/tmp/ftp-alg-log-XXXXXX";
