@@ -103,7 +103,7 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 	if (lk->only_default && (rm->rtm_dst_len != 0 || rm->rtm_type != RTN_UNICAST))
 		return MNL_CB_OK;
 	lk->dst_len = rm->rtm_dst_len;
-	const struct nlattr *a;
+	struct nlattr *a;
 	mnl_attr_for_each(a, nlh, sizeof(*rm))
 	{
 		if (mnl_attr_get_type(a) == RTA_OIF && mnl_attr_get_payload_len(a) >= sizeof(uint32_t)) {
