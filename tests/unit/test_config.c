@@ -337,6 +337,39 @@ static void check_user(void **state)
 	assert_string_equal(r.msgs[0], "no user 'nosuchuser' to run as");
 }
 
+static void control_group_and_outside(void **state)
+{
+	struct alg_config c;
+	struct reports r = {0};
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load_text(&c, "Outside = wan, ppp0 wwan0\nControlGroup = nosuchgroup\n", &r), 0);
+	assert_int_equal(c.noutside, 3);
+	assert_string_equal(c.outside[0], "wan");
+	assert_string_equal(c.outside[1], "ppp0");
+	assert_string_equal(c.outside[2], "wwan0");
+	/* The group is looked up where the user is: at start, not at reload. */
+	assert_int_equal(config_check(&c, false, report, &r), 0);
+	assert_int_equal(config_check(&c, true, report, &r), -EINVAL);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.lines[0], 2);
+	assert_string_equal(r.msgs[0], "no group 'nosuchgroup' for the control socket");
+
+	memset(&r, 0, sizeof(r));
+	config_defaults(&c);
+	assert_int_equal(load_text(&c,
+				   "Outside = averyveryverylongname\n" /* 1: over IFNAMSIZ */
+				   "Outside = eth0\n"		       /* 2: fine after a refused line */
+				   "ControlGroup = Bad Group\n",       /* 3 */
+				   &r),
+			 -EINVAL);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.lines[0], 1);
+	assert_string_equal(r.msgs[0], "'averyveryverylongname' is not an interface name");
+	assert_int_equal(r.lines[1], 3);
+	assert_int_equal(c.noutside, 1);
+}
+
 static void check_passive_overlaps(void **state)
 {
 	struct alg_config c;
@@ -475,6 +508,7 @@ int main(void)
 	    cmocka_unit_test(check_passive_overlaps),
 	    cmocka_unit_test(parse_exact_buffer),
 	    cmocka_unit_test(key_set_twice),
+	    cmocka_unit_test(control_group_and_outside),
 	    cmocka_unit_test(passive_ports_need_the_dash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
