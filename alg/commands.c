@@ -1,31 +1,111 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "../nft/nft.h"
+#include "control.h"
 #include "daemon.h"
 #include "session.h"
 
-char *commands_respond(void *ctx, const char *cmd)
+/* The per-operation clocks as metrics; the names are worker.c's t_names, in enum order. */
+static void prom_clocks(const struct daemon *d, FILE *f)
 {
-	struct daemon *d = ctx;
-	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "status json") == 0) {
-		struct alg *v[CONFIG_MAX_WORKERS];
+	static const char *const names[T_MAX] = {"packet", "verdict", "nft", "ctnetlink", "rtnetlink"};
+	struct op_clock sum[T_MAX] = {{0, 0}};
+	for (int k = 0; k < T_MAX; k++)
 		for (unsigned i = 0; i < d->nw; i++) {
-			pthread_mutex_lock(&d->w[i].lock);
-			v[i] = d->w[i].alg;
+			sum[k].n += d->w[i].t[k].n;
+			sum[k].ns += d->w[i].t[k].ns;
 		}
+	fputs("# HELP ftp_alg_operations_total Operations timed, by kind (a queued packet, a verdict, an nftables "
+	      "batch, a ctnetlink or rtnetlink request).\n# TYPE ftp_alg_operations_total counter\n",
+	      f);
+	for (int k = 0; k < T_MAX; k++)
+		fprintf(f, "ftp_alg_operations_total{op=\"%s\"} %llu\n", names[k], (unsigned long long)sum[k].n);
+	fputs("# HELP ftp_alg_operation_seconds_total Time spent in operations, by kind.\n"
+	      "# TYPE ftp_alg_operation_seconds_total counter\n",
+	      f);
+	for (int k = 0; k < T_MAX; k++)
+		fprintf(f, "ftp_alg_operation_seconds_total{op=\"%s\"} %llu.%09llu\n", names[k],
+			(unsigned long long)(sum[k].ns / 1000000000u), (unsigned long long)(sum[k].ns % 1000000000u));
+}
+
+static char *status(struct daemon *d, const char *cmd)
+{
+	struct alg *v[CONFIG_MAX_WORKERS];
+	for (unsigned i = 0; i < d->nw; i++) {
+		pthread_mutex_lock(&d->w[i].lock);
+		v[i] = d->w[i].alg;
+	}
+	char *out = NULL;
+	const char *qp = nft_queue_path_name(nft_queue_path(d->nft));
+	if (strcmp(cmd, "status prometheus") == 0) {
+		char *extra = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&extra, &len);
+		if (f) {
+			prom_clocks(d, f);
+			fclose(f);
+			out = alg_status_prometheus(v, d->nw, alg_clock(), FTP_ALG_VERSION, qp, extra);
+		}
+		free(extra);
+	} else {
 		char json[512], text[512];
 		workers_timing(d, json, sizeof(json), text, sizeof(text));
-		char *out = alg_status(v, d->nw, alg_clock(), strcmp(cmd, "status json") == 0, FTP_ALG_VERSION,
-				       nft_queue_path_name(nft_queue_path(d->nft)), json, text);
-		for (unsigned i = d->nw; i-- > 0;)
-			pthread_mutex_unlock(&d->w[i].lock);
-		return out;
+		out =
+		    alg_status(v, d->nw, alg_clock(), strcmp(cmd, "status json") == 0, FTP_ALG_VERSION, qp, json, text);
 	}
-	if (strcmp(cmd, "reload") == 0)
-		return options_reload(d);
-	return strdup("error: unknown command (status, status json, reload)\n");
+	for (unsigned i = d->nw; i-- > 0;)
+		pthread_mutex_unlock(&d->w[i].lock);
+	return out;
+}
+
+char *commands_respond(void *ctx, const struct control_req *req)
+{
+	struct daemon *d = ctx;
+	const char *cmd = req->cmd;
+	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "status json") == 0 || strcmp(cmd, "status prometheus") == 0)
+		return status(d, cmd);
+	/* The reload client opens the file with its own rights and passes it along: see options_reload(). */
+	if (strcmp(cmd, "config-path") == 0) {
+		char *out = NULL;
+		return asprintf(&out, "%s\n", d->config_path ? d->config_path : "") < 0 ? NULL : out;
+	}
+	if (strcmp(cmd, "reload") == 0) {
+		if (!req->privileged)
+			return strdup("error: only root or the daemon's user may reload\n");
+		return options_reload(d, req->fd);
+	}
+	return strdup("error: unknown command (status, status json, status prometheus, reload)\n");
+}
+
+void commands_notify_status(struct daemon *d)
+{
+	/* At most once a second, and only when something changed. */
+	static time_t last;
+	time_t now = time(NULL);
+	if (!getenv("NOTIFY_SOCKET") || d->nw == 0 || now == last)
+		return;
+	last = now;
+	struct alg *v[CONFIG_MAX_WORKERS];
+	for (unsigned i = 0; i < d->nw; i++) {
+		pthread_mutex_lock(&d->w[i].lock);
+		v[i] = d->w[i].alg;
+	}
+	unsigned sessions, pinholes;
+	alg_totals(v, d->nw, &sessions, &pinholes);
+	for (unsigned i = d->nw; i-- > 0;)
+		pthread_mutex_unlock(&d->w[i].lock);
+	if (d->notified && sessions == d->notified_sessions && pinholes == d->notified_pinholes)
+		return;
+	d->notified = true;
+	d->notified_sessions = sessions;
+	d->notified_pinholes = pinholes;
+	char msg[96];
+	snprintf(msg, sizeof(msg), "STATUS=%u session%s, %u pinhole%s armed", sessions, sessions == 1 ? "" : "s",
+		 pinholes, pinholes == 1 ? "" : "s");
+	sd_notify(msg);
 }

@@ -3,7 +3,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -21,8 +24,23 @@ static int fill_addr(const char *path, struct sockaddr_un *sa)
 	return 0;
 }
 
-int control_listen(const char *path)
+/* The group's id, or -1 with why filled in (nothing when the default group does not exist). */
+static gid_t control_gid(const char *group, char *why, size_t whylen)
 {
+	struct group gr, *found = NULL;
+	char buf[4096];
+	const char *name = group[0] ? group : "ftp-alg";
+	int e = getgrnam_r(name, &gr, buf, sizeof(buf), &found);
+	if (found)
+		return found->gr_gid;
+	if (group[0] || e)
+		snprintf(why, whylen, "no group '%s'%s%s", name, e ? ": " : "", e ? strerror(e) : "");
+	return (gid_t)-1;
+}
+
+int control_listen(const char *path, const char *group, char *why, size_t whylen)
+{
+	why[0] = '\0';
 	struct sockaddr_un sa;
 	int r = fill_addr(path, &sa);
 	if (r < 0)
@@ -53,6 +71,12 @@ int control_listen(const char *path)
 		close(fd);
 		return r;
 	}
+	gid_t gid = control_gid(group, why, whylen);
+	if (gid != (gid_t)-1) {
+		/* Group first: a window where the mode is 0660 with the old group would let the wrong group in. */
+		if (chown(path, (uid_t)-1, gid) < 0 || chmod(path, 0660) < 0)
+			snprintf(why, whylen, "cannot give the socket to group %u: %s", (unsigned)gid, strerror(errno));
+	}
 	return fd;
 }
 
@@ -67,7 +91,8 @@ void control_close(int fd, const char *path)
 static void write_all(int fd, const char *buf, size_t len)
 {
 	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
+		/* A client that left must cost an EPIPE, never the daemon (SIGPIPE). */
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -83,11 +108,44 @@ static void write_all(int fd, const char *buf, size_t len)
 	}
 }
 
-void control_serve(int fd, char *(*respond)(void *ctx, const char *cmd), void *ctx)
+/* Receive into buf; keep the first descriptor passed along in *fd and close any other. */
+static ssize_t recv_fd(int c, char *buf, size_t len, int *fd)
+{
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int) * 4)];
+	} u;
+	struct iovec iov = {buf, len};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.space, .msg_controllen = sizeof(u.space)};
+	ssize_t r = recvmsg(c, &m, MSG_CMSG_CLOEXEC);
+	if (r < 0)
+		return r;
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int got;
+			memcpy(&got, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+			if (*fd < 0)
+				*fd = got;
+			else
+				close(got);
+		}
+	}
+	return r;
+}
+
+void control_serve(int fd, char *(*respond)(void *ctx, const struct control_req *req), void *ctx)
 {
 	int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 	if (c < 0)
 		return;
+	struct control_req req = {.fd = -1};
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
+		req.privileged = cred.uid == 0 || cred.uid == geteuid();
 	char line[256];
 	size_t n = 0;
 	/* One short command line; a client that dawdles gets nothing. */
@@ -95,7 +153,7 @@ void control_serve(int fd, char *(*respond)(void *ctx, const char *cmd), void *c
 		struct pollfd p = {c, POLLIN, 0};
 		if (poll(&p, 1, 1000) <= 0)
 			break;
-		ssize_t r = read(c, line + n, sizeof(line) - 1 - n);
+		ssize_t r = recv_fd(c, line + n, sizeof(line) - 1 - n, &req.fd);
 		if (r <= 0)
 			break;
 		n += (size_t)r;
@@ -104,7 +162,10 @@ void control_serve(int fd, char *(*respond)(void *ctx, const char *cmd), void *c
 	}
 	line[n] = '\0';
 	line[strcspn(line, "\r\n")] = '\0';
-	char *answer = respond(ctx, line);
+	req.cmd = line;
+	char *answer = respond(ctx, &req);
+	if (req.fd >= 0)
+		close(req.fd);
 	if (answer) {
 		write_all(c, answer, strlen(answer));
 		free(answer);
@@ -112,7 +173,7 @@ void control_serve(int fd, char *(*respond)(void *ctx, const char *cmd), void *c
 	close(c);
 }
 
-int control_request(const char *path, const char *cmd, FILE *out)
+int control_request(const char *path, const char *cmd, int pass_fd, FILE *out)
 {
 	struct sockaddr_un sa;
 	int r = fill_addr(path, &sa);
@@ -126,12 +187,56 @@ int control_request(const char *path, const char *cmd, FILE *out)
 		close(fd);
 		return r;
 	}
-	write_all(fd, cmd, strlen(cmd));
-	write_all(fd, "\n", 1);
+	if (pass_fd >= 0) {
+		/* The command line and the descriptor in one message, so the daemon's first read has both. */
+		char line[256];
+		int len = snprintf(line, sizeof(line), "%s\n", cmd);
+		union {
+			struct cmsghdr h;
+			char space[CMSG_SPACE(sizeof(int))];
+		} u;
+		memset(&u, 0, sizeof(u));
+		struct iovec iov = {line, (size_t)len};
+		struct msghdr m = {
+		    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.space, .msg_controllen = sizeof(u.space)};
+		struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+		h->cmsg_level = SOL_SOCKET;
+		h->cmsg_type = SCM_RIGHTS;
+		h->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(h), &pass_fd, sizeof(int));
+		if (len < 0 || (size_t)len >= sizeof(line) || sendmsg(fd, &m, MSG_NOSIGNAL) != len) {
+			r = len < 0 || (size_t)len >= sizeof(line) ? -ENAMETOOLONG : -errno;
+			close(fd);
+			return r;
+		}
+	} else {
+		write_all(fd, cmd, strlen(cmd));
+		write_all(fd, "\n", 1);
+	}
 	char buf[4096];
 	ssize_t n;
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		fwrite(buf, 1, (size_t)n, out);
 	close(fd);
 	return 0;
+}
+
+void sd_notify(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	if (!path || (path[0] != '/' && path[0] != '@'))
+		return;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t len = strlen(path);
+	if (len >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, len);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+	       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+	close(fd);
 }

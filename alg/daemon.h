@@ -37,6 +37,8 @@ struct daemon {
 	struct ct_snapshot *snap;
 	struct worker w[CONFIG_MAX_WORKERS];
 	unsigned nw;
+	unsigned notified_sessions, notified_pinholes;
+	bool notified;
 };
 
 enum {
@@ -52,17 +54,26 @@ enum {
 	OPT_JSON,
 	OPT_USER,
 	OPT_WORKERS,
+	OPT_PROMETHEUS,
 };
 
 /* options.c: the command line, the configuration file, and reloading both. */
 void options_usage(FILE *f);
 int options_parse(struct daemon *d, int argc, char **argv, const char **check);
 void options_report_error(void *ctx, const char *path, int line, const char *msg);
-/* Reread the configuration: new sessions get it, live ones and armed pinholes stay. */
-char *options_reload(struct daemon *d);
+/*
+ * Reread the configuration: new sessions get it, live ones and armed pinholes stay.
+ * fd: the file as the reload client opened it, or -1 to open config_path here.
+ */
+char *options_reload(struct daemon *d, int fd);
+/* Before the workers start: hand each worker's route lookups the Outside= interfaces. */
+void options_apply_outside(struct daemon *d);
 
 /* commands.c: the daemon's answer to a control socket command. */
-char *commands_respond(void *ctx, const char *cmd);
+struct control_req;
+char *commands_respond(void *ctx, const struct control_req *req);
+/* Tell the service manager (STATUS=) the sessions and pinholes, when they changed. */
+void commands_notify_status(struct daemon *d);
 
 /* control_client.c: ftp-alg status|reload: talk to a running daemon. */
 int control_client(int argc, char **argv);

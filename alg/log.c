@@ -3,19 +3,46 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
 
 /* Workers log while the main thread may change the level (reload). */
 static _Atomic int max_lvl = LOG_LVL_INFO;
-static int to_syslog;
+static enum log_sink sink = LOG_SINK_STDERR;
+static FILE *stream;
 
-void log_open(const char *ident, int max_level, int use_syslog)
+enum log_sink log_choose(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return LOG_SINK_SYSLOG;
+	/* systemd sets JOURNAL_STREAM to the device and inode of the stream it gave us. */
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	char end;
+	if (js && sscanf(js, "%llu:%llu%c", &dev, &ino, &end) == 2 && dev == (unsigned long long)st.st_dev &&
+	    ino == (unsigned long long)st.st_ino)
+		return LOG_SINK_JOURNAL;
+	/* Someone reads a pipe (procd, a supervisor, a test), a file or a terminal; /dev/null nobody does. */
+	if (S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || isatty(fd))
+		return LOG_SINK_STDERR;
+	return LOG_SINK_SYSLOG;
+}
+
+void log_open(const char *ident, int max_level, enum log_sink to)
 {
 	max_lvl = max_level;
-	to_syslog = use_syslog;
-	if (to_syslog)
+	sink = to;
+	if (sink == LOG_SINK_SYSLOG)
 		openlog(ident, LOG_PID, LOG_DAEMON);
+}
+
+void log_set_stream(FILE *f)
+{
+	stream = f;
 }
 
 void log_set_level(int max_level)
@@ -30,20 +57,22 @@ void log_msg(int level, const char *fmt, ...)
 	if (level > max_lvl)
 		return;
 	static const char *const names[] = {"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug"};
-	/* Always standard error; syslog as well when that is not a terminal or the journal. */
 	va_start(ap, fmt);
-	if (to_syslog) {
-		va_list copy;
-		va_copy(copy, ap);
-		vsyslog(level, fmt, copy);
-		va_end(copy);
+	if (sink == LOG_SINK_SYSLOG) {
+		vsyslog(level, fmt, ap);
+		va_end(ap);
+		return;
 	}
+	FILE *f = stream ? stream : stderr;
 	/* One line at a time, whichever thread logs. */
-	flockfile(stderr);
-	fprintf(stderr, "ftp-alg: %s: ", names[level & 7]);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	funlockfile(stderr);
+	flockfile(f);
+	if (sink == LOG_SINK_JOURNAL)
+		fprintf(f, "<%d>", level & 7);
+	fprintf(f, "ftp-alg: %s: ", names[level & 7]);
+	vfprintf(f, fmt, ap);
+	fputc('\n', f);
+	fflush(f);
+	funlockfile(f);
 	va_end(ap);
 }
 

@@ -2,10 +2,24 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdio.h>
 
 enum log_level { LOG_LVL_ERR = 3, LOG_LVL_WARN = 4, LOG_LVL_INFO = 6, LOG_LVL_DEBUG = 7 };
 
-void log_open(const char *ident, int max_level, int use_syslog);
+/*
+ * Where log lines go: standard error, once, wherever someone reads it. The
+ * journal: each line prefixed with its priority as <N> (sd-daemon(3)), so
+ * that journalctl -p works. A terminal, a file, a pipe (procd, a supervisor)
+ * or a socket: as it is, its priority named in the text. Nothing or
+ * /dev/null: syslog instead, which keeps the priorities.
+ */
+enum log_sink { LOG_SINK_STDERR, LOG_SINK_JOURNAL, LOG_SINK_SYSLOG };
+
+/* The sink for fd (standard error), from its type and $JOURNAL_STREAM. */
+enum log_sink log_choose(int fd);
+void log_open(const char *ident, int max_level, enum log_sink sink);
+/* Tests: write the standard error lines to f instead. */
+void log_set_stream(FILE *f);
 void log_set_level(int max_level);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

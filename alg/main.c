@@ -23,34 +23,13 @@
 #include "sandbox.h"
 #include "worker.h"
 
-static void sd_notify(const char *msg)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	if (!path || (path[0] != '/' && path[0] != '@'))
-		return;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	size_t len = strlen(path);
-	if (len >= sizeof(sa.sun_path))
-		return;
-	memcpy(sa.sun_path, path, len);
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = '\0';
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
-	       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
-	close(fd);
-}
-
 static void warn_helper(void *ctx, const char *table, const char *name)
 {
 	(void)ctx;
-	log_msg(
-	    LOG_LVL_WARN,
-	    "table %s has a ct helper object '%s' of type ftp: where it is attached to the same flows, ftp-alg steps "
-	    "aside; fix: drop its 'ct helper set' rule for the FTP control port",
-	    table, name ? name : "?");
+	log_msg(LOG_LVL_WARN,
+		"event=kernel-helper-object table=%s object=%s effect=\"where it is attached to the same flows, "
+		"ftp-alg steps aside\" fix=\"drop its 'ct helper set' rule for the FTP control port\"",
+		table, name ? name : "?");
 }
 
 static void startup_checks(struct daemon *d)
@@ -60,8 +39,8 @@ static void startup_checks(struct daemon *d)
 	if (f) {
 		int c = fgetc(f);
 		if (c == '0')
-			log_msg(LOG_LVL_WARN, "IPv4 forwarding is off, so nothing is routed through this gateway; "
-					      "fix: sysctl -w net.ipv4.ip_forward=1");
+			log_msg(LOG_LVL_WARN, "event=no-forwarding family=ipv4 effect=\"nothing is routed through this "
+					      "gateway\" fix=\"sysctl -w net.ipv4.ip_forward=1\"");
 		fclose(f);
 	}
 }
@@ -77,14 +56,14 @@ static int run(struct daemon *d)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0) {
-		log_msg(LOG_LVL_ERR, "cannot set up signals: %s", strerror(errno));
+		log_msg(LOG_LVL_ERR, "event=fatal reason=signalfd error=\"%s\"", strerror(errno));
 		return 1;
 	}
 	/* Threads start blocking the signals above, so only this thread's signalfd sees them. */
 	for (unsigned i = 0; i < d->nw; i++) {
 		int r = pthread_create(&d->w[i].th, NULL, worker_main, &d->w[i]);
 		if (r != 0) {
-			log_msg(LOG_LVL_ERR, "cannot start worker %u: %s", i, strerror(r));
+			log_msg(LOG_LVL_ERR, "event=fatal reason=thread worker=%u error=\"%s\"", i, strerror(r));
 			workers_stop(d);
 			close(sfd);
 			return 1;
@@ -95,20 +74,22 @@ static int run(struct daemon *d)
 	struct pollfd pfd[3] = {{sfd, POLLIN, 0}, {d->fatal_fd, POLLIN, 0}, {d->control_fd, POLLIN, 0}};
 	int rc = 0;
 	for (;;) {
-		if (poll(pfd, d->control_fd >= 0 ? 3 : 2, -1) < 0) {
+		/* With a service manager listening, wake each second to tell it the session count. */
+		if (poll(pfd, d->control_fd >= 0 ? 3 : 2, getenv("NOTIFY_SOCKET") ? 1000 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			log_msg(LOG_LVL_ERR, "poll: %s", strerror(errno));
+			log_msg(LOG_LVL_ERR, "event=fatal reason=poll error=\"%s\"", strerror(errno));
 			rc = 1;
 			break;
 		}
 		if (pfd[1].revents & POLLIN) {
 			log_msg(LOG_LVL_ERR,
-				"a worker stopped on an error: releasing held packets and removing table %s",
+				"event=fatal reason=worker effect=\"releasing held packets and removing table %s\"",
 				d->cfg.table);
 			rc = 1;
 			break;
 		}
+		commands_notify_status(d);
 		if (d->control_fd >= 0 && (pfd[2].revents & POLLIN))
 			control_serve(d->control_fd, commands_respond, d);
 		if (pfd[0].revents & POLLIN) {
@@ -117,12 +98,13 @@ static int run(struct daemon *d)
 				continue;
 			if (si.ssi_signo == SIGHUP) {
 				sd_notify("RELOADING=1");
-				free(options_reload(d));
+				free(options_reload(d, -1));
 				sd_notify("READY=1");
 				continue;
 			}
-			log_msg(LOG_LVL_INFO, "signal %d: releasing held packets and removing table %s", si.ssi_signo,
-				d->cfg.table);
+			log_msg(LOG_LVL_INFO,
+				"event=stop signal=%d effect=\"releasing held packets and removing table %s\"",
+				si.ssi_signo, d->cfg.table);
 			sd_notify("STOPPING=1");
 			break;
 		}
@@ -153,6 +135,8 @@ int main(int argc, char **argv)
 	struct daemon d = {.control_fd = -1, .fatal_fd = -1};
 	const char *check = NULL;
 
+	/* A control client that goes away before its answer must not take the gateway with it. */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc > 1 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "reload") == 0))
 		return control_client(argc, argv);
 
@@ -163,11 +147,11 @@ int main(int argc, char **argv)
 		printf("%s: OK\n", check);
 		return 0;
 	}
-	log_open("ftp-alg", d.cfg.log_level, !isatty(STDERR_FILENO) && getenv("JOURNAL_STREAM") == NULL);
+	log_open("ftp-alg", d.cfg.log_level, log_choose(STDERR_FILENO));
 	pthread_mutex_init(&d.nft_lock, NULL);
 	d.fatal_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (d.fatal_fd < 0) {
-		log_msg(LOG_LVL_ERR, "cannot create an eventfd: %s", strerror(errno));
+		log_msg(LOG_LVL_ERR, "event=fatal reason=eventfd error=\"%s\"", strerror(errno));
 		return 1;
 	}
 	int r = nft_open(&d.nft, &d.cfg);
@@ -175,11 +159,12 @@ int main(int argc, char **argv)
 		/* With the capability, EPERM means the owned table belongs to another process. */
 		if (r == -EPERM && geteuid() == 0)
 			log_msg(LOG_LVL_ERR,
-				"table inet %s is owned by another process: another ftp-alg runs in this network "
-				"namespace (a second instance needs its own --table, --queue and --control-socket)",
+				"event=fatal reason=table-owned table=%s effect=\"another ftp-alg runs in this network "
+				"namespace (a second instance needs its own --table, --queue and --control-socket)\"",
 				d.cfg.table);
 		else
-			log_msg(LOG_LVL_ERR, "cannot create nftables table inet %s: %s", d.cfg.table, nft_strerror(r));
+			log_msg(LOG_LVL_ERR, "event=fatal reason=table table=%s error=\"%s\"", d.cfg.table,
+				nft_strerror(r));
 		daemon_close(&d);
 		return 1;
 	}
@@ -191,6 +176,7 @@ int main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < d.cfg.workers; i++)
 		if (worker_open(&d, i) < 0) {
+			log_msg(LOG_LVL_ERR, "event=fatal reason=worker-open worker=%u", i);
 			daemon_close(&d);
 			return 1;
 		}
@@ -201,47 +187,54 @@ int main(int argc, char **argv)
 	 */
 	r = ct_snapshot_take(d.cfg.control_ports, d.cfg.ncontrol_ports, &d.snap);
 	if (r < 0)
-		log_msg(LOG_LVL_WARN,
-			"cannot list the conntracks of live control connections: %s; none will be adopted",
+		log_msg(LOG_LVL_WARN, "event=no-adoption error=\"%s\" effect=\"no live session will be adopted\"",
 			strerror(-r));
 	else if (ct_snapshot_count(d.snap))
-		log_msg(LOG_LVL_INFO, "%zu control connections predate this start and may be adopted",
-			ct_snapshot_count(d.snap));
+		log_msg(LOG_LVL_INFO, "event=adoptable sessions=%zu", ct_snapshot_count(d.snap));
+	options_apply_outside(&d);
 	if (!d.control_path)
 		d.control_path = CONTROL_DEFAULT_PATH;
-	d.control_fd = control_listen(d.control_path);
+	char group_why[160];
+	d.control_fd = control_listen(d.control_path, d.cfg.control_group, group_why, sizeof(group_why));
+	if (d.control_fd >= 0 && group_why[0])
+		log_msg(LOG_LVL_WARN,
+			"event=control-group path=%s error=\"%s\" effect=\"only root can read the status\"",
+			d.control_path, group_why);
 	if (d.control_fd < 0) {
 		/* Status is a convenience; the gateway works without it. */
-		log_msg(LOG_LVL_WARN, "no control socket at %s: %s; 'ftp-alg status' will not answer", d.control_path,
+		log_msg(LOG_LVL_WARN,
+			"event=no-control-socket path=%s error=\"%s\" effect=\"'ftp-alg status' will not answer\"",
+			d.control_path,
 			d.control_fd == -EADDRINUSE ? "another ftp-alg answers there (use --control-socket)"
 						    : strerror(-d.control_fd));
 	}
-	char pub[INET_ADDRSTRLEN];
+	char pub[INET_ADDRSTRLEN] = "client-facing";
 	char ports[128] = "";
 	for (unsigned i = 0; i < d.cfg.ncontrol_ports; i++)
 		snprintf(ports + strlen(ports), sizeof(ports) - strlen(ports), "%s%u", i ? "," : "",
 			 d.cfg.control_ports[i]);
-	log_msg(LOG_LVL_INFO, "ftp-alg %s started: control ports %s, %u worker%s, queues %u-%u (%s), table inet %s",
-		FTP_ALG_VERSION, ports, d.nw, d.nw == 1 ? "" : "s", d.cfg.queue, d.cfg.queue + 2 * d.nw - 1,
-		nft_queue_path_name(nft_queue_path(d.nft)), d.cfg.table);
 	if (d.cfg.has_public4)
-		log_msg(LOG_LVL_INFO, "Masquerading as '%s'", inet_ntop(AF_INET, d.cfg.public4, pub, sizeof(pub)));
-	else
-		log_msg(LOG_LVL_INFO, "Masquerading as the address each client connected to");
+		inet_ntop(AF_INET, d.cfg.public4, pub, sizeof(pub));
+	/* masquerade=client-facing: each 227 announces the address its client connected to. */
+	log_msg(LOG_LVL_INFO,
+		"event=start version=%s control_ports=%s workers=%u queues=%u-%u queue_path=\"%s\" table=%s "
+		"masquerade=%s",
+		FTP_ALG_VERSION, ports, d.nw, d.cfg.queue, d.cfg.queue + 2 * d.nw - 1,
+		nft_queue_path_name(nft_queue_path(d.nft)), d.cfg.table, pub);
 	startup_checks(&d);
 	/* Before any thread exists: capabilities are per thread, and threads inherit these. */
 	char why[256] = "";
 	r = sandbox_enter(d.cfg.user, why, sizeof(why));
 	if (r < 0) {
-		log_msg(LOG_LVL_ERR, "cannot drop privileges: %s", why);
+		log_msg(LOG_LVL_ERR, "event=fatal reason=privileges error=\"%s\"", why);
 		daemon_close(&d);
 		return 1;
 	}
-	log_msg(LOG_LVL_INFO, "running as uid %u with CAP_NET_ADMIN only%s%s", (unsigned)getuid(), why[0] ? "; " : "",
-		why);
+	log_msg(LOG_LVL_INFO, "event=privileges uid=%u caps=CAP_NET_ADMIN%s%s%s", (unsigned)getuid(),
+		why[0] ? " note=\"" : "", why, why[0] ? "\"" : "");
 
 	int rc = run(&d);
 	daemon_close(&d);
-	log_msg(LOG_LVL_INFO, "stopped; table inet %s removed", d.cfg.table);
+	log_msg(LOG_LVL_INFO, "event=stopped table=%s rc=%d", d.cfg.table, rc);
 	return rc;
 }

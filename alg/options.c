@@ -12,6 +12,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
+#include "route.h"
 #include "session.h"
 
 void options_report_error(void *ctx, const char *path, int line, const char *msg)
@@ -41,7 +42,7 @@ static int apply_config_locked(struct daemon *d, const struct alg_config *c)
 }
 
 /* Reread the configuration: new sessions get it, live ones and armed pinholes stay. */
-char *options_reload(struct daemon *d)
+char *options_reload(struct daemon *d, int fd)
 {
 	struct alg_config c;
 	char *msg = NULL;
@@ -50,7 +51,13 @@ char *options_reload(struct daemon *d)
 	if (!f)
 		return NULL;
 	config_defaults(&c);
-	int r = d->config_path ? config_load(&c, d->config_path, report_to, f) : 0;
+	/*
+	 * Privileges are dropped by now, so a file only root may read can be reloaded only through
+	 * "ftp-alg reload", which opens it as root and passes the descriptor along.
+	 */
+	int r = !d->config_path ? 0
+		: fd >= 0	? config_load_fd(&c, fd, d->config_path, report_to, f)
+				: config_load(&c, d->config_path, report_to, f);
 	for (unsigned i = 0; r == 0 && i < d->noverrides; i++)
 		if (strcmp(d->overrides[i].key, "table") != 0 &&
 		    config_set(&c, d->overrides[i].key, d->overrides[i].value, d->overrides[i].flag, 0, report_to, f) <
@@ -63,9 +70,13 @@ char *options_reload(struct daemon *d)
 		c.log_level = LOG_LVL_DEBUG;
 	if (r < 0) {
 		if (r != -EINVAL)
-			fprintf(f, "%s: %s\n", d->config_path, strerror(-r));
+			fprintf(f, "%s: %s%s\n", d->config_path, strerror(-r),
+				r == -EACCES ? " (the daemon runs unprivileged: use 'ftp-alg reload' as root, which "
+					       "passes the file along)"
+					     : "");
 		fprintf(f, "error: %s is bad; keeping the running configuration\n", d->config_path);
-		log_msg(LOG_LVL_ERR, "event=reload-refused file=%s", d->config_path);
+		log_msg(LOG_LVL_ERR, "event=reload-refused file=%s error=\"%s\"", d->config_path,
+			r == -EINVAL ? "bad settings" : strerror(-r));
 	} else if (c.queue = d->cfg.queue, c.workers = d->cfg.workers, memcpy(c.table, d->cfg.table, sizeof(c.table)),
 		   (r = apply_config_locked(d, &c)) < 0) {
 		/* The queue numbers, the workers and the table name stay until a restart. */
@@ -79,6 +90,7 @@ char *options_reload(struct daemon *d)
 		for (unsigned i = 0; i < d->nw; i++) {
 			pthread_mutex_lock(&d->w[i].lock);
 			alg_set_config(d->w[i].alg, &c);
+			route_set_outside(d->w[i].route, c.outside, c.noutside);
 			pthread_mutex_unlock(&d->w[i].lock);
 		}
 		log_set_level(c.log_level);
@@ -89,11 +101,17 @@ char *options_reload(struct daemon *d)
 	return msg;
 }
 
+void options_apply_outside(struct daemon *d)
+{
+	for (unsigned i = 0; i < d->nw; i++)
+		route_set_outside(d->w[i].route, d->cfg.outside, d->cfg.noutside);
+}
+
 void options_usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: ftp-alg [OPTIONS]\n"
-		"       ftp-alg status [--json] [--control-socket PATH]\n"
+		"       ftp-alg status [--json | --prometheus] [--control-socket PATH]\n"
 		"       ftp-alg reload [--control-socket PATH]\n"
 		"Transparent FTP application-layer gateway for a Linux NAT gateway.\n\n"
 		"  -c, --config FILE          read settings from FILE (default " CONFIG_DEFAULT_PATH " if it exists)\n"

@@ -8,5 +8,12 @@ struct route;
 
 int route_open(struct route **out);
 void route_close(struct route *r);
-/* 1 if addr is reached through a default route (the outside), 0 if not, or -errno. */
+/* The interfaces named by Outside=; resolved to indexes at the next lookups. */
+void route_set_outside(struct route *r, const char (*names)[16], unsigned n);
+/*
+ * 1 if addr is outside: the route to it is a default route, or leaves through
+ * an interface of a default route of its family or one named by Outside=
+ * (so an outside peer on the WAN link itself, or behind a more specific
+ * route there, counts); 0 if not; -errno if unknown.
+ */
 int route_via_default(struct route *r, int family, const uint8_t *addr);

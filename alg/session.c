@@ -356,10 +356,15 @@ static void learn_routing(struct alg *a, struct session *s)
 {
 	if (s->dnat || s->snat || !a->ops->via_default)
 		return;
+	/* Outside: the route leaves through a default route's interface or one Outside= names. */
 	int client_out = a->ops->via_default(a->kernel, s->orig.family, s->orig.saddr);
 	int server_out = a->ops->via_default(a->kernel, s->orig.family, s->orig.daddr);
 	s->routed_in_passive = client_out == 1 && server_out == 0;
 	s->routed_in_active = client_out == 0 && server_out == 1;
+	if ((client_out < 0 || server_out < 0) && log_gate(a))
+		log_msg(LOG_LVL_WARN,
+			"session=%llu event=unclassified error=\"%s\" effect=\"no pinholes for a routed session\"",
+			(unsigned long long)s->id, strerror(client_out < 0 ? -client_out : -server_out));
 }
 
 /* Learn the reply tuple and make sure the kernel keeps sequence offsets for us. */
@@ -396,9 +401,10 @@ static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info
 		    a->ops->ct_get(a->kernel, &s->orig, DIR_ORIG, &back) == 0 && back.seqadj_present[DIR_REPLY])
 			s->seqadj_ok = true;
 	}
+	/* Only NAT rewrites addresses, and so lengths: a routed session needs no offsets. */
 	if (!s->seqadj_ok)
 		log_msg(
-		    LOG_LVL_WARN,
+		    s->dnat || s->snat ? LOG_LVL_WARN : LOG_LVL_DEBUG,
 		    "session=%llu event=no-seqadj reason=\"connection predates ftp-alg or has no helper extension\" "
 		    "effect=\"only same-length rewrites\"",
 		    (unsigned long long)s->id);

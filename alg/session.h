@@ -101,3 +101,8 @@ const struct alg_counters *alg_counters(const struct alg *a);
  */
 char *alg_status(struct alg *const *v, unsigned nv, time_t now, bool json, const char *version, const char *queue_path,
 		 const char *extra_json, const char *extra_text);
+/* The same as Prometheus text exposition format 0.0.4; extra_prom: the caller's metric lines, or NULL. */
+char *alg_status_prometheus(struct alg *const *v, unsigned nv, time_t now, const char *version, const char *queue_path,
+			    const char *extra_prom);
+/* Sessions followed and pinholes armed over all workers. */
+void alg_totals(struct alg *const *v, unsigned nv, unsigned *sessions, unsigned *pinholes);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* What "ftp-alg status" shows: every worker's sessions, pinholes and counters, as text or JSON. */
+/* What "ftp-alg status" shows: every worker's sessions, pinholes and counters, as text, JSON or Prometheus metrics. */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
@@ -209,6 +209,96 @@ static void render_text(FILE *f, const struct summary *sum, const char *extra)
 		(unsigned long long)c->errors);
 	if (extra)
 		fputs(extra, f);
+}
+
+/* A label value: backslash, double quote and line feed escaped, as the exposition format wants. */
+static void put_label(FILE *f, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			fputc('\\', f);
+		if (*v == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*v, f);
+	}
+}
+
+static void prom_head(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void prom_value(FILE *f, const char *name, const char *type, const char *help, unsigned long long v)
+{
+	prom_head(f, name, type, help);
+	fprintf(f, "%s %llu\n", name, v);
+}
+
+static void render_prometheus(FILE *f, const struct summary *sum, const char *extra)
+{
+	const struct alg_counters *c = &sum->c;
+
+	prom_head(f, "ftp_alg_info", "gauge", "Version, queue path and table of the running daemon.");
+	fputs("ftp_alg_info{version=\"", f);
+	put_label(f, sum->version);
+	fputs("\",queue_path=\"", f);
+	put_label(f, sum->queue_path);
+	fputs("\",table=\"", f);
+	put_label(f, sum->cfg->table);
+	fputs("\"} 1\n", f);
+	prom_value(f, "ftp_alg_uptime_seconds", "gauge", "Seconds since the daemon started.",
+		   (unsigned long long)(sum->uptime < 0 ? 0 : sum->uptime));
+	prom_value(f, "ftp_alg_workers", "gauge", "Queue worker threads.", sum->nv);
+	prom_value(f, "ftp_alg_sessions", "gauge", "Control connections followed now.", sum->nsessions);
+	prom_value(f, "ftp_alg_sessions_max", "gauge", "MaxSessions.", sum->cfg->max_sessions);
+	prom_value(f, "ftp_alg_pinholes_armed", "gauge", "Pinholes armed now.", sum->nholes);
+	prom_value(f, "ftp_alg_pinholes_max", "gauge", "MaxPinholes.", sum->cfg->max_pinholes);
+	prom_value(f, "ftp_alg_packets_total", "counter", "Packets queued to ftp-alg.", c->packets);
+	prom_value(f, "ftp_alg_sessions_total", "counter", "Control connections followed since start.", c->sessions);
+	prom_value(f, "ftp_alg_rewrites_total", "counter", "Lines rewritten.", c->rewrites);
+	prom_value(f, "ftp_alg_pinholes_opened_total", "counter", "Pinholes armed since start.", c->pinholes);
+	prom_value(f, "ftp_alg_pinholes_used_total", "counter", "Pinholes a data connection used.", c->pinholes_used);
+	prom_value(f, "ftp_alg_pinholes_expired_total", "counter", "Pinholes that expired unused.",
+		   c->pinholes_expired);
+	prom_value(f, "ftp_alg_pinholes_closed_total", "counter", "Pinholes removed with their session.",
+		   c->pinholes_closed);
+	prom_head(f, "ftp_alg_refused_total", "counter", "Lines refused, by reason.");
+	for (unsigned i = 0; i < ALG_REASONS_MAX && c->refusals[i].reason; i++) {
+		fputs("ftp_alg_refused_total{reason=\"", f);
+		put_label(f, c->refusals[i].reason);
+		fprintf(f, "\"} %llu\n", (unsigned long long)c->refusals[i].count);
+	}
+	prom_value(f, "ftp_alg_dropped_total", "counter", "Packets dropped.", c->dropped);
+	prom_value(f, "ftp_alg_errors_total", "counter", "Kernel errors.", c->errors);
+	if (extra)
+		fputs(extra, f);
+}
+
+void alg_totals(struct alg *const *v, unsigned nv, unsigned *sessions, unsigned *pinholes)
+{
+	*sessions = *pinholes = 0;
+	for (unsigned w = 0; w < nv; w++) {
+		*sessions += v[w]->nsessions;
+		*pinholes += v[w]->book.n;
+	}
+}
+
+char *alg_status_prometheus(struct alg *const *v, unsigned nv, time_t now, const char *version, const char *queue_path,
+			    const char *extra_prom)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	if (nv == 0)
+		return NULL;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	struct summary sum;
+	gather(v, nv, now, version, queue_path, &sum);
+	render_prometheus(f, &sum, extra_prom);
+	fclose(f);
+	return buf;
 }
 
 char *alg_status(struct alg *const *v, unsigned nv, time_t now, bool json, const char *version, const char *queue_path,

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,9 +89,8 @@ static const char *next_item(const char **p, size_t *len)
 
 int config_parse_port_range(const char *s, uint16_t *lo, uint16_t *hi)
 {
+	/* LO-HI only: "60000 60999" reads like two settings, and the man page documents the dash. */
 	const char *dash = strchr(s, '-');
-	if (!dash)
-		dash = strchr(s, ' ');
 	if (!dash)
 		return -EINVAL;
 	const char *b = dash + 1;
@@ -157,7 +157,8 @@ static int set_global(struct alg_config *c, const char *key, const char *value, 
 		c->at_public4 = at;
 	} else if (strcasecmp(key, "PassivePorts") == 0) {
 		if (config_parse_port_range(value, &c->passive_lo, &c->passive_hi) < 0) {
-			snprintf(err, errlen, "'%s' is not a port range LO-HI within 1-65535", value);
+			snprintf(err, errlen, "'%s' is not a port range LO-HI within 1-65535%s", value,
+				 strchr(value, '-') ? "" : " (the two ports are joined by '-', as in 60000-60999)");
 			return -EINVAL;
 		}
 		c->at_passive = at;
@@ -229,6 +230,37 @@ static int set_global(struct alg_config *c, const char *key, const char *value, 
 		}
 		snprintf(c->user, sizeof(c->user), "%s", value);
 		c->at_user = at;
+	} else if (strcasecmp(key, "Outside") == 0) {
+		const char *p = value, *item;
+		size_t l;
+		unsigned n = 0;
+		while ((item = next_item(&p, &l))) {
+			/* IFNAMSIZ is 16 with its NUL; '/' and ':' are not in interface names. */
+			if (n == CONFIG_MAX_OUTSIDE) {
+				snprintf(err, errlen, "at most %d interfaces", CONFIG_MAX_OUTSIDE);
+				return -EINVAL;
+			}
+			if (l >= sizeof(c->outside[0]) || memchr(item, '/', l) || memchr(item, ':', l)) {
+				snprintf(err, errlen, "'%.*s' is not an interface name", (int)l, item);
+				return -EINVAL;
+			}
+			memcpy(c->outside[n], item, l);
+			c->outside[n][l] = '\0';
+			n++;
+		}
+		if (n == 0) {
+			snprintf(err, errlen, "Outside needs at least one interface name");
+			return -EINVAL;
+		}
+		c->noutside = n;
+	} else if (strcasecmp(key, "ControlGroup") == 0) {
+		if (!*value || strlen(value) >= sizeof(c->control_group) ||
+		    strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(value)) {
+			snprintf(err, errlen, "'%s' is not a group name", value);
+			return -EINVAL;
+		}
+		snprintf(c->control_group, sizeof(c->control_group), "%s", value);
+		c->at_control_group = at;
 	} else if (strcasecmp(key, "LogLevel") == 0) {
 		int l = parse_level(value);
 		if (l < 0) {
@@ -348,7 +380,8 @@ static int set_server(struct cfg_server *sv, const char *key, const char *value,
 		*(pub ? &sv->pub_port : &sv->port) = port;
 	} else if (strcasecmp(key, "PassivePorts") == 0) {
 		if (config_parse_port_range(value, &sv->passive_lo, &sv->passive_hi) < 0) {
-			snprintf(err, errlen, "'%s' is not a port range LO-HI within 1-65535", value);
+			snprintf(err, errlen, "'%s' is not a port range LO-HI within 1-65535%s", value,
+				 strchr(value, '-') ? "" : " (the two ports are joined by '-', as in 60000-60999)");
 			return -EINVAL;
 		}
 		sv->passive_line = line;
@@ -443,6 +476,12 @@ struct load_ctx {
 	struct cfg_server spare_server;
 	struct cfg_class spare_class;
 	bool spare;
+	/* The keys set so far in this scope (the global settings or one section), to refuse a second. */
+	struct {
+		char key[64];
+		int line;
+	} seen[64];
+	unsigned nseen;
 };
 
 static void bad(struct load_ctx *l, int line, const char *msg)
@@ -476,6 +515,7 @@ static void begin_section(struct load_ctx *l, const char *s, size_t len, int lin
 	}
 	l->kind = -1;
 	l->spare = false;
+	l->nseen = 0;
 	if ((!server && !class) || !valid_name(name, nlen)) {
 		snprintf(err, sizeof(err),
 			 "unknown section [%.*s] (use [server NAME] or [class NAME]; a NAME is letters, digits, - "
@@ -525,6 +565,15 @@ static bool blank(char ch)
 	return ch == ' ' || ch == '\t';
 }
 
+/* A key set in this scope; a refused line sets nothing, so a corrected line after it is no repeat. */
+static void remember(struct load_ctx *l, const char *key, int line)
+{
+	if (l->nseen < sizeof(l->seen) / sizeof(l->seen[0])) {
+		snprintf(l->seen[l->nseen].key, sizeof(l->seen[0].key), "%s", key);
+		l->seen[l->nseen++].line = line;
+	}
+}
+
 static void parse_line(struct load_ctx *l, const char *s, size_t n, int line)
 {
 	char key[64], value[256], err[320];
@@ -558,6 +607,7 @@ static void parse_line(struct load_ctx *l, const char *s, size_t n, int line)
 			bad(l, line, "a section header is [server NAME] or [class NAME], with its closing ']'");
 			l->kind = -1;
 			l->spare = false;
+			l->nseen = 0;
 			return;
 		}
 		size_t a = 1, b = n - 1;
@@ -594,12 +644,23 @@ static void parse_line(struct load_ctx *l, const char *s, size_t n, int line)
 	memcpy(value, s + vstart, vlen);
 	value[vlen] = '\0';
 
+	/* A second setting of a key would silently win over the first: name both lines. */
+	for (unsigned j = 0; j < l->nseen; j++)
+		if (strcasecmp(l->seen[j].key, key) == 0) {
+			snprintf(err, sizeof(err), "%s is set again: it was set at line %d%s; set each key once", key,
+				 l->seen[j].line, l->kind == 0 ? "" : " in this section");
+			bad(l, line, err);
+			return;
+		}
+
 	struct alg_config *c = l->c;
 	int r = 0;
 	if (l->kind == 0) {
 		r = config_set(c, key, value, l->origin, line, l->report, l->rctx);
 		if (r < 0)
 			l->bad++;
+		else
+			remember(l, key, line);
 		return;
 	}
 	if (l->kind == 1) {
@@ -615,6 +676,8 @@ static void parse_line(struct load_ctx *l, const char *s, size_t n, int line)
 	}
 	if (r < 0)
 		bad(l, line, err);
+	else
+		remember(l, key, line);
 }
 
 static const char *family_name(int family)
@@ -723,15 +786,24 @@ int config_load(struct alg_config *c, const char *path, config_report_fn *report
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	int r = config_load_fd(c, fd, path, report, ctx);
+	close(fd);
+	return r;
+}
+
+int config_load_fd(struct alg_config *c, int fd, const char *path, config_report_fn *report, void *ctx)
+{
 	struct stat st;
-	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
-		int r = S_ISDIR(st.st_mode) ? -EISDIR : -errno;
-		close(fd);
-		return r;
-	}
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
 	char *buf = malloc(CONFIG_MAX_FILE);
 	size_t len = 0;
 	int r = buf ? 0 : -ENOMEM;
+	/* From the start: a descriptor passed along may have been read from before (no seek on a pipe). */
+	if (lseek(fd, 0, SEEK_SET) < 0 && errno != ESPIPE)
+		r = -errno;
 	while (r == 0) {
 		ssize_t n = read(fd, buf + len, CONFIG_MAX_FILE - len);
 		if (n < 0 && errno == EINTR)
@@ -743,7 +815,6 @@ int config_load(struct alg_config *c, const char *path, config_report_fn *report
 		else if ((len += (size_t)n) == CONFIG_MAX_FILE)
 			r = -EFBIG;
 	}
-	close(fd);
 	if (r == 0)
 		r = config_parse(c, buf, len, path, report, ctx);
 	free(buf);
@@ -829,6 +900,17 @@ int config_check(const struct alg_config *c, bool lookup_user, config_report_fn 
 			else
 				snprintf(err, sizeof(err), "no user '%s' to run as", c->user);
 			report_at(&c->at_user, "User", report, ctx, err);
+			nbad++;
+		}
+		struct group gr, *gfound = NULL;
+		e = c->control_group[0] ? getgrnam_r(c->control_group, &gr, buf, sizeof(buf), &gfound) : 0;
+		if (c->control_group[0] && !gfound) {
+			if (e)
+				snprintf(err, sizeof(err), "cannot look up group '%s': %s", c->control_group,
+					 strerror(e));
+			else
+				snprintf(err, sizeof(err), "no group '%s' for the control socket", c->control_group);
+			report_at(&c->at_control_group, "ControlGroup", report, ctx, err);
 			nbad++;
 		}
 	}

@@ -12,6 +12,7 @@
 #define CONFIG_MAX_SERVERS  32
 #define CONFIG_MAX_CLASSES  16
 #define CONFIG_MAX_PREFIXES 8
+#define CONFIG_MAX_OUTSIDE  8
 
 /* Where a setting came from: origin:line in a file, or a command-line flag named by origin (line 0). */
 struct cfg_where {
@@ -74,12 +75,16 @@ struct alg_config {
 	int log_level;
 	char table[32];
 	char user[32]; /* run as this user after start-up */
+	/* Outside: interfaces whose far side is outside, besides those of the default routes. */
+	char outside[CONFIG_MAX_OUTSIDE][16];
+	unsigned noutside;
+	char control_group[32]; /* the control socket's group; empty: ftp-alg if that group exists */
 	struct cfg_server servers[CONFIG_MAX_SERVERS];
 	unsigned nservers;
 	struct cfg_class classes[CONFIG_MAX_CLASSES];
 	unsigned nclasses;
 	const char *file; /* the file the sections came from */
-	struct cfg_where at_control_ports, at_public4, at_passive, at_queue, at_workers, at_user;
+	struct cfg_where at_control_ports, at_public4, at_passive, at_queue, at_workers, at_user, at_control_group;
 };
 
 /* The [server] section whose public address and port a connection was made to, or NULL. */
@@ -110,6 +115,8 @@ int config_parse(struct alg_config *c, const char *buf, size_t len, const char *
 
 /* Read and parse a file: 0, -EINVAL after reporting, or -errno if it cannot be read (a directory: -EISDIR). */
 int config_load(struct alg_config *c, const char *path, config_report_fn *report, void *ctx);
+/* The same from an open file (read from offset 0, not closed); path names it in messages. */
+int config_load_fd(struct alg_config *c, int fd, const char *path, config_report_fn *report, void *ctx);
 
 /*
  * What start-up and --check-config both refuse once the file and the flags

@@ -25,6 +25,7 @@
 /* nft's datatype ids, so that "nft list" shows our sets readably. */
 #define TYPE_IPADDR	  7
 #define TYPE_IP6ADDR	  8
+#define TYPE_INTEGER	  4
 #define TYPE_INET_SERVICE 13
 #define TYPE_BITS	  6
 #define KEY_TYPE(a)	  ((((a) << TYPE_BITS | (a)) << TYPE_BITS) | TYPE_INET_SERVICE)
@@ -436,7 +437,7 @@ static void put_chain(struct nft_batch *bt, const char *name, const char *type, 
 	batch_next(bt);
 }
 
-/* ct expectation seqadj4 { protocol tcp; dport 0; timeout 0; size 0; l3proto ip } */
+/* ct expectation seqadj4 { protocol tcp; dport 0; timeout 1s; size 0; l3proto ip } */
 static void put_seqadj_obj(struct nft_batch *bt, const char *name, uint16_t l3)
 {
 	struct nftnl_obj *o = nftnl_obj_alloc();
@@ -446,7 +447,8 @@ static void put_seqadj_obj(struct nft_batch *bt, const char *name, uint16_t l3)
 	nftnl_obj_set_u16(o, NFTNL_OBJ_CT_EXPECT_L3PROTO, l3);
 	nftnl_obj_set_u8(o, NFTNL_OBJ_CT_EXPECT_L4PROTO, IPPROTO_TCP);
 	nftnl_obj_set_u16(o, NFTNL_OBJ_CT_EXPECT_DPORT, 0);
-	nftnl_obj_set_u32(o, NFTNL_OBJ_CT_EXPECT_TIMEOUT, 0);
+	/* Never used (size 0), but nft list prints a timeout of 0 as "timeout" with no value. */
+	nftnl_obj_set_u32(o, NFTNL_OBJ_CT_EXPECT_TIMEOUT, 1000);
 	/* Size 0: the object adds a helper extension and then never creates an expectation. */
 	nftnl_obj_set_u8(o, NFTNL_OBJ_CT_EXPECT_SIZE, 0);
 	struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_NEWOBJ, NLM_F_CREATE);
@@ -463,6 +465,30 @@ static struct nftnl_set *set_new(const char *table, const char *name)
 	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
 	return s;
 }
+
+/*
+ * nft's typeof description of the pure_ack sets, as the nft CLI (1.0.6) stores it
+ * in the set's userdata for "typeof ip length . @th,96,8" (and ip6 length): the
+ * kernel keeps it for nft alone, which needs it to print the keys as
+ * "40 . 0x50" and the set as syntax it reads back. The two differ in one byte,
+ * the payload field (0x0c ip length, 0x0d ip6 length). Read back from a set
+ * the CLI made, with libnftnl's NFTNL_SET_USERDATA.
+ */
+static const uint8_t pure_ack4_typeof[] = {
+    0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x03, 0x4c, 0x00, 0x04, 0x0d, 0x00, 0x00, 0x00, 0x01, 0x44, 0x00,
+    0x1a, 0x00, 0x04, 0x07, 0x00, 0x00, 0x00, 0x01, 0x12, 0x00, 0x04, 0x0c, 0x00, 0x00, 0x00, 0x01, 0x04,
+    0x05, 0x00, 0x00, 0x00, 0x04, 0x04, 0x10, 0x00, 0x00, 0x00, 0x01, 0x26, 0x00, 0x04, 0x07, 0x00, 0x00,
+    0x00, 0x01, 0x1e, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00, 0x02, 0x04,
+    0x03, 0x00, 0x00, 0x00, 0x03, 0x04, 0x60, 0x00, 0x00, 0x00, 0x04, 0x04, 0x08, 0x00, 0x00, 0x00,
+};
+static const uint8_t pure_ack6_typeof[] = {
+    0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x03, 0x4c, 0x00, 0x04, 0x0d, 0x00, 0x00, 0x00, 0x01, 0x44, 0x00,
+    0x1a, 0x00, 0x04, 0x07, 0x00, 0x00, 0x00, 0x01, 0x12, 0x00, 0x04, 0x0d, 0x00, 0x00, 0x00, 0x01, 0x04,
+    0x05, 0x00, 0x00, 0x00, 0x04, 0x04, 0x10, 0x00, 0x00, 0x00, 0x01, 0x26, 0x00, 0x04, 0x07, 0x00, 0x00,
+    0x00, 0x01, 0x1e, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00, 0x02, 0x04,
+    0x03, 0x00, 0x00, 0x00, 0x03, 0x04, 0x60, 0x00, 0x00, 0x00, 0x04, 0x04, 0x08, 0x00, 0x00, 0x00,
+};
+_Static_assert(sizeof(pure_ack4_typeof) == 84 && sizeof(pure_ack6_typeof) == 84, "nft's typeof userdata");
 
 static void put_sets(struct nft_batch *bt)
 {
@@ -482,8 +508,11 @@ static void put_sets(struct nft_batch *bt)
 	 */
 	for (int i = 0; i < 2; i++) {
 		s = set_new(bt->table, i ? NFT_SET_PURE6 : NFT_SET_PURE4);
-		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, 0); /* raw: nft prints the keys in hex */
+		/* integer . integer, with nft's description, so nft list prints syntax nft reads back */
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, TYPE_INTEGER << TYPE_BITS | TYPE_INTEGER);
 		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 8);
+		nftnl_set_set_data(s, NFTNL_SET_USERDATA, i ? pure_ack6_typeof : pure_ack4_typeof,
+				   sizeof(pure_ack4_typeof));
 		nftnl_set_set_u32(s, NFTNL_SET_ID, 20 + (uint32_t)i);
 		nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
 		nftnl_set_nlmsg_build_payload(nlh, s);

@@ -265,14 +265,14 @@ class Lab:
     def start_alg(self, binary, args=(), ready=None):
         """Start the daemon in the gateway; ready() says it is up (default: its start-up log line)."""
         self.alg_log = os.path.join(self.work, "ftp-alg.log")
-        starts = self.log().count(" started: ")
+        starts = self.log().count("event=start ")
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                    UBSAN_OPTIONS="print_stacktrace=1")
         self.alg = subprocess.Popen(["ip", "netns", "exec", "fa-gw"] + self.wrapper + [binary] +
                                     (["-v"] if self.verbose else []) + list(args),
                                     stdout=subprocess.DEVNULL, stderr=open(self.alg_log, "a"), env=env)
         deadline = time.time() + (60 if self.wrapper else 10)
-        while not (ready() if ready else self.log().count(" started: ") > starts):
+        while not (ready() if ready else self.log().count("event=start ") > starts):
             if self.alg.poll() is not None or time.time() > deadline:
                 raise RuntimeError("ftp-alg did not start:\n" + self.log())
             time.sleep(0.05)

@@ -8,7 +8,7 @@ def with_kernel_helper(t):
     t.lab.helper(True)
     t.lab.start_alg(t.binary, ["--control-socket", t.ctl])
     try:
-        expect("has a ct helper object 'ftp-standard' of type ftp" in t.log(),
+        expect("event=kernel-helper-object table=labhelper object=ftp-standard" in t.log(),
                "no start-up warning about the kernel helper:\n%s", t.log()[-600:])
         t.curl("vsftpd", epsv=False)
         t.curl("vsftpd-short", epsv=False)

@@ -55,6 +55,9 @@ check "the package holds no OpenWrt init script" test ! -e "$root/etc/init.d/ftp
 check "DEBIAN/conffiles lists /etc/ftp-alg/ftp-alg.conf" grep -qx /etc/ftp-alg/ftp-alg.conf "$tmp/DEBIAN/conffiles"
 check "postinst enables ftp-alg.service (dh_installsystemd found the unit)" \
   grep -q "deb-systemd-helper enable 'ftp-alg.service'" "$tmp/DEBIAN/postinst"
+check "postinst creates the system group ftp-alg before the unit starts" \
+  bash -c "grep -q 'addgroup --system --quiet ftp-alg' '$tmp/DEBIAN/postinst' &&
+           [ \$(grep -n addgroup '$tmp/DEBIAN/postinst' | head -1 | cut -d: -f1) -lt \$(grep -n deb-systemd-helper '$tmp/DEBIAN/postinst' | head -1 | cut -d: -f1) ]"
 depends=$(dpkg-deb -f "$deb" Depends)
 check "Depends names the shared libraries ($depends)" \
   bash -c "for l in libmnl0 libnftnl11 libnetfilter-queue1 libnetfilter-conntrack3 libcap-ng0 libseccomp2; do

@@ -134,7 +134,8 @@ static void values(void **state)
 	assert_int_equal(c.hold_max, 512);
 	assert_int_equal(c.hold_max_per_client, 16);
 	assert_int_equal(config_parse_port_range("100-99", &lo, &hi), -EINVAL);
-	assert_int_equal(config_parse_port_range("100 200", &lo, &hi), 0);
+	/* The man page documents LO-HI: a space between the ports is refused. */
+	assert_int_equal(config_parse_port_range("100 200", &lo, &hi), -EINVAL);
 	assert_int_equal(config_parse_port_range("0-10", &lo, &hi), -EINVAL);
 	assert_int_equal(config_parse_port_range("-", &lo, &hi), -EINVAL);
 }
@@ -354,6 +355,39 @@ static void check_user(void **state)
 	assert_string_equal(r.msgs[0], "no user 'nosuchuser' to run as");
 }
 
+static void control_group_and_outside(void **state)
+{
+	struct alg_config c;
+	struct reports r = {0};
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load_text(&c, "Outside = wan, ppp0 wwan0\nControlGroup = nosuchgroup\n", &r), 0);
+	assert_int_equal(c.noutside, 3);
+	assert_string_equal(c.outside[0], "wan");
+	assert_string_equal(c.outside[1], "ppp0");
+	assert_string_equal(c.outside[2], "wwan0");
+	/* The group is looked up where the user is: at start, not at reload. */
+	assert_int_equal(config_check(&c, false, report, &r), 0);
+	assert_int_equal(config_check(&c, true, report, &r), -EINVAL);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.lines[0], 2);
+	assert_string_equal(r.msgs[0], "no group 'nosuchgroup' for the control socket");
+
+	memset(&r, 0, sizeof(r));
+	config_defaults(&c);
+	assert_int_equal(load_text(&c,
+				   "Outside = averyveryverylongname\n" /* 1: over IFNAMSIZ */
+				   "Outside = eth0\n"		       /* 2: fine after a refused line */
+				   "ControlGroup = Bad Group\n",       /* 3 */
+				   &r),
+			 -EINVAL);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.lines[0], 1);
+	assert_string_equal(r.msgs[0], "'averyveryverylongname' is not an interface name");
+	assert_int_equal(r.lines[1], 3);
+	assert_int_equal(c.noutside, 1);
+}
+
 static void check_passive_overlaps(void **state)
 {
 	struct alg_config c;
@@ -417,6 +451,61 @@ static void parse_exact_buffer(void **state)
 	free(buf);
 }
 
+static void key_set_twice(void **state)
+{
+	struct alg_config c;
+	struct reports r = {0};
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load_text(&c,
+				   "PinholeTimeout = 30\n"     /* 1 */
+				   "ControlPorts = 21\n"       /* 2 */
+				   "pinholetimeout = 45\n"     /* 3: again, any case */
+				   "[server a]\n"	       /* 4 */
+				   "Public = 203.0.113.2:21\n" /* 5 */
+				   "Server = 192.0.2.10:21\n"  /* 6 */
+				   "Server = 192.0.2.11:21\n"  /* 7: again in the section */
+				   "[server b]\n"	       /* 8 */
+				   "Public = 203.0.113.3:21\n" /* 9: same key, another section: fine */
+				   "Server = 192.0.2.12:21\n", /* 10 */
+				   &r),
+			 -EINVAL);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.lines[0], 3);
+	assert_string_equal(r.msgs[0], "pinholetimeout is set again: it was set at line 1; set each key once");
+	assert_int_equal(r.lines[1], 7);
+	assert_string_equal(r.msgs[1], "Server is set again: it was set at line 6 in this section; set each key once");
+	/* The first value stays: nothing silently took the later one. */
+	assert_int_equal(c.pinhole_timeout, 30);
+}
+
+static void passive_ports_need_the_dash(void **state)
+{
+	struct alg_config c;
+	struct reports r = {0};
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load_text(&c,
+				   "PassivePorts = 60000 60999\n"
+				   "[server a]\n"
+				   "Public = 203.0.113.2:21\n"
+				   "Server = 192.0.2.10:21\n"
+				   "PassivePorts = 61000 61099\n",
+				   &r),
+			 -EINVAL);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.lines[0], 1);
+	assert_string_equal(r.msgs[0], "'60000 60999' is not a port range LO-HI within 1-65535 (the two ports are "
+				       "joined by '-', as in 60000-60999)");
+	assert_int_equal(r.lines[1], 5);
+	assert_non_null(strstr(r.msgs[1], "'61000 61099' is not a port range LO-HI"));
+	memset(&r, 0, sizeof(r));
+	config_defaults(&c);
+	assert_int_equal(load_text(&c, "PassivePorts = 60000-60999\n", &r), 0);
+	assert_int_equal(c.passive_lo, 60000);
+	assert_int_equal(c.passive_hi, 60999);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -436,6 +525,9 @@ int main(void)
 	    cmocka_unit_test(check_user),
 	    cmocka_unit_test(check_passive_overlaps),
 	    cmocka_unit_test(parse_exact_buffer),
+	    cmocka_unit_test(key_set_twice),
+	    cmocka_unit_test(control_group_and_outside),
+	    cmocka_unit_test(passive_ports_need_the_dash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
