@@ -62,6 +62,9 @@ table ip lab {
     ct status dnat counter accept
     iifname "lan" oifname "wan" accept
   }
+  chain input { type filter hook input priority filter; policy accept;
+    ct state invalid counter drop
+  }
 }
 """
 
@@ -249,27 +252,50 @@ class HaLab:
         self.wait_for(lambda: self.ctd(g, "-s").returncode == 0, 10, "conntrackd on %s did not start" % g)
 
     def start_keepalived(self, g):
+        self.reap_keepalived(g)
         self.spawn((g, "keepalived"), GW[g][0],
                    ["keepalived", "-n", "-l", "-D", "-P", "-f", self.path("keepalived-%s.conf" % g),
                     "-p", self.path("keepalived-%s.pid" % g), "-r", self.path("keepalived-vrrp-%s.pid" % g)],
                    self.path("keepalived-%s.log" % g))
 
-    def stop_keepalived(self, g, sig=signal.SIGTERM):
-        """SIGTERM: clean stop (priority 0 advertisement). SIGKILL: kills parent and VRRP child, a crash."""
+    def stop_keepalived(self, g, sig=signal.SIGTERM, wait=True):
+        """SIGTERM: clean stop (priority 0 advertisement). SIGKILL: kills parent and VRRP child, a crash.
+
+        With wait=False it returns at once (keepalived takes about a second to exit); start_keepalived
+        and down() reap it."""
         p = self.procs.pop((g, "keepalived"), None)
         if not p:
             return
         pids = self.keepalived_pids(g)
-        for pid in pids if sig == signal.SIGKILL else [pids[0]] if pids else []:
+        if sig == signal.SIGKILL:
+            # Every keepalived process of the gateway (parent and VRRP child) at once, as in a crash.
+            pids = [int(x) for x in sh(["ip", "netns", "pids", GW[g][0]]).stdout.split()
+                    if self.read("/proc/%s/comm" % x).strip() == "keepalived"]
+        for pid in pids if sig == signal.SIGKILL else pids[:1]:
             try:
                 os.kill(pid, sig)
             except OSError:
                 pass
+        self.procs[(g, "keepalived-stopping")] = p
+        if wait:
+            self.reap_keepalived(g)
+
+    def reap_keepalived(self, g):
+        p = self.procs.pop((g, "keepalived-stopping"), None)
+        if not p:
+            return
         try:
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+        # A killed parent leaves its VRRP child running until it notices.
+        for pid in self.keepalived_pids(g):
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                continue
+            self.wait_for(lambda: not os.path.exists("/proc/%d" % pid), 10, "keepalived child %d stays" % pid)
 
     def keepalived_pids(self, g):
         pids = []
@@ -341,9 +367,9 @@ class HaLab:
     def holder(self):
         return [g for g in GW if self.has_vips(g)]
 
-    def wait_vip(self, g, timeout, step=0.01):
-        """Seconds until g holds both VIPs."""
-        t0 = time.time()
+    def wait_vip(self, g, timeout, since=None, step=0.01):
+        """Seconds from since (default: now) until g holds both VIPs."""
+        t0 = since or time.time()
         self.wait_for(lambda: self.has_vips(g), timeout, "%s did not get the VIPs" % g, step)
         return time.time() - t0
 
