@@ -183,12 +183,104 @@ def exp_session(a):
                 blog = lab.alg_log("b")
                 ev = sorted(set(re.findall(r"event=(\S+)", blog)))
                 opaque = re.findall(r'event=opaque reason="([^"]*)"', blog)
+                opaque += re.findall(r"event=open how=\S+ client=\S+", blog)
+                opaque += re.findall(r'event=pasv .*? new="[^"]*"', blog)[:1]
                 print("session %s: before failover %d/3 ok; after: %d/6 ok in total, errors %s; replies %s; "
                       "new session on B: %d/2 ok %s; B's ftp-alg events %s %s"
                       % (label, first.get("paused", 0), res["ok"], [e[:160] for e in res["errors"]],
                          res.get("replies"), new["ok"], [e[:120] for e in new["errors"]], ev, opaque), flush=True)
             finally:
                 lab.cleanup()
+
+
+def exp_pinhole(a):
+    """A PASV answered through A (pinhole armed in A's table), then failover, then the data connection."""
+    files = halab.prepare_files()
+    for dec in (False, True):
+        lab = HaLab(disable_external_cache=dec)
+        try:
+            lab.up()
+            lab.start_all(a.binary)
+            p = subprocess.Popen(lab.client(["--path", "/%s/f1M" % DATA_DIR, "--sha256", files["f1M"],
+                                             "--announce-only"]), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            ann = json.loads(p.stdout.readline())
+            armed = nsx("fh-b", "nft list set inet ftp_alg once4", check=False).stdout
+            t0 = fail_a(lab, "stop")
+            lab.wait_vip("b", 10, since=t0)
+            lab.wait_for(lambda: "done primary" in lab.notify_log("b"), 10, "notify on b did not finish")
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            out, err = p.communicate(timeout=60)
+            print("pinhole DisableExternalCache %s: 227 via A %r; B's once4 before failover has the port: %s; "
+                  "data connection after failover: %s"
+                  % ("On" if dec else "Off", ann["reply"], str(ann["port"]) in armed,
+                     (out.strip() or err.strip().splitlines()[-1])[:200]), flush=True)
+        finally:
+            lab.cleanup()
+
+
+def exp_data(a):
+    """A data transfer running through A while A fails (curl, rate-limited to last about 5 s)."""
+    files = halab.prepare_files()
+    for dec in (False, True):
+        for epsv in (False, True):
+            lab = HaLab(disable_external_cache=dec)
+            try:
+                lab.up()
+                lab.start_all(a.binary)
+                # The server sends at 2 Mbit/s, so that 1 MiB is still crossing the gateway when A fails.
+                nsx("fh-s", "tc qdisc add dev eth0 root tbf rate 2mbit burst 16kb latency 500ms")
+                out = lab.path("data.out")
+                p = subprocess.Popen(["ip", "netns", "exec", "fh-c", "curl", "-sS", "--max-time", "40", "-o", out] + ([] if epsv else ["--disable-epsv"]) +
+                                     ["ftp://%s/%s/f1M" % (VIP_WAN, DATA_DIR)], stderr=subprocess.PIPE, text=True)
+                time.sleep(2)
+                t0 = fail_a(lab, "stop")
+                lab.wait_vip("b", 10, since=t0)
+                err = p.communicate(timeout=60)[1]
+                t1 = time.time()
+                ok = os.path.exists(out) and halab.sha256(out) == files["f1M"]
+                print("data DisableExternalCache %s, %s: transfer across the failover: curl exit %d, sha256 %s, "
+                      "ended %.1f s after the failure %s" % ("On" if dec else "Off", "EPSV" if epsv else "PASV",
+                                                      p.returncode, "ok" if ok else "BAD", t1 - t0, err.strip()[:160]),
+                      flush=True)
+            finally:
+                lab.cleanup()
+
+
+def exp_arp(a):
+    """When do the client's and the server's neighbour entries for the VIPs move to B's MAC?"""
+    lab = HaLab()
+    try:
+        lab.up()
+        lab.start_all()
+        sh(lab.client(["--path", "/x", "--sha256", "0", "--count", "0"]), check=False)  # fill the caches
+        nsx("fh-s", "ping -c1 -W1 %s" % halab.VIP_LAN, check=False)
+        mac = {g: {i: nsx(GW[g][0], "cat /sys/class/net/%s/address" % i).stdout.strip() for i in ("wan", "lan")}
+               for g in GW}
+        def neigh(ns, ip):
+            out = nsx(ns, "ip neigh show %s" % ip, check=False).stdout
+            m = re.search(r"lladdr (\S+) (\S+)", out)
+            return m.groups() if m else (None, out.strip())
+        print("arp before: client %s, server %s; A wan %s lan %s, B wan %s lan %s"
+              % (neigh("fh-c", VIP_WAN), neigh("fh-s", halab.VIP_LAN), mac["a"]["wan"], mac["a"]["lan"],
+                 mac["b"]["wan"], mac["b"]["lan"]))
+        t0 = fail_a(lab, "stop")
+        seen = {}
+        while time.time() - t0 < 12:
+            for ns, ip, i in (("fh-c", VIP_WAN, "wan"), ("fh-s", halab.VIP_LAN, "lan")):
+                m, st = neigh(ns, ip)
+                if m == mac["b"][i] and ns not in seen:
+                    seen[ns] = time.time() - t0
+            if len(seen) == 2:
+                break
+            time.sleep(0.02)
+        print("arp: the VIP's neighbour entry points at B: client %s, server %s (s after the failure)"
+              % (("%.2f" % seen["fh-c"]) if "fh-c" in seen else "not within 12 s",
+                 ("%.2f" % seen["fh-s"]) if "fh-s" in seen else "not within 12 s"), flush=True)
+        print("arp after: client %s, server %s" % (neigh("fh-c", VIP_WAN), neigh("fh-s", halab.VIP_LAN)))
+    finally:
+        lab.cleanup()
 
 
 def exp_window(a):
@@ -238,7 +330,7 @@ def main():
     ap.add_argument("--binary", required=True)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--how", action="append", help="vrrp: only this failure (stop, linkdown, kill9)")
-    ap.add_argument("which", nargs="*", default=["vrrp", "seqadj", "session", "window"])
+    ap.add_argument("which", nargs="*", default=["vrrp", "seqadj", "session", "window", "pinhole", "data"])
     a = ap.parse_args()
     a.binary = os.path.abspath(a.binary)
     a.how = a.how or ["stop", "linkdown", "kill9"]

@@ -117,7 +117,7 @@ def on_signals():
 
 
 class HaLab:
-    def __init__(self, work=None, disable_external_cache=False, loose=True):
+    def __init__(self, work=None, disable_external_cache=True, loose=True):
         self.own_work = work is None
         self.work = work or tempfile.mkdtemp(prefix="ftp-alg-ha.")
         os.chmod(self.work, 0o755)  # vsftpd and ftp-alg drop privileges
@@ -201,7 +201,7 @@ class HaLab:
             "/var/log/conntrackd.log": self.path("conntrackd-%s.log" % g),
             "/var/lock/conntrackd.lock": self.path("conntrackd-%s.lock" % g),
             "/var/run/conntrackd.ctl": self.path("conntrackd-%s.ctl" % g),
-            "DisableExternalCache Off": "DisableExternalCache %s" % ("On" if self.disable_external_cache else "Off"),
+            "DisableExternalCache On": "DisableExternalCache %s" % ("On" if self.disable_external_cache else "Off"),
         }
         for old, new in subst.items():
             if old not in text:
