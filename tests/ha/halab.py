@@ -271,6 +271,13 @@ class HaLab:
             # Every keepalived process of the gateway (parent and VRRP child) at once, as in a crash.
             pids = [int(x) for x in sh(["ip", "netns", "pids", GW[g][0]]).stdout.split()
                     if self.read("/proc/%s/comm" % x).strip() == "keepalived"]
+            # Stopped first, so that no process can react to another's death (the VRRP child would stop
+            # cleanly, sending priority 0, when its parent dies).
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGSTOP)
+                except OSError:
+                    pass
         for pid in pids if sig == signal.SIGKILL else pids[:1]:
             try:
                 os.kill(pid, sig)
