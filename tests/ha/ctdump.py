@@ -2,8 +2,8 @@
 """Dump this namespace's IPv4 TCP conntracks through ctnetlink as JSON.
 
 `conntrack -L` does not show sequence adjustments; this prints them
-(CTA_SEQ_ADJ_ORIG/REPLY) with both tuples, the status bits, the TCP state
-and the helper, one object per conntrack.
+(CTA_SEQ_ADJ_ORIG/REPLY) with both tuples, the status bits, the TCP state,
+the helper, the mark and the label bits, one object per conntrack.
 """
 import json
 import socket
@@ -18,7 +18,7 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLA_F_NESTED = 0x8000
 
 CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_STATUS, CTA_PROTOINFO, CTA_HELP = 1, 2, 3, 4, 5
-CTA_TIMEOUT, CTA_MARK, CTA_ID, CTA_SEQ_ADJ_ORIG, CTA_SEQ_ADJ_REPLY = 7, 8, 12, 15, 16
+CTA_TIMEOUT, CTA_MARK, CTA_ID, CTA_SEQ_ADJ_ORIG, CTA_SEQ_ADJ_REPLY, CTA_LABELS = 7, 8, 12, 15, 16, 22
 TCP_STATES = ["NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT",
               "CLOSE", "SYN_SENT2"]
 STATUS_BITS = ["EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED", "SRC_NAT", "DST_NAT", "SEQ_ADJUST",
@@ -80,6 +80,9 @@ def parse(payload):
         ct["timeout"] = struct.unpack(">I", a[CTA_TIMEOUT])[0]
     if CTA_MARK in a:
         ct["mark"] = struct.unpack(">I", a[CTA_MARK])[0]
+    if CTA_LABELS in a:
+        bits = int.from_bytes(a[CTA_LABELS], "little")
+        ct["labels"] = [i for i in range(len(a[CTA_LABELS]) * 8) if bits >> i & 1]
     if CTA_SEQ_ADJ_ORIG in a:
         ct["seqadj_orig"] = seqadj(a[CTA_SEQ_ADJ_ORIG])
     if CTA_SEQ_ADJ_REPLY in a:

@@ -283,6 +283,41 @@ def exp_arp(a):
         lab.cleanup()
 
 
+LABEL_RULES = """table inet marklab {
+  chain p { type filter hook prerouting priority 0;
+    iifname "wan" tcp dport 21 %s ct label set 100
+    iifname "wan" tcp dport 21 %s ct mark set 0x42
+  }
+}
+"""
+
+
+def exp_labels(a):
+    """Could ftp-alg keep per-session state in the conntrack for conntrackd to carry? Mark and label bits."""
+    for dec in (True, False):
+        lab = HaLab(disable_external_cache=dec)
+        try:
+            lab.up()
+            # B's rules never match (meta mark 0x7777), but the kernel gives conntracks a label area only
+            # in a namespace where some rule sets labels.
+            nsx("fh-a", ["nft", "-f", "-"], input=LABEL_RULES % ("", ""))
+            nsx("fh-b", ["nft", "-f", "-"], input=LABEL_RULES % ("meta mark 0x7777", "meta mark 0x7777"))
+            lab.start_all(a.binary, alg_on=("a",))
+            p, pasv = start_busy(lab)
+            time.sleep(1.5)
+            ca = control_ct(lab.conntracks("a"))
+            t0 = fail_a(lab, "stop")
+            lab.wait_vip("b", 10, since=t0)
+            lab.wait_for(lambda: "done primary" in lab.notify_log("b"), 10, "notify on b did not finish")
+            cb = control_ct(lab.conntracks("b"))
+            end_busy(p)
+            pick = lambda c: {k: c.get(k) for k in ("mark", "labels")} if c else None  # noqa: E731
+            print("labels DisableExternalCache %s: A's control conntrack %s; B's after failover %s"
+                  % ("On" if dec else "Off", pick(ca[0] if ca else None), pick(cb[0] if cb else None)), flush=True)
+        finally:
+            lab.cleanup()
+
+
 def exp_window(a):
     for dec, loose in ((False, True), (True, True), (False, False)):
         lab = HaLab(disable_external_cache=dec, loose=loose)
