@@ -3,6 +3,8 @@
 
 Commands (one a line), each answered by one JSON line on stdout:
   pasv | epsv   one passive transfer of --path; {"ok", "reply", "error"}; ok means the sha256 matched
+  slowpasv      the same, read slowly through a small receive window (about 200 KB/s), so that the data
+                is still crossing the gateway seconds later; adds "start" and "end" times
   announce      PASV only; {"reply", "host", "port"}
   fetch         connect to the announced port and RETR; like pasv
   quit          QUIT and exit
@@ -15,6 +17,7 @@ import json
 import re
 import socket
 import sys
+import time
 
 sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(__file__)))
 from busy_client import Conn  # noqa: E402
@@ -34,17 +37,24 @@ def main():
     print(json.dumps({"ready": True}), flush=True)
     announced = None
 
-    def fetch(host, port, reply):
+    def fetch(host, port, reply, slow=False):
         h = hashlib.sha256()
-        with socket.create_connection((host, port), timeout=5) as d:
+        d = socket.socket()
+        if slow:
+            d.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        d.settimeout(10)
+        with d:
+            d.connect((host, port))
             r = c.cmd("RETR " + a.path)
             if not r.startswith("1"):
                 return {"ok": False, "reply": reply, "error": "RETR answered %r" % r}
             while True:
-                b = d.recv(1 << 16)
+                b = d.recv(8192 if slow else 1 << 16)
                 if not b:
                     break
                 h.update(b)
+                if slow:
+                    time.sleep(0.04)
         end = c.reply()
         ok = end.startswith("226") and h.hexdigest() == a.sha256
         return {"ok": ok, "reply": reply, "error": None if ok else "end %r, sha256 %s" % (end, h.hexdigest())}
@@ -52,7 +62,8 @@ def main():
     for line in sys.stdin:
         cmd = line.strip()
         try:
-            if cmd in ("pasv", "announce"):
+            t = time.time()
+            if cmd in ("pasv", "announce", "slowpasv"):
                 reply = c.cmd("PASV")
                 m = re.search(r"\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)", reply)
                 if not m:
@@ -63,7 +74,8 @@ def main():
                     announced = (host, port, reply)
                     out = {"reply": reply, "host": host, "port": port}
                 else:
-                    out = fetch(host, port, reply)
+                    out = fetch(host, port, reply, slow=cmd == "slowpasv")
+                    out.update(start=t, end=time.time())
             elif cmd == "epsv":
                 reply = c.cmd("EPSV")
                 m = re.search(r"\(\|\|\|(\d+)\|\)", reply)
