@@ -318,6 +318,40 @@ def exp_labels(a):
             lab.cleanup()
 
 
+def exp_failback(a):
+    """A session made through A, continued on B, then back on A: is A's daemon's stale session the obstacle?"""
+    files = halab.prepare_files()
+    sys.path.insert(0, HERE)
+    from test_failover import Session
+    for restart in (False, True):
+        lab = HaLab()
+        s = None
+        try:
+            lab.up()
+            lab.start_all(a.binary)
+            s = Session(files["f1M"])
+            steps = ["A: " + ",".join("%s %s" % (c, "ok" if s.do(c).get("ok") else "FAILED") for c in ("pasv", "epsv"))]
+            t0 = fail_a(lab, "stop")
+            lab.wait_vip("b", 10, since=t0)
+            steps.append("B: " + ",".join("%s %s" % (c, "ok" if s.do(c).get("ok") else "FAILED")
+                                          for c in ("epsv", "pasv", "epsv")))
+            if restart:
+                lab.stop_alg("a")
+                lab.start_alg("a", a.binary)
+            lab.start_keepalived("a")
+            lab.wait_vip("a", 15)
+            lab.wait_for(lambda: not lab.has_vips("b"), 5, "B keeps the VIPs")
+            steps.append("back on A: " + ",".join("%s %s" % (c, "ok" if s.do(c).get("ok") else "FAILED")
+                                                  for c in ("epsv", "pasv", "epsv")))
+            drops = re.findall(r"event=\S+", lab.alg_log("a").split(" started: ")[-1])
+            print("failback, A's ftp-alg %s while A was backup: %s; A's log events since its (re)start: %s"
+                  % ("restarted" if restart else "kept running", "; ".join(steps), sorted(set(drops))), flush=True)
+        finally:
+            if s:
+                s.close()
+            lab.cleanup()
+
+
 def exp_window(a):
     for dec, loose in ((False, True), (True, True), (False, False)):
         lab = HaLab(disable_external_cache=dec, loose=loose)
@@ -365,7 +399,7 @@ def main():
     ap.add_argument("--binary", required=True)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--how", action="append", help="vrrp: only this failure (stop, linkdown, kill9)")
-    ap.add_argument("which", nargs="*", default=["vrrp", "seqadj", "session", "window", "pinhole", "data"])
+    ap.add_argument("which", nargs="*", default=["vrrp", "seqadj", "session", "window", "pinhole", "data", "arp", "labels", "failback"])
     a = ap.parse_args()
     a.binary = os.path.abspath(a.binary)
     a.how = a.how or ["stop", "linkdown", "kill9"]
