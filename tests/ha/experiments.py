@@ -352,6 +352,65 @@ def exp_failback(a):
             lab.cleanup()
 
 
+def exp_idle(a):
+    """An idle control session across failover and fail-back: do the conntracks outlive 'conntrackd -t'?"""
+    files = halab.prepare_files()
+    sys.path.insert(0, HERE)
+    from test_failover import Session
+    for purge in (True, False):
+        exp_idle_one(a, files, purge)
+
+
+def exp_idle_one(a, files, purge):
+    from test_failover import Session
+    lab = HaLab(purge_on_backup=purge)
+    print("idle: ha-notify %s 'conntrackd -t' on becoming backup" % ("runs" if purge else "does not run"))
+    s = None
+    try:
+        lab.up()
+        lab.start_all()  # no ftp-alg: this is about the kernel state alone
+
+        def state(label):
+            out = []
+            for g in GW:
+                c = control_ct(lab.conntracks(g))
+                c = [x for x in c if x.get("tcp_state") == "ESTABLISHED"]
+                out.append("%s %s" % (g, ("timeout %s" % c[0].get("timeout")) if c else "none"))
+            print("idle %s: control conntrack on %s" % (label, ", ".join(out)), flush=True)
+        s = Session(files["f1M"])
+        time.sleep(1)
+        state("through A")
+        t0 = fail_a(lab, "stop")
+        lab.wait_vip("b", 10, since=t0)
+        time.sleep(1)
+        state("1 s after the failover")
+        time.sleep(10)
+        state("11 s after the failover, idle")
+        r = s.do("noop")
+        print("idle: NOOP on B after 11 s idle: %s" % r, flush=True)
+        t1 = time.time()
+        lab.start_keepalived("a")
+        lab.wait_vip("a", 15, since=t1)
+        lab.wait_for(lambda: not lab.has_vips("b"), 5, "B keeps the VIPs")
+        time.sleep(1)
+        state("1 s after the fail-back")
+        time.sleep(15)
+        state("16 s after the fail-back, idle")
+        r = s.do("noop")
+        print("idle: NOOP on A after 16 s idle: %s" % r, flush=True)
+        time.sleep(2)
+        state("2 s after the NOOP")
+        r = s.do("pasv")
+        time.sleep(2)
+        state("2 s after a PASV transfer (ends in ESTABLISHED again)")
+        print("idle: notify on A: %s; on B: %s" % ([m for t, m in notify_times(lab, "a") if m.startswith("state")],
+                                                   [m for t, m in notify_times(lab, "b") if m.startswith("state")]))
+    finally:
+        if s:
+            s.close()
+        lab.cleanup()
+
+
 def exp_window(a):
     for dec, loose in ((False, True), (True, True), (False, False)):
         lab = HaLab(disable_external_cache=dec, loose=loose)
@@ -399,7 +458,7 @@ def main():
     ap.add_argument("--binary", required=True)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--how", action="append", help="vrrp: only this failure (stop, linkdown, kill9)")
-    ap.add_argument("which", nargs="*", default=["vrrp", "seqadj", "session", "window", "pinhole", "data", "arp", "labels", "failback"])
+    ap.add_argument("which", nargs="*", default=["vrrp", "seqadj", "session", "window", "pinhole", "data", "arp", "labels", "failback", "idle"])
     a = ap.parse_args()
     a.binary = os.path.abspath(a.binary)
     a.how = a.how or ["stop", "linkdown", "kill9"]

@@ -117,12 +117,13 @@ def on_signals():
 
 
 class HaLab:
-    def __init__(self, work=None, disable_external_cache=True, loose=True):
+    def __init__(self, work=None, disable_external_cache=True, loose=True, purge_on_backup=False):
         self.own_work = work is None
         self.work = work or tempfile.mkdtemp(prefix="ftp-alg-ha.")
         os.chmod(self.work, 0o755)  # vsftpd and ftp-alg drop privileges
         self.disable_external_cache = disable_external_cache
         self.loose = loose
+        self.purge_on_backup = purge_on_backup
         self.procs = {}  # (gateway or "s", kind) -> Popen
         self.t0 = time.time()
 
@@ -221,7 +222,15 @@ class HaLab:
             f.write(text)
         # keepalived refuses scripts in directories others may write to; the copy is root's alone.
         notify = self.path("ha-notify")
-        shutil.copy(os.path.join(CONF, "ha-notify"), notify)
+        with open(os.path.join(CONF, "ha-notify")) as f:
+            script = f.read()
+        if self.purge_on_backup:
+            # An experiment: the backup transition of primary-backup.sh, with "conntrackd -t".
+            script = script.replace("    run -n # ask", "    run -t\n    run -n # ask")
+            if "run -t\n    run -n" not in script:
+                raise RuntimeError("conf/ha/ha-notify no longer has 'run -n # ask'")
+        with open(notify, "w") as f:
+            f.write(script)
         os.chmod(notify, 0o755)
         with open(os.path.join(CONF, "keepalived.conf")) as f:
             text = f.read()

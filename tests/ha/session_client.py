@@ -7,6 +7,7 @@ Commands (one a line), each answered by one JSON line on stdout:
                 is still crossing the gateway seconds later; adds "start" and "end" times
   announce      PASV only; {"reply", "host", "port"}
   fetch         connect to the announced port and RETR; like pasv
+  noop          NOOP; {"ok", "reply"}
   quit          QUIT and exit
 The 227's address is trusted, as in tests/integration/ftpclient.py, so an
 unrewritten 227 fails visibly.
@@ -82,6 +83,10 @@ def main():
                 if not m:
                     raise ValueError("no port in %r" % reply)
                 out = fetch(a.host, int(m.group(1)), reply)
+            elif cmd == "noop":
+                c.s.settimeout(10)
+                r = c.cmd("NOOP")
+                out = {"ok": r.startswith("200"), "reply": r}
             elif cmd == "fetch":
                 out = fetch(*announced)
             elif cmd == "quit":
