@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alg/log.h"
+#include "alg/pkt.h"
 #include "alg/session.h"
 #include "tests/common/session_harness.h"
 #include "tests/common/tcp4.h"
@@ -28,6 +30,95 @@ static void send_at(struct conn *c, int dir, uint8_t flags, const char *payload,
 	size_t len = build(&c->k.ct, p, dir, c->seq[dir], flags, payload);
 	alg_packet(c->alg, dir, c->id++, p, len, now, keep, c);
 	c->seq[dir] += (uint32_t)(payload ? strlen(payload) : 0) + ((flags & PKT_TCP_SYN) ? 1 : 0);
+}
+
+/* A packet of any size through alg_packet; verdicts into c->v (rebuilt packets not copied). */
+static void keep_v(void *ctx, const struct alg_verdicts *v)
+{
+	struct conn *c = ctx;
+	c->v = *v;
+	c->emits++;
+}
+
+static uint8_t big_out[70000];
+static size_t big_out_len;
+
+/* keep_v, and the last rebuilt packet's payload in big_out (empty if none). */
+static void keep_big(void *ctx, const struct alg_verdicts *v)
+{
+	keep_v(ctx, v);
+	big_out_len = 0;
+	for (unsigned i = 0; i < v->n; i++)
+		if (v->v[i].data) {
+			struct pkt_info pi;
+			assert_int_equal(pkt_parse(v->v[i].data, v->v[i].len, &pi), 0);
+			memcpy(big_out, v->v[i].data + pi.payload_off, pi.payload_len);
+			big_out_len = pi.payload_len;
+		}
+}
+
+static void send_big(struct conn *c, int dir, const char *payload, size_t plen, time_t now)
+{
+	static uint8_t p[70000];
+	const struct flow *f = dir == DIR_ORIG ? &c->k.ct.orig : &c->k.ct.reply;
+	size_t len = tcp4_build(p, f->saddr, f->daddr, f->sport, f->dport, c->seq[dir], PKT_TCP_ACK, payload, plen);
+	alg_packet(c->alg, dir, c->id++, p, len, now, keep_big, c);
+	c->seq[dir] += (uint32_t)plen;
+}
+
+/* Standard error into a file, so that a test can count log lines. */
+static char log_path[64];
+
+static int saved_stderr = -1;
+
+static void capture_log(void)
+{
+	fflush(stderr);
+	saved_stderr = dup(2);
+	snprintf(log_path, sizeof(log_path), "/tmp/test_adversary.%d.log", (int)getpid());
+	assert_non_null(freopen(log_path, "w", stderr));
+	log_set_level(LOG_LVL_INFO);
+}
+
+/* Standard error back (cmocka reports failures there). */
+static int restore_log(void **state)
+{
+	(void)state;
+	if (saved_stderr >= 0) {
+		fflush(stderr);
+		dup2(saved_stderr, 2);
+		close(saved_stderr);
+		saved_stderr = -1;
+		unlink(log_path);
+	}
+	return 0;
+}
+
+static unsigned log_count(const char *needle)
+{
+	fflush(stderr);
+	FILE *f = fopen(log_path, "r");
+	assert_non_null(f);
+	char line[4096];
+	unsigned n = 0;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, needle))
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* Use up the refusal logs (log_gate) of second now with segments whose checksum is wrong. */
+static void exhaust_gate(struct conn *c, time_t now)
+{
+	unsigned before = log_count("reason=bad-checksum");
+	for (int i = 0; i < 25; i++) {
+		uint8_t p[256];
+		size_t len = build(&c->k.ct, p, DIR_ORIG, c->seq[DIR_ORIG], PKT_TCP_ACK, "NOOP\r\n");
+		p[len - 1] ^= 1;
+		alg_packet(c->alg, DIR_ORIG, c->id++, p, len, now, keep_v, c);
+	}
+	assert_true(log_count("reason=bad-checksum") - before <= 20);
 }
 
 static bool all_accepted(const struct conn *c)
@@ -67,11 +158,87 @@ static void forged_rst_kills_live_session(void **state)
 	alg_free(c.alg);
 }
 
+/*
+ * A client (or server) makes the daemon log without bound: every rewrite
+ * logs "event=port"/"event=pasv"/"event=epsv", every 200 to a PORT logs
+ * "event=port-armed", ungated. One LAN client pipelining PORT lines (one per
+ * segment, ~60 bytes each) writes one journal line per line it sends.
+ * Contract: every log line a peer can trigger is rate-gated.
+ */
+static void rewrite_logs_are_gated(void **state)
+{
+	struct conn c;
+	(void)state;
+	setup_active(&c);
+	capture_log();
+	for (int i = 0; i < 50; i++) {
+		char line[64];
+		snprintf(line, sizeof(line), "PORT 192,0,2,50,%d,%d\r\n", 4 + i / 200, i % 200 + 1);
+		send_at(&c, DIR_ORIG, PKT_TCP_ACK, line, 1000);
+		send_at(&c, DIR_REPLY, PKT_TCP_ACK, "200 PORT command successful.\r\n", 1000);
+	}
+	/* The rewrites happened (the test measures the logs, not the policy). */
+	assert_true(alg_counters(c.alg)->rewrites >= 50);
+	assert_true(log_count("event=port") <= 20);
+	alg_free(c.alg);
+}
+
+/*
+ * A client that splits "P" from the rest and waits makes alg_tick log
+ * "event=hold-timeout" for every such session, outside log_gate: a client
+ * with many sessions (or many clients) logs once per session every 2 s
+ * while the refusal logs of that second are already used up.
+ */
+static void hold_timeout_log_is_gated(void **state)
+{
+	struct conn c;
+	(void)state;
+	open_conn(&c);
+	capture_log();
+	send_at(&c, DIR_ORIG, PKT_TCP_ACK, "P", 1000);
+	assert_int_equal(c.v.n, 0); /* held */
+	exhaust_gate(&c, 1002);
+	alg_tick(c.alg, 1002, keep_v, &c);
+	assert_int_equal(refusals_for(&c, "PORT-split-too-fine"), 1);
+	assert_int_equal(log_count("event=hold-timeout"), 0);
+	alg_free(c.alg);
+}
+
+/*
+ * A LAN client hides a PORT behind the first 4096 bytes of a line: the
+ * daemon reads no line over 4096 bytes and neutralizes only one whose start
+ * may be a PORT. A server whose line buffer is 4096 bytes or less and that
+ * takes the rest as a new command (vsftpd 2.x returns the full buffer as a
+ * command and reads on; many embedded servers use 512 bytes) receives
+ * "PORT 198,51,100,7,0,22" with its verb intact.
+ */
+static void port_behind_long_line(void **state)
+{
+	struct conn c;
+	(void)state;
+	setup_active(&c);
+	static char pad[4096];
+	memcpy(pad, "NOOP ", 5);
+	memset(pad + 5, 'a', sizeof(pad) - 5);
+	send_big(&c, DIR_ORIG, pad, sizeof(pad), 1000);
+	assert_true(all_accepted(&c));
+	const char *tail = "PORT 198,51,100,7,0,22\r\n";
+	send_big(&c, DIR_ORIG, tail, strlen(tail), 1000);
+	/* Whatever goes on toward the server carries no PORT verb. */
+	bool intact =
+	    c.v.n == 1 && c.v.v[0].accept && (!c.v.v[0].data || (big_out_len >= 4 && memcmp(big_out, "PORT", 4) == 0));
+	assert_false(intact);
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", LOG_LVL_ERR, 0);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(forged_rst_kills_live_session),
+	    cmocka_unit_test_teardown(forged_rst_kills_live_session, restore_log),
+	    cmocka_unit_test_teardown(rewrite_logs_are_gated, restore_log),
+	    cmocka_unit_test_teardown(hold_timeout_log_is_gated, restore_log),
+	    cmocka_unit_test_teardown(port_behind_long_line, restore_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
