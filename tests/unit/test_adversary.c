@@ -231,6 +231,43 @@ static void port_behind_long_line(void **state)
 	alg_free(c.alg);
 }
 
+/*
+ * A stranger on the WAN sends SYNs (spoofed sources, or its own with its
+ * RSTs filtered) and never completes the handshake. Each SYN makes a
+ * session, and a session is only forgotten after IDLE_TIMEOUT (2 hours),
+ * although its conntrack (SYN_SENT, 120 s) is long gone. MaxSessions
+ * (16384, 64 addresses at MaxSessionsPerClient 256) SYNs lock every client
+ * of the gateway out of FTP for two hours: their SYNs are dropped.
+ */
+static void syn_flood_sessions_outlive_conntrack(void **state)
+{
+	struct conn c;
+	(void)state;
+	init_conn(&c, CLIENT, PUBLIC, SERVER, CLIENT);
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	cfg.max_sessions = 4;
+	c.alg = alg_new(&cfg, &fake_kernel_ops, &c.k);
+	const uint8_t spoofed[4] = {198, 51, 100, 66};
+	for (int i = 0; i < 4; i++) {
+		uint8_t p[64];
+		size_t len = tcp4_build(p, spoofed, PUBLIC, (uint16_t)(50000 + i), 21, 777, PKT_TCP_SYN, NULL, 0);
+		alg_packet(c.alg, DIR_ORIG, c.id++, p, len, 1000, keep_v, &c);
+	}
+	assert_int_equal(alg_counters(c.alg)->sessions, 4);
+	/* Ten minutes later: the half-open conntracks expired long ago. */
+	c.k.ct_get_err = -ENOENT;
+	for (time_t t = 1060; t <= 1600; t += 60)
+		alg_tick(c.alg, t, keep_v, &c);
+	c.k.ct_get_err = 0;
+	/* A real client connects. */
+	c.seq[0] = 1000;
+	send_at(&c, DIR_ORIG, PKT_TCP_SYN, NULL, 1600);
+	assert_int_equal(refusals_for(&c, "max-sessions"), 0);
+	assert_int_equal(alg_counters(c.alg)->sessions, 5);
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", LOG_LVL_ERR, 0);
@@ -239,6 +276,7 @@ int main(void)
 	    cmocka_unit_test_teardown(rewrite_logs_are_gated, restore_log),
 	    cmocka_unit_test_teardown(hold_timeout_log_is_gated, restore_log),
 	    cmocka_unit_test_teardown(port_behind_long_line, restore_log),
+	    cmocka_unit_test_teardown(syn_flood_sessions_outlive_conntrack, restore_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
