@@ -268,6 +268,33 @@ static void syn_flood_sessions_outlive_conntrack(void **state)
 	alg_free(c.alg);
 }
 
+/*
+ * After a restart (or a crash: the queue bypasses while no daemon runs) an
+ * established connection is adopted and read from its first line end, so
+ * its first client line is never parsed. A client that sends a PORT to a
+ * foreign host as the first line after the restart reaches the server with
+ * the verb intact; control segments almost always start at a line start.
+ */
+static void adopted_first_line_port_passes(void **state)
+{
+	struct conn c;
+	(void)state;
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	init_conn(&c, LAN_CLIENT, OUT_SERVER, OUT_SERVER, GW);
+	c.k.ct.has_id = true;
+	c.k.ct.id = 7;
+	c.k.ct.seen_reply = true;
+	c.k.predates = true;
+	c.alg = alg_new(&cfg, &fake_kernel_ops, &c.k);
+	c.seq[DIR_ORIG] = 1500;
+	c.seq[DIR_REPLY] = 6000;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PORT 198,51,100,7,0,22\r\n");
+	bool intact = c.v.n == 1 && c.v.v[0].accept && (!c.v.v[0].data || strstr(out_payload(&c), "PORT 198"));
+	assert_false(intact);
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", LOG_LVL_ERR, 0);
@@ -277,6 +304,7 @@ int main(void)
 	    cmocka_unit_test_teardown(hold_timeout_log_is_gated, restore_log),
 	    cmocka_unit_test_teardown(port_behind_long_line, restore_log),
 	    cmocka_unit_test_teardown(syn_flood_sessions_outlive_conntrack, restore_log),
+	    cmocka_unit_test_teardown(adopted_first_line_port_passes, restore_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
