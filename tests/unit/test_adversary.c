@@ -295,6 +295,37 @@ static void adopted_first_line_port_passes(void **state)
 	alg_free(c.alg);
 }
 
+/*
+ * Pairing slips on a line the server never answers. ProFTPD reads commands
+ * into a 4103-byte buffer and drops a longer line without any reply; the
+ * daemon counts it as a command awaiting one. A client then sends AUTH
+ * (answered 504), and NOOP (answered 200): the 504 pairs with the long
+ * line, the 200 with AUTH, and "any 2xx or 3xx reply to AUTH" makes the
+ * connection opaque. From then on nothing is parsed: a plaintext PORT to a
+ * foreign host reaches the server with its verb intact (a server with
+ * AllowForeignAddress on connects to 198.51.100.7:22).
+ */
+static void pairing_slip_makes_plaintext_opaque(void **state)
+{
+	struct conn c;
+	(void)state;
+	setup_active(&c);
+	static char line[5000];
+	memcpy(line, "NOOP ", 5);
+	memset(line + 5, 'a', sizeof(line) - 7);
+	memcpy(line + sizeof(line) - 2, "\r\n", 2);
+	send_big(&c, DIR_ORIG, line, 2500, 1000);
+	send_big(&c, DIR_ORIG, line + 2500, 2500, 1000);
+	/* ProFTPD: "too long", no reply. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "AUTH XYZ\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "504 AUTH XYZ unsupported\r\n");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "NOOP\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "200 NOOP command successful\r\n");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PORT 198,51,100,7,0,22\r\n");
+	assert_string_equal(out_payload(&c), "XXXX 198,51,100,7,0,22\r\n");
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", LOG_LVL_ERR, 0);
@@ -305,6 +336,7 @@ int main(void)
 	    cmocka_unit_test_teardown(port_behind_long_line, restore_log),
 	    cmocka_unit_test_teardown(syn_flood_sessions_outlive_conntrack, restore_log),
 	    cmocka_unit_test_teardown(adopted_first_line_port_passes, restore_log),
+	    cmocka_unit_test_teardown(pairing_slip_makes_plaintext_opaque, restore_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
