@@ -326,6 +326,39 @@ static void pairing_slip_makes_plaintext_opaque(void **state)
 	alg_free(c.alg);
 }
 
+/*
+ * A resent segment that carries new bytes after the old ones gets its old
+ * part replaced by what went out before (the neutralized PORT). If its new
+ * part ends in a partial line that is held, the held copy is later released
+ * as "unmodified": the kernel sends the packet as the client sent it, the
+ * original PORT included. A hostile client sends the first copy so that the
+ * server discards it (no ACK flag, an ACK beyond SND.NXT, or a stale
+ * timestamp: the daemon checks none of these), then "retransmits" it with
+ * one byte "P" more: the server reads "PORT 198,51,100,7,0,22" for the
+ * first time, intact. (fuzz_stream finds the same in under 3 minutes.)
+ */
+static void resent_old_part_released_unmodified(void **state)
+{
+	struct conn c;
+	(void)state;
+	setup_active(&c);
+	uint32_t s0 = c.seq[DIR_ORIG];
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PORT 198,51,100,7,0,22\r\n");
+	assert_string_equal(out_payload(&c), "XXXX 198,51,100,7,0,22\r\n");
+	/* The same bytes again, and one more: the partial line "P" is held. */
+	c.seq[DIR_ORIG] = s0;
+	uint32_t held_id = c.id;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PORT 198,51,100,7,0,22\r\nP");
+	assert_int_equal(c.v.n, 0);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "WD\r\n");
+	bool intact = false;
+	for (unsigned i = 0; i < c.v.n; i++)
+		if (c.v.v[i].id == held_id && c.v.v[i].accept && !c.v.v[i].data)
+			intact = true; /* the kernel's copy: as the client sent it */
+	assert_false(intact);
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", LOG_LVL_ERR, 0);
@@ -337,6 +370,7 @@ int main(void)
 	    cmocka_unit_test_teardown(syn_flood_sessions_outlive_conntrack, restore_log),
 	    cmocka_unit_test_teardown(adopted_first_line_port_passes, restore_log),
 	    cmocka_unit_test_teardown(pairing_slip_makes_plaintext_opaque, restore_log),
+	    cmocka_unit_test_teardown(resent_old_part_released_unmodified, restore_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
