@@ -359,6 +359,34 @@ static void resent_old_part_released_unmodified(void **state)
 	alg_free(c.alg);
 }
 
+/*
+ * The same without any help from the server: a segment that begins exactly
+ * at a held one replaces it, and the held bytes win inside it. The client
+ * holds " " (a space may start a hidden verb), then sends at the same
+ * sequence number "PORT 198,51,100,7,0,22\r\nP": the daemon reads
+ * " ORT 198,..." (no verb), holds the segment for its "P", and releases it
+ * as unmodified, so the kernel sends "PORT 198,51,100,7,0,22" intact.
+ */
+static void held_replacement_released_unmodified(void **state)
+{
+	struct conn c;
+	(void)state;
+	setup_active(&c);
+	uint32_t s0 = c.seq[DIR_ORIG];
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, " ");
+	assert_int_equal(c.v.n, 0); /* held */
+	c.seq[DIR_ORIG] = s0;
+	uint32_t held_id = c.id;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PORT 198,51,100,7,0,22\r\nP");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "WD\r\n");
+	bool intact = false;
+	for (unsigned i = 0; i < c.v.n; i++)
+		if (c.v.v[i].id == held_id && c.v.v[i].accept && !c.v.v[i].data)
+			intact = true;
+	assert_false(intact);
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", LOG_LVL_ERR, 0);
@@ -371,6 +399,7 @@ int main(void)
 	    cmocka_unit_test_teardown(adopted_first_line_port_passes, restore_log),
 	    cmocka_unit_test_teardown(pairing_slip_makes_plaintext_opaque, restore_log),
 	    cmocka_unit_test_teardown(resent_old_part_released_unmodified, restore_log),
+	    cmocka_unit_test_teardown(held_replacement_released_unmodified, restore_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
