@@ -387,6 +387,30 @@ static void held_replacement_released_unmodified(void **state)
 	alg_free(c.alg);
 }
 
+/*
+ * The same slip with a bare LF. ProFTPD 1.3.6 and later end a command line
+ * only at CR LF (pr_netio_telnet_gets2: a LF not after CR is copied into the
+ * command), so "NOOP\nNOOP\r\n" is one command with one reply, and two for
+ * the daemon, whose contract says "a line ends at LF (after CR or not, as
+ * servers accept both)". Then AUTH (504), NOOP (200): opaque, and the PORT
+ * passes.
+ */
+static void bare_lf_slips_pairing(void **state)
+{
+	struct conn c;
+	(void)state;
+	setup_active(&c);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "NOOP\nNOOP\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "200 NOOP command successful\r\n");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "AUTH XYZ\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "504 AUTH XYZ unsupported\r\n");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "NOOP\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "200 NOOP command successful\r\n");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PORT 198,51,100,7,0,22\r\n");
+	assert_string_equal(out_payload(&c), "XXXX 198,51,100,7,0,22\r\n");
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", LOG_LVL_ERR, 0);
@@ -400,6 +424,7 @@ int main(void)
 	    cmocka_unit_test_teardown(pairing_slip_makes_plaintext_opaque, restore_log),
 	    cmocka_unit_test_teardown(resent_old_part_released_unmodified, restore_log),
 	    cmocka_unit_test_teardown(held_replacement_released_unmodified, restore_log),
+	    cmocka_unit_test_teardown(bare_lf_slips_pairing, restore_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
