@@ -90,6 +90,10 @@ static int get_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void
 	}
 	if (nfct_attr_is_set(ct, ATTR_STATUS) > 0)
 		o->seen_reply = (nfct_get_attr_u32(ct, ATTR_STATUS) & IPS_SEEN_REPLY) != 0;
+	if (nfct_attr_is_set(ct, ATTR_TCP_STATE) > 0) {
+		o->has_tcp_state = true;
+		o->tcp_state = nfct_get_attr_u8(ct, ATTR_TCP_STATE);
+	}
 	if (nfct_attr_is_set(ct, ATTR_HELPER_NAME) > 0)
 		snprintf(o->helper, sizeof(o->helper), "%s", (const char *)nfct_get_attr(ct, ATTR_HELPER_NAME));
 	static const int attrs[2][3] = {

@@ -30,7 +30,9 @@ struct ct_info {
 	char helper[16]; /* a kernel conntrack helper attached to this connection, if any */
 	bool has_id;	 /* and id is the kernel's id of this conntrack (CTA_ID): another one is another connection */
 	uint32_t id;
-	bool seen_reply; /* status SEEN_REPLY: both sides have spoken */
+	bool seen_reply;    /* status SEEN_REPLY: both sides have spoken */
+	bool has_tcp_state; /* and tcp_state is conntrack's TCP state (TCP_CONNTRACK_*) */
+	uint8_t tcp_state;
 	bool seqadj_present[2];
 	uint32_t corr_pos[2];
 	int32_t off_before[2];

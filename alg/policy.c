@@ -78,7 +78,7 @@ static int arm_pinhole(struct session *s, const struct pinhole *p)
 	int r = holes_arm(&s->alg->book, &s->holes, p, s->alg->now);
 	if (r == -ESTALE || r == -ENOSPC) {
 		/* A peer can cause these: gated. */
-		if (log_gate(s->alg))
+		if (log_gate(s->alg, s))
 			log_msg(LOG_LVL_INFO, "session=%llu event=pinhole-not-armed port=%u reason=%s",
 				(unsigned long long)s->id, p->port,
 				r == -ESTALE ? "replaced-by-a-newer-announcement" : "pinhole-limit");
@@ -96,6 +96,8 @@ static void log_rewrite(struct session *s, const char *what, const char *old, si
 	const struct alg *a = s->alg;
 	const uint8_t *pa = s->has_advertise ? s->advertise : s->orig.daddr;
 
+	if (!log_gate(s->alg, s))
+		return;
 	log_msg(LOG_LVL_INFO,
 		"session=%llu event=%s client=%s public=%s:%u server=%s pinhole=%us old=\"%s\" new=\"%s\"",
 		(unsigned long long)s->id, what, addr_str(s->orig.family, s->orig.saddr, cli, sizeof(cli)),
@@ -109,7 +111,7 @@ static void log_refusal(struct session *s, const char *reason, const char *line,
 	char e[200];
 	struct alg *a = s->alg;
 	count_refusal(a, reason);
-	if (!log_gate(a))
+	if (!log_gate(a, s))
 		return;
 	log_msg(LOG_LVL_WARN, "session=%llu event=refused reason=%s line=\"%s\"", (unsigned long long)s->id, reason,
 		log_escape(line, len, e, sizeof(e)));
@@ -217,8 +219,10 @@ static void go_opaque(struct session *s, int code)
 {
 	s->dir[0].opaque = true;
 	s->dir[1].opaque = true;
-	log_msg(LOG_LVL_INFO, "session=%llu event=opaque reason=\"AUTH accepted (%d); the connection is encrypted\"",
-		(unsigned long long)s->id, code);
+	if (log_gate(s->alg, s))
+		log_msg(LOG_LVL_INFO,
+			"session=%llu event=opaque reason=\"AUTH accepted (%d); the connection is encrypted\"",
+			(unsigned long long)s->id, code);
 }
 
 /*
@@ -235,7 +239,7 @@ static void go_not_ftp(struct session *s, const char *reason, const char *why, c
 	for (unsigned i = 0; i < PENDING_MAX; i++)
 		s->pending[i].has_hole = false;
 	count_refusal(s->alg, reason);
-	if (!log_gate(s->alg))
+	if (!log_gate(s->alg, s))
 		return;
 	log_msg(LOG_LVL_WARN, "session=%llu event=opaque reason=\"%s\" line=\"%s\"", (unsigned long long)s->id, why,
 		log_escape(line, len, e, sizeof(e)));
@@ -259,6 +263,8 @@ static int neutralize(struct session *s, const char *reason, const char *line, s
 static void log_active(struct session *s, const struct pinhole *h)
 {
 	char srv[INET6_ADDRSTRLEN], pub[INET6_ADDRSTRLEN], cli[INET6_ADDRSTRLEN];
+	if (!log_gate(s->alg, s))
+		return;
 	log_msg(LOG_LVL_INFO, "session=%llu event=port-armed server=%s public=%s:%u client=%s:%u pinhole=%us",
 		(unsigned long long)s->id, addr_str(h->family, h->client, srv, sizeof(srv)),
 		addr_str(h->family, h->local, pub, sizeof(pub)), h->port,
@@ -296,6 +302,15 @@ static int server_line(struct session *s, const char *line, size_t len, size_t m
 			s->greeted = true;
 		return -1;
 	}
+	/*
+	 * 234 accepts AUTH and nothing else: TLS follows, whatever the pairing
+	 * says. Any other code leaves the session parsed, so a client that
+	 * slips the pairing (a line the server never answers) gains nothing.
+	 */
+	if (code == 234) {
+		go_opaque(s, code);
+		return -1;
+	}
 	if (s->npending == 0) {
 		if (s->untracked) {
 			s->untracked--;
@@ -307,8 +322,8 @@ static int server_line(struct session *s, const char *line, size_t len, size_t m
 	struct pending pend = s->pending[s->pending_head];
 	const struct ftp_reply *r = ftp_reply_find(pend.verb, code);
 	pending_pop(s);
-	if (pend.verb == FTP_VERB_AUTH && code < 400) {
-		/* Whatever the code, a server that took AUTH may speak TLS (or another protection) from here. */
+	if (pend.verb == FTP_VERB_AUTH && code == 334) {
+		/* AUTH GSSAPI (RFC 2228): ADAT exchanges, then protected commands. */
 		go_opaque(s, code);
 		return -1;
 	}
@@ -377,8 +392,9 @@ static int client_port(struct session *s, const struct ftp_command *c, const cha
 	s->rewrites++;
 	a->ctr.rewrites++;
 	char e1[200], e2[200];
-	log_msg(LOG_LVL_INFO, "session=%llu event=%s old=\"%s\" new=\"%s\"", (unsigned long long)s->id, c->event,
-		log_escape(line, len, e1, sizeof(e1)), log_escape(out, (size_t)n, e2, sizeof(e2)));
+	if (log_gate(a, s))
+		log_msg(LOG_LVL_INFO, "session=%llu event=%s old=\"%s\" new=\"%s\"", (unsigned long long)s->id,
+			c->event, log_escape(line, len, e1, sizeof(e1)), log_escape(out, (size_t)n, e2, sizeof(e2)));
 	return n;
 }
 

@@ -17,10 +17,11 @@
 #include "pkt.h"
 #include "session_int.h"
 
-#define HOLD_TIMEOUT  2	   /* seconds a partial line may be held */
-#define IDLE_TIMEOUT  7200 /* seconds without a packet before a session is forgotten */
-#define CLOSED_LINGER 10   /* seconds a closed session is kept for stray packets */
+#define HOLD_TIMEOUT  2	 /* seconds a partial line may be held */
+#define QUIET_CHECK   60 /* seconds without a packet before a session's conntrack is asked about */
+#define CLOSED_LINGER 10 /* seconds a closed session is kept for stray packets */
 #define RL_PER_SECOND 20
+#define RL_PER_CLIENT 5
 
 static uint32_t flow_hash(const struct flow *f)
 {
@@ -361,7 +362,7 @@ static void learn_routing(struct alg *a, struct session *s)
 	int server_out = a->ops->via_default(a->kernel, s->orig.family, s->orig.daddr);
 	s->routed_in_passive = client_out == 1 && server_out == 0;
 	s->routed_in_active = client_out == 0 && server_out == 1;
-	if ((client_out < 0 || server_out < 0) && log_gate(a))
+	if ((client_out < 0 || server_out < 0) && log_gate(a, s))
 		log_msg(LOG_LVL_WARN,
 			"session=%llu event=unclassified error=\"%s\" effect=\"no pinholes for a routed session\"",
 			(unsigned long long)s->id, strerror(client_out < 0 ? -client_out : -server_out));
@@ -402,7 +403,7 @@ static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info
 			s->seqadj_ok = true;
 	}
 	/* Only NAT rewrites addresses, and so lengths: a routed session needs no offsets. */
-	if (!s->seqadj_ok)
+	if (!s->seqadj_ok && log_gate(a, s))
 		log_msg(
 		    s->dnat || s->snat ? LOG_LVL_WARN : LOG_LVL_DEBUG,
 		    "session=%llu event=no-seqadj reason=\"connection predates ftp-alg or has no helper extension\" "
@@ -410,17 +411,30 @@ static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info
 		    (unsigned long long)s->id);
 }
 /* The excess of refusal logs is counted and reported once a second. */
-bool log_gate(struct alg *a)
+/* The count of held-back log lines, once their second is over. */
+static void log_gate_report(struct alg *a)
 {
-	if (a->now != a->rl_second) {
-		if (a->rl_suppressed)
-			log_msg(LOG_LVL_WARN, "event=refusals-suppressed count=%lu reason=\"more than %d a second\"",
-				a->rl_suppressed, RL_PER_SECOND);
-		a->rl_second = a->now;
-		a->rl_count = 0;
-		a->rl_suppressed = 0;
+	if (a->now == a->rl_second)
+		return;
+	if (a->rl_suppressed)
+		log_msg(LOG_LVL_WARN,
+			"event=refusals-suppressed count=%lu reason=\"more than %d log lines a second, or %d for one "
+			"client\"",
+			a->rl_suppressed, RL_PER_SECOND, RL_PER_CLIENT);
+	a->rl_second = a->now;
+	a->rl_count = 0;
+	a->rl_suppressed = 0;
+}
+
+bool log_gate(struct alg *a, const struct session *s)
+{
+	log_gate_report(a);
+	struct peer *p = s ? s->peer : NULL;
+	if (p && p->rl_second != a->now) {
+		p->rl_second = a->now;
+		p->rl_count = 0;
 	}
-	if (++a->rl_count > RL_PER_SECOND) {
+	if ((p && ++p->rl_count > RL_PER_CLIENT) || ++a->rl_count > RL_PER_SECOND) {
 		a->rl_suppressed++;
 		return false;
 	}
@@ -542,6 +556,29 @@ static bool is_new_incarnation(struct alg *a, const struct session *s, int dir, 
 }
 
 /* The verdicts for one packet into v; returns the session whose stream result is outstanding, if any. */
+/* The session's conntrack is still there (with the same id, where known). */
+static bool still_tracked(struct alg *a, const struct session *s)
+{
+	struct ct_info ct;
+	return a->ops->ct_get(a->kernel, &s->orig, DIR_ORIG, &ct) == 0 &&
+	       (!s->has_ct_id || !ct.has_id || ct.id == s->ct_id);
+}
+
+/*
+ * A FIN or RST ends the session only if conntrack took it: a stranger's
+ * in-window RST that the server ignores (RFC 5961) leaves the conntrack
+ * established, and so the session and its pinholes. (TCP_CONNTRACK_FIN_WAIT
+ * and later are the closing states.)
+ */
+static bool closed_by_conntrack(struct alg *a, const struct session *s)
+{
+	struct ct_info ct;
+	int r = a->ops->ct_get(a->kernel, &s->orig, DIR_ORIG, &ct);
+	if (r < 0 || (s->has_ct_id && ct.has_id && ct.id != s->ct_id))
+		return true;
+	return !ct.has_tcp_state || ct.tcp_state >= 4;
+}
+
 static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t len, time_t now,
 			      struct alg_verdicts *v)
 {
@@ -562,7 +599,7 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 		const char *why = pr < 0 ? "unparseable-packet" : "bad-checksum";
 		count_refusal(a, why);
 		a->ctr.dropped++;
-		if (log_gate(a)) {
+		if (log_gate(a, NULL)) {
 			char sa[INET6_ADDRSTRLEN], da[INET6_ADDRSTRLEN];
 			if (pr < 0)
 				log_msg(LOG_LVL_WARN, "event=dropped reason=%s length=%zu error=\"%s\"", why, len,
@@ -596,7 +633,7 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 			 */
 			count_refusal(a, refuse);
 			a->ctr.dropped++;
-			if (log_gate(a)) {
+			if (log_gate(a, NULL)) {
 				char sa[INET6_ADDRSTRLEN], da[INET6_ADDRSTRLEN];
 				log_msg(LOG_LVL_WARN, "event=dropped reason=%s src=%s:%u dst=%s:%u", refuse,
 					addr_str(pi.family, pi.saddr, sa, sizeof(sa)), pi.sport,
@@ -622,7 +659,7 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 	count_held(a, s, (int)s->dir[dir].nheld - (int)held_before);
 	if (res.reason == STREAM_HOLD_FULL) {
 		count_refusal(a, "hold-limit");
-		if (log_gate(a))
+		if (log_gate(a, s))
 			log_msg(LOG_LVL_WARN, "session=%llu event=hold-limit held=%u client_held=%u effect=\"%s\"",
 				(unsigned long long)s->id, a->nheld, s->peer->nheld,
 				dir == DIR_ORIG ? "partial line released with its verb neutralized"
@@ -637,7 +674,7 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 	if (pi.flags & (PKT_TCP_RST | PKT_TCP_FIN)) {
 		if (pi.flags & PKT_TCP_FIN)
 			s->fin[dir] = true;
-		if (!s->closing) {
+		if (!s->closing && closed_by_conntrack(a, s)) {
 			s->closing = true;
 			s->closed_at = now;
 			holes_remove_all(&a->book, &s->holes, a->now);
@@ -673,17 +710,10 @@ static void account_pinholes(struct alg *a, time_t now)
 	holes_account_end(&a->book);
 }
 
-/* The session's conntrack is still there (with the same id, where known). */
-static bool still_tracked(struct alg *a, const struct session *s)
-{
-	struct ct_info ct;
-	return a->ops->ct_get(a->kernel, &s->orig, DIR_ORIG, &ct) == 0 &&
-	       (!s->has_ct_id || !ct.has_id || ct.id == s->ct_id);
-}
-
 void alg_tick(struct alg *a, time_t now, alg_emit_fn emit, void *ctx)
 {
 	a->now = now;
+	log_gate_report(a);
 	account_pinholes(a, now);
 	struct session *next;
 	for (struct session *s = a->all; s; s = next) {
@@ -696,24 +726,29 @@ void alg_tick(struct alg *a, time_t now, alg_emit_fn emit, void *ctx)
 				 * the server unchecked, so its verb is neutralized as for a refused one.
 				 */
 				bool client = d == DIR_ORIG;
-				log_msg(LOG_LVL_INFO, "session=%llu event=hold-timeout effect=\"%s\"",
-					(unsigned long long)s->id,
-					client ? "released with its verb neutralized" : "released unmodified");
+				if (log_gate(a, s))
+					log_msg(LOG_LVL_INFO, "session=%llu event=hold-timeout effect=\"%s\"",
+						(unsigned long long)s->id,
+						client ? "released with its verb neutralized" : "released unmodified");
 				if (client)
 					count_refusal(a, "PORT-split-too-fine");
 				s->dir[d].line_long = true;
 				flush_dir(a, s, d, emit, ctx, client);
 			}
 		holes_expire(&a->book, &s->holes, now);
-		bool idle = now - s->last_seen > IDLE_TIMEOUT;
-		if (idle && !s->closing && still_tracked(a, s)) {
-			/* Quiet through a long transfer: forgotten, its next line could not be adopted again. */
-			s->last_seen = now;
-			idle = false;
+		/*
+		 * A session goes with its conntrack, never before: one whose client
+		 * is quiet through a long transfer could not be adopted again. Quiet
+		 * sessions (half-open ones of a SYN flood among them) and closed
+		 * ones are asked about, at most once per interval each.
+		 */
+		time_t every = s->closing ? CLOSED_LINGER : QUIET_CHECK;
+		bool ask = s->closing ? now - s->closed_at >= CLOSED_LINGER : now - s->last_seen >= QUIET_CHECK;
+		if (ask && now - s->checked_at >= every && !s->held_since[0] && !s->held_since[1]) {
+			s->checked_at = now;
+			if (!still_tracked(a, s))
+				session_free(a, s);
 		}
-		bool closed = s->closing && now - s->closed_at > CLOSED_LINGER;
-		if ((idle || closed) && !s->held_since[0] && !s->held_since[1])
-			session_free(a, s);
 	}
 }
 

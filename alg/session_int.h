@@ -26,7 +26,9 @@ struct peer {
 	uint8_t addr[16];
 	unsigned nsessions;
 	unsigned nholes;
-	unsigned nheld; /* segments its sessions hold */
+	unsigned nheld;	  /* segments its sessions hold */
+	time_t rl_second; /* its log lines this second, for the per-client gate */
+	unsigned rl_count;
 	struct peer *next;
 };
 
@@ -79,6 +81,7 @@ struct session {
 	uint64_t packets;
 	bool closing;
 	time_t closed_at;
+	time_t checked_at; /* when alg_tick last asked whether its conntrack is gone */
 	bool fin[2];
 
 	struct session *next_orig;
@@ -118,7 +121,12 @@ struct alg {
 const char *addr_str(int family, const uint8_t *a, char *buf, size_t len);
 void count_refusal(struct alg *a, const char *reason);
 /* Refusal logs are capped per second so a flood cannot fill the journal; false: do not log. */
-bool log_gate(struct alg *a);
+/*
+ * May a log line that a peer can cause go out now? At most RL_PER_SECOND a
+ * second in all and RL_PER_CLIENT for one client address (s's, if s is not
+ * NULL); the rest are counted and reported once a second, by alg_tick too.
+ */
+bool log_gate(struct alg *a, const struct session *s);
 
 /* A stream of s took (n > 0) or gave up held segments: the per-client and global counts follow. */
 void count_held(struct alg *a, struct session *s, int n);

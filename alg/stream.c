@@ -62,6 +62,7 @@ void stream_syn(struct stream *s, uint32_t isn)
 	s->line_len = 0;
 	s->line_total = 0;
 	s->line_long = false;
+	s->line_tail = 0;
 	s->line_marked = false;
 	s->line_start_released = false;
 }
@@ -372,6 +373,54 @@ static int mark_line(struct stream *s)
 	return 0;
 }
 
+static bool verb_prefix(const uint8_t *b, size_t n)
+{
+	static const char verbs[][5] = {"PORT", "EPRT", "LPRT"};
+	for (size_t v = 0; v < sizeof(verbs) / sizeof(verbs[0]); v++) {
+		size_t k = 0;
+		while (k < n && k < 4 && (b[k] & 0xdf) == verbs[v][k])
+			k++;
+		if (k == n)
+			return true;
+	}
+	return false;
+}
+
+/* Same-length "X"s over n bytes at seq, for the release to apply. */
+static void scrub(struct stream *s, uint32_t seq, size_t n)
+{
+	char *x = malloc(n);
+	if (!x || edits_reserve(s) < 0) {
+		free(x);
+		return;
+	}
+	memset(x, 'X', n);
+	s->edits[s->nedits++] =
+	    (struct stream_edit){.seq = seq, .old_len = (uint32_t)n, .new_len = (uint32_t)n, .bytes = x};
+}
+
+/*
+ * The tail of an over-long client line is not kept, but a server with a
+ * smaller line buffer may take part of it as a command of its own: any
+ * PORT/EPRT/LPRT in it (any case) becomes XXXX, and one cut by the segment's
+ * end loses its first bytes, so the next segment cannot complete it.
+ */
+static void scrub_tail(struct stream *s, uint32_t seq, const uint8_t *p, size_t i)
+{
+	if (s->line_tail >= 4 && i >= 3 && verb_prefix(p + i - 3, 4))
+		scrub(s, seq + (uint32_t)(i - 3), 4);
+}
+
+static void scrub_tail_end(struct stream *s, uint32_t seq, const uint8_t *p, size_t n)
+{
+	size_t in_seg = s->line_tail < n ? s->line_tail : n;
+	for (size_t k = 3; k > 0; k--)
+		if (k <= in_seg && verb_prefix(p + n - k, k)) {
+			scrub(s, seq + (uint32_t)(n - k), k);
+			return;
+		}
+}
+
 /* Does the current line (so far) need its verb neutralized if it leaves unparsed? */
 static bool line_needs_mark(const struct stream *s, const struct stream_ops *ops, void *ctx)
 {
@@ -428,6 +477,7 @@ static void parse_bytes(struct stream *s, const struct stream_ops *ops, void *ct
 				s->line_len = 0;
 				s->line_total = 0;
 				s->line_long = false;
+				s->line_tail = 0;
 				s->line_marked = false;
 				s->line_start_released = false;
 			}
@@ -446,11 +496,16 @@ static void parse_bytes(struct stream *s, const struct stream_ops *ops, void *ct
 		}
 		if (s->line_len < s->line_cap) {
 			s->line[s->line_len++] = (char)c;
-		} else if (!s->line_long) {
-			/* Over STREAM_LINE_MAX, or out of memory: not parsed, so its verb is broken. */
-			if (line_needs_mark(s, ops, ctx) || (s->neutralize && s->line_len == 0))
-				mark_line(s);
-			s->line_long = true;
+		} else {
+			if (!s->line_long) {
+				/* Over STREAM_LINE_MAX, or out of memory: not parsed, so its verb is broken. */
+				if (line_needs_mark(s, ops, ctx) || (s->neutralize && s->line_len == 0))
+					mark_line(s);
+				s->line_long = true;
+			}
+			s->line_tail++;
+			if (s->neutralize)
+				scrub_tail(s, seq, p, i);
 		}
 		s->line_total++;
 		if (c == '\n') {
@@ -461,12 +516,15 @@ static void parse_bytes(struct stream *s, const struct stream_ops *ops, void *ct
 			s->line_long = false;
 			s->line_marked = false;
 			s->line_start_released = false;
+			s->line_tail = 0;
 		}
 	}
+	if (s->line_long && s->neutralize)
+		scrub_tail_end(s, seq, p, n);
 }
 
 static int hold(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *pkt, size_t pkt_len, size_t payload_off,
-		const uint8_t *payload, size_t payload_len)
+		const uint8_t *payload, size_t payload_len, bool changed)
 {
 	if (!s->held) {
 		s->held = malloc(STREAM_HOLD_MAX * sizeof(*s->held));
@@ -489,7 +547,8 @@ static int hold(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *pkt,
 						   .len = (uint32_t)payload_len,
 						   .pkt = copy,
 						   .pkt_len = pkt_len,
-						   .payload_off = payload_off};
+						   .payload_off = payload_off,
+						   .changed = changed};
 	return 0;
 }
 
@@ -580,7 +639,8 @@ static int release(struct stream *s, bool have_cur, uint32_t id, uint32_t seq, c
 		if (i == j && delta < 0)
 			nl = l - (size_t)(-(int64_t)delta);
 		const uint8_t *orig = is_cur ? cur : held_payload(&s->held[i]);
-		bool modified = nl != l || memcmp(orig, s->outbuf + out_off, l) != 0 || (is_cur && cur_changed);
+		bool modified =
+		    nl != l || memcmp(orig, s->outbuf + out_off, l) != 0 || (is_cur ? cur_changed : s->held[i].changed);
 		struct stream_out *out = &res->out[res->nout++];
 		*out = (struct stream_out){.id = is_cur ? id : s->held[i].id,
 					   .verdict = STREAM_ACCEPT,
@@ -710,7 +770,7 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 	bool partial = s->synced && s->line_total > 0 && !s->line_long && !s->line_start_released;
 	if (partial && ops->may_rewrite && ops->may_rewrite(ctx, s->line, s->line_len)) {
 		unsigned cap = s->hold_capped && s->hold_cap < STREAM_HOLD_MAX ? s->hold_cap : STREAM_HOLD_MAX;
-		if (s->nheld < cap && hold(s, id, seq, pkt, pkt_len, payload_off, cur, payload_len) == 0) {
+		if (s->nheld < cap && hold(s, id, seq, pkt, pkt_len, payload_off, cur, payload_len, cur_changed) == 0) {
 			res->hold_current = true;
 			res->reason = STREAM_HELD;
 			return 0;

@@ -51,6 +51,7 @@ struct stream_held {
 	uint8_t *pkt; /* whole packet copy */
 	size_t pkt_len;
 	size_t payload_off;
+	bool changed; /* the payload differs from the packet's own */
 };
 
 struct stream_edit {
@@ -88,6 +89,7 @@ struct stream {
 	size_t line_len;
 	bool line_long;
 	bool line_marked; /* the current line's verb is already being neutralized */
+	size_t line_tail; /* bytes of the current line past STREAM_LINE_MAX, which are not kept */
 	char *line;	  /* grows with the longest line so far, up to STREAM_LINE_MAX */
 	size_t line_cap;
 
