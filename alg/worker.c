@@ -151,10 +151,12 @@ void workers_timing(const struct daemon *d, char *json, size_t jcap, char *text,
 			tl += (size_t)snprintf(text + tl, tcap - tl, "%s %s %.1f us (%llu)", k ? "," : "", t_names[k],
 					       avg, (unsigned long long)sum.n);
 	}
+	/* A refused batch is the expensive kind (the kernel's abort waits for RCU): none is expected. */
+	unsigned long long failed = (unsigned long long)nft_failed_batches(d->nft);
 	if (jl < jcap)
-		snprintf(json + jl, jcap - jl, "}");
+		snprintf(json + jl, jcap - jl, "},\"nft_batches_failed\":%llu", failed);
 	if (tl < tcap)
-		snprintf(text + tl, tcap - tl, "\n");
+		snprintf(text + tl, tcap - tl, "; nft batches refused: %llu\n", failed);
 }
 
 void *worker_main(void *arg)

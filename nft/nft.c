@@ -22,7 +22,8 @@ struct nft {
 	uint32_t seq;
 	char table[32];
 	enum nft_queue_path path;
-	bool destroy; /* the kernel has NFT_MSG_DESTROYSETELEM (6.3+) */
+	bool destroy;	 /* the kernel has NFT_MSG_DESTROYSETELEM (6.3+) */
+	uint64_t failed; /* batches the kernel refused: each one costs an abort (an RCU grace period) */
 	char *buf;
 	size_t buflen;
 };
@@ -64,8 +65,10 @@ static int commit(struct nft *n, struct nft_batch *bt)
 				return -EBADMSG;
 			if (e->error < 0 && err == 0)
 				err = e->error;
-			if (nlh->nlmsg_seq == last_seq || nlh->nlmsg_seq == bt->first_seq)
+			if (nlh->nlmsg_seq == last_seq || nlh->nlmsg_seq == bt->first_seq) {
+				n->failed += err < 0;
 				return err;
+			}
 		}
 	}
 }
@@ -129,6 +132,7 @@ int nft_open(struct nft **out, const struct alg_config *cfg)
 		return r;
 	}
 	n->destroy = probe_destroy(n);
+	n->failed = 0; /* the queue path and DESTROY probes fail by design where those are missing */
 	*out = n;
 	return 0;
 }
@@ -165,6 +169,11 @@ enum nft_queue_path nft_queue_path(const struct nft *n)
 const char *nft_queue_path_name(enum nft_queue_path p)
 {
 	return p == NFT_QUEUE_NATIVE ? "native nft queue" : "xt NFQUEUE via nft_compat";
+}
+
+uint64_t nft_failed_batches(const struct nft *n)
+{
+	return n->failed;
 }
 
 bool nft_has_destroy(const struct nft *n)

@@ -31,6 +31,8 @@ int nft_pinhole_add(struct nft *n, const struct pinhole *p, const struct pinhole
 int nft_pinhole_del(struct nft *n, const struct pinhole *p);
 /* Whether removals use NFT_MSG_DESTROYSETELEM (kernel 6.3+), which never aborts a batch. */
 bool nft_has_destroy(const struct nft *n);
+/* How many batches the kernel refused since start (the probe at start aside). */
+uint64_t nft_failed_batches(const struct nft *n);
 
 /* Call cb for every pinhole still armed in the kernel (key fields only). */
 int nft_pinholes_armed(struct nft *n, void (*cb)(void *ctx, const struct pinhole *p), void *ctx);
