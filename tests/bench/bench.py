@@ -85,7 +85,9 @@ class Bench:
         if mode == "kernel":
             self.lab.helper(True)
         elif mode == "floor":
-            self.lab.start_alg(self.floor, ["--config", self.conf])  # up at its " started: " line
+            starts = self.lab.log().count("floor started: ")
+            self.lab.start_alg(self.floor, ["--config", self.conf],
+                               ready=lambda: self.lab.log().count("floor started: ") > starts)
         else:
             # Quiet (LogLevel warning): up when the control socket answers, not at a log line.
             self.lab.start_alg(self.binary, ["--config", self.conf, "--control-socket", self.ctl,
