@@ -85,7 +85,10 @@ class Bench:
         if mode == "kernel":
             self.lab.helper(True)
         elif mode == "floor":
-            self.lab.start_alg(self.floor, ["--config", self.conf])  # up at its " started: " line
+            # Up at its " started: " line (it writes no event=start).
+            n = self.lab.log().count("floor started: ")
+            self.lab.start_alg(self.floor, ["--config", self.conf],
+                               ready=lambda: self.lab.log().count("floor started: ") > n)
         else:
             # Quiet (LogLevel warning): up when the control socket answers, not at a log line.
             self.lab.start_alg(self.binary, ["--config", self.conf, "--control-socket", self.ctl,
