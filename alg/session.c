@@ -394,6 +394,15 @@ static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info
 			s->seqadj_ok = true;
 			stream_set_adj(&s->dir[d], ct->corr_pos[d], ct->off_before[d], ct->off_after[d]);
 		}
+	/*
+	 * A connection seen from its SYN got a helper extension from the control
+	 * chain's "ct expectation set" on that first packet, before any NAT hook,
+	 * and NAT setup (a null binding for a routed one) adds seqadj to every
+	 * conntrack with a helper extension: no need to ask. Only an adopted one
+	 * may lack it.
+	 */
+	if (s->from_syn)
+		s->seqadj_ok = true;
 	if (!s->seqadj_ok) {
 		/* A zero adjustment shows whether the conntrack has a seqadj extension. */
 		struct ct_info back;
@@ -484,8 +493,10 @@ static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt
 				return NULL;
 			}
 			s = session_new(a, &f, refuse);
-			if (s)
+			if (s) {
+				s->from_syn = true;
 				log_session_start(s, "syn");
+			}
 			return s;
 		}
 		if (a->ops->ct_get(a->kernel, &f, DIR_ORIG, &ct) < 0) {

@@ -53,6 +53,7 @@ struct session {
 	char server_name[32];
 	char class_name[32];
 	bool seqadj_ok;
+	bool from_syn;	/* seen from the client's SYN, so the expectation rule gave it a seqadj extension */
 	bool has_ct_id; /* and ct_id is the id of the conntrack this session follows */
 	uint32_t ct_id;
 	struct stream dir[2];

@@ -69,7 +69,7 @@ static void epsv_and_passive_ports(void **state)
 	alg_free(c.alg);
 }
 
-/* Without a seqadj extension (connection older than ftp-alg) only same-length rewrites happen. */
+/* Without a seqadj extension (an adopted connection older than ftp-alg) only same-length rewrites happen. */
 static void no_seqadj_keeps_length(void **state)
 {
 	struct conn c;
@@ -80,7 +80,7 @@ static void no_seqadj_keeps_length(void **state)
 	cfg.passive_hi = 7000;
 	init_conn(&c, CLIENT, PUBLIC, SERVER, CLIENT);
 	c.k.seqadj_ext = false;
-	start_conn(&c, &cfg);
+	start_adopted(&c, &cfg);
 	int calls = c.k.seqadj_calls;
 	/* 192,0,2,10,4,1 -> 203,0,113,1,27,88 would lengthen the line: refused, passed as is. */
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
@@ -91,6 +91,27 @@ static void no_seqadj_keeps_length(void **state)
 	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "229 Entering Extended Passive Mode (|||6446|)\r\n");
 	assert_string_equal(out_payload(&c), "229 Entering Extended Passive Mode (|||7000|)\r\n");
 	assert_int_equal(c.k.seqadj_calls, calls);
+	alg_free(c.alg);
+}
+
+/*
+ * A session seen from its SYN asks the kernel once (the reply tuple, at the
+ * SYN-ACK): the expectation rule gave it a seqadj extension, so no zero
+ * offset probes for one. The only later call is the 227's offset.
+ */
+static void one_ct_get_per_session(void **state)
+{
+	struct conn c;
+	(void)state;
+	open_conn(&c);
+	assert_int_equal(c.k.ct_get_calls, 1);
+	assert_int_equal(c.k.seqadj_calls, 0);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 (192,0,2,10,195,80)\r\n");
+	assert_string_equal(out_payload(&c), "227 (203,0,113,1,195,80)\r\n");
+	assert_int_equal(c.k.ct_get_calls, 1);
+	assert_int_equal(c.k.seqadj_calls, 1);
+	assert_int_equal(c.k.last_after, 1);
 	alg_free(c.alg);
 }
 
@@ -167,8 +188,8 @@ int main(void)
 	log_open("test", 0, 0);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(pasv_rewritten_with_pinhole), cmocka_unit_test(epsv_and_passive_ports),
-	    cmocka_unit_test(no_seqadj_keeps_length),	   cmocka_unit_test(routed_passive_remaps_port),
-	    cmocka_unit_test(pinhole_refused_by_kernel),
+	    cmocka_unit_test(no_seqadj_keeps_length),	   cmocka_unit_test(one_ct_get_per_session),
+	    cmocka_unit_test(routed_passive_remaps_port),  cmocka_unit_test(pinhole_refused_by_kernel),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
