@@ -19,6 +19,7 @@
 
 #define HASH_BUCKETS 4096
 #define PENDING_MAX  32
+#define SESSION_POOL 64
 
 /* Everything of one client address: the per-client limits count here. */
 struct peer {
@@ -113,6 +114,9 @@ struct alg {
 	time_t rl_second;
 	unsigned rl_count;
 	unsigned long rl_suppressed;
+	/* Ended sessions kept with their stream buffers for the next ones: no heap churn per session. */
+	struct session *pool;
+	unsigned npool;
 };
 
 /* session.c */
