@@ -435,11 +435,11 @@ static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info
 	/*
 	 * A connection seen from its SYN got a helper extension from the control
 	 * chain's "ct expectation set" on that first packet, before any NAT hook,
-	 * and NAT setup (a null binding for a routed one) adds seqadj to every
-	 * conntrack with a helper extension: no need to ask. Only an adopted one
-	 * may lack it.
+	 * and NAT setup adds seqadj to a conntrack with a helper extension when
+	 * it changes the tuple: a NATed one needs no asking. A routed one (no
+	 * tuple change, so maybe no seqadj) and an adopted one still probe.
 	 */
-	if (s->from_syn)
+	if (s->from_syn && (s->dnat || s->snat))
 		s->seqadj_ok = true;
 	if (!s->seqadj_ok) {
 		/* A zero adjustment shows whether the conntrack has a seqadj extension. */
