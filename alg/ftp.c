@@ -437,6 +437,43 @@ int ftp_splice(const char *buf, size_t len, struct ftp_span span, const char *re
 	return (int)(span.off + rep_len + tail);
 }
 
+int ftp_splice_keep_len(const char *buf, size_t len, struct ftp_span span, const char *rep, size_t rep_len, char *out,
+			size_t cap)
+{
+	const size_t t0 = 4; /* after "227 " */
+	if (span.off < t0 || span.off > len || span.len > len - span.off)
+		return -EINVAL;
+	if (len > cap)
+		return -ENOSPC;
+	const char *paren = memchr(buf + t0, '(', span.off - t0);
+	size_t t1 = paren ? (size_t)(paren - buf) : span.off, tlen = t1 - t0;
+	for (size_t i = t0; i < t1; i++)
+		if (buf[i] < 0x20 || buf[i] > 0x7e || is_digit(buf[i]))
+			return -ERANGE;
+	size_t keep = tlen, pad = 0;
+	if (rep_len > span.len) {
+		size_t cut = rep_len - span.len;
+		if (tlen == 0 || cut > tlen - 1)
+			return -ERANGE;
+		keep = tlen - 1 - cut;
+	} else {
+		pad = span.len - rep_len;
+	}
+	size_t pos = t0 + keep;
+	memmove(out, buf, pos);
+	if (keep < tlen)
+		out[pos++] = buf[t1 - 1]; /* the byte before the tuple, usually a space */
+	memset(out + pos, ' ', pad);
+	pos += pad;
+	memmove(out + pos, buf + t1, span.off - t1);
+	pos += span.off - t1;
+	memcpy(out + pos, rep, rep_len);
+	pos += rep_len;
+	size_t tail = len - span.off - span.len;
+	memmove(out + pos, buf + span.off + span.len, tail);
+	return (int)(pos + tail);
+}
+
 static const struct ftp_command commands[] = {
     {.name = "PASV", .verb = FTP_VERB_PASV},
     {.name = "EPSV", .verb = FTP_VERB_EPSV},

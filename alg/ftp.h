@@ -150,6 +150,18 @@ int ftp_splice(const char *buf, size_t len, struct ftp_span span, const char *re
 	       size_t cap);
 
 /*
+ * A reply (227, 229) copied to out with span replaced by rep and exactly its
+ * length kept, so no sequence offset is needed: the free text between the
+ * reply code and the tuple's "(" (or its first digit) is trimmed (its last
+ * byte stays) or padded with spaces. The code, the "(", the tuple and what
+ * follows are kept. Returns len, or -ERANGE when the text is too short or is
+ * not plain (printable ASCII without digits, so that no client finds numbers
+ * in it), -EINVAL/-ENOSPC for a bad span or room.
+ */
+int ftp_splice_keep_len(const char *buf, size_t len, struct ftp_span span, const char *rep, size_t rep_len, char *out,
+			size_t cap);
+
+/*
  * Copy in without its Telnet commands (RFC 854: IAC x, IAC WILL/WONT/DO/DONT
  * x; IAC IAC is a literal 0xff) into out; returns the bytes written (at most
  * cap). Servers that speak Telnet on the control connection see this.

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 /* Workers log while the main thread may change the level (reload). */
-static _Atomic int max_lvl = LOG_LVL_INFO;
+_Atomic int log_max_level = LOG_LVL_INFO;
 static enum log_sink sink = LOG_SINK_STDERR;
 static FILE *stream;
 
@@ -34,7 +34,7 @@ enum log_sink log_choose(int fd)
 
 void log_open(const char *ident, int max_level, enum log_sink to)
 {
-	max_lvl = max_level;
+	log_max_level = max_level;
 	sink = to;
 	if (sink == LOG_SINK_SYSLOG)
 		openlog(ident, LOG_PID, LOG_DAEMON);
@@ -47,14 +47,14 @@ void log_set_stream(FILE *f)
 
 void log_set_level(int max_level)
 {
-	max_lvl = max_level;
+	log_max_level = max_level;
 }
 
-void log_msg(int level, const char *fmt, ...)
+void log_write(int level, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (level > max_lvl)
+	if (level > log_max_level)
 		return;
 	static const char *const names[] = {"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug"};
 	va_start(ap, fmt);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #pragma once
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -21,7 +22,22 @@ void log_open(const char *ident, int max_level, enum log_sink sink);
 /* Tests: write the standard error lines to f instead. */
 void log_set_stream(FILE *f);
 void log_set_level(int max_level);
-void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The most verbose level written; read on every log call, changed by a reload. */
+extern _Atomic int log_max_level;
+
+/*
+ * A line at level, written only if the level is on. A macro so that below
+ * the level the arguments (escaping peer bytes, formatting addresses) are
+ * never evaluated: a debug line costs one load when it is off.
+ */
+#define log_msg(level, ...)                                                                                            \
+	do {                                                                                                           \
+		int log_lvl_ = (level);                                                                                \
+		if (log_lvl_ <= atomic_load_explicit(&log_max_level, memory_order_relaxed))                            \
+			log_write(log_lvl_, __VA_ARGS__);                                                              \
+	} while (0)
 
 /*
  * Escape peer bytes for a log line: printable ASCII except '"' and '\\'

@@ -140,6 +140,23 @@ static int rewrite_span(const struct session *s, enum ftp_form f, const struct f
 	return ftp_splice(line, len, span, rep, (size_t)n, out, cap);
 }
 
+/*
+ * A 227/229 with span replaced by ep: at its own length where its free text
+ * allows (no sequence offset, no ctnetlink update), else as rewrite_span.
+ */
+static int rewrite_reply(const struct session *s, enum ftp_form f, const struct ftp_endpoint *ep, const char *line,
+			 size_t len, struct ftp_span span, size_t max_shrink, char *out, size_t cap)
+{
+	char rep[96];
+	int n = ftp_format(f, ep, line[span.off], 0, rep, sizeof(rep));
+	if (n > 0 && s->alg->cfg.keep_reply_length) {
+		int k = ftp_splice_keep_len(line, len, span, rep, (size_t)n, out, cap);
+		if (k >= 0)
+			return k;
+	}
+	return rewrite_span(s, f, ep, line, len, span, max_shrink, out, cap);
+}
+
 /* A 227 or 229 (reply r): the client may connect to a public port, DNATed to the one the server announced. */
 static int reply_passive(struct session *s, const struct ftp_reply *r, const char *line, size_t len, size_t max_shrink,
 			 char *out, size_t cap)
@@ -197,7 +214,7 @@ static int reply_passive(struct session *s, const struct ftp_reply *r, const cha
 		}
 		struct ftp_endpoint pub = {.family = s->orig.family, .port = published};
 		memcpy(pub.addr, s->has_advertise ? s->advertise : s->orig.daddr, flow_addr_len(pub.family));
-		n = rewrite_span(s, r->form, &pub, line, len, span, max_shrink, out, cap);
+		n = rewrite_reply(s, r->form, &pub, line, len, span, max_shrink, out, cap);
 		if (n < 0) {
 			holes_release(&a->book, &s->holes, &hole);
 			log_refusal(s, r->too_long, line, len);

@@ -266,6 +266,48 @@ static void peer_put(struct alg *a, struct peer *p)
 	p->nsessions--;
 	peer_forget(a, p);
 }
+/*
+ * A zeroed session, from the pool where one is left: its streams keep the
+ * buffers of the session before (emptied), so steady churn allocates nothing.
+ */
+static struct session *session_alloc(struct alg *a)
+{
+	struct session *s = a->pool;
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (s) {
+			stream_init(&s->dir[0]);
+			stream_init(&s->dir[1]);
+		}
+		return s;
+	}
+	a->pool = s->next_all;
+	a->npool--;
+	struct stream d0 = s->dir[0], d1 = s->dir[1];
+	memset(s, 0, sizeof(*s));
+	s->dir[0] = d0;
+	s->dir[1] = d1;
+	return s;
+}
+
+/* Back to the pool (its streams emptied, their buffers kept), or freed when the pool is full. */
+static void session_release(struct alg *a, struct session *s)
+{
+	if (!s)
+		return;
+	if (a->npool >= SESSION_POOL) {
+		stream_free(&s->dir[0]);
+		stream_free(&s->dir[1]);
+		free(s);
+		return;
+	}
+	stream_recycle(&s->dir[0]);
+	stream_recycle(&s->dir[1]);
+	s->next_all = a->pool;
+	a->pool = s;
+	a->npool++;
+}
+
 /* A new session, or NULL and why (its packet is dropped: no control connection passes unread). */
 static struct session *session_new(struct alg *a, const struct flow *orig, const char **refuse)
 {
@@ -283,9 +325,9 @@ static struct session *session_new(struct alg *a, const struct flow *orig, const
 		*refuse = "client-max-sessions";
 		return NULL;
 	}
-	struct session *s = calloc(1, sizeof(*s));
+	struct session *s = session_alloc(a);
 	if (!s || holeset_init(&s->holes, a->cfg.max_pinholes_per_session, &peer->nholes) < 0) {
-		free(s);
+		session_release(a, s);
 		peer_forget(a, peer);
 		*refuse = "out-of-memory";
 		return NULL;
@@ -298,8 +340,6 @@ static struct session *session_new(struct alg *a, const struct flow *orig, const
 	s->orig = *orig;
 	s->alg = a;
 	apply_settings(a, s);
-	stream_init(&s->dir[0]);
-	stream_init(&s->dir[1]);
 	s->dir[DIR_ORIG].neutralize = true;
 	uint32_t h = flow_hash(orig);
 	s->next_orig = a->by_orig[h];
@@ -334,11 +374,9 @@ static void session_free(struct alg *a, struct session *s)
 	if (s->next_all)
 		s->next_all->prev_all = s->prev_all;
 	count_held(a, s, -(int)(s->dir[0].nheld + s->dir[1].nheld));
-	stream_free(&s->dir[0]);
-	stream_free(&s->dir[1]);
 	holeset_free(&s->holes);
 	peer_put(a, s->peer);
-	free(s);
+	session_release(a, s);
 	a->nsessions--;
 }
 
@@ -395,6 +433,15 @@ static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info
 			s->seqadj_ok = true;
 			stream_set_adj(&s->dir[d], ct->corr_pos[d], ct->off_before[d], ct->off_after[d]);
 		}
+	/*
+	 * A connection seen from its SYN got a helper extension from the control
+	 * chain's "ct expectation set" on that first packet, before any NAT hook,
+	 * and NAT setup adds seqadj to a conntrack with a helper extension when
+	 * it changes the tuple: a NATed one needs no asking. A routed one (no
+	 * tuple change, so maybe no seqadj) and an adopted one still probe.
+	 */
+	if (s->from_syn && (s->dnat || s->snat))
+		s->seqadj_ok = true;
 	if (!s->seqadj_ok) {
 		/* A zero adjustment shows whether the conntrack has a seqadj extension. */
 		struct ct_info back;
@@ -498,8 +545,10 @@ static struct session *lookup_or_create(struct alg *a, int dir, const struct pkt
 				return NULL;
 			}
 			s = session_new(a, &f, refuse);
-			if (s)
+			if (s) {
+				s->from_syn = true;
 				log_session_start(s, "syn");
+			}
 			return s;
 		}
 		if (a->ops->ct_get(a->kernel, &f, DIR_ORIG, &ct) < 0) {
@@ -767,6 +816,13 @@ void alg_free(struct alg *a)
 		return;
 	while (a->all)
 		session_free(a, a->all);
+	while (a->pool) {
+		struct session *s = a->pool;
+		a->pool = s->next_all;
+		stream_free(&s->dir[0]);
+		stream_free(&s->dir[1]);
+		free(s);
+	}
 	holebook_free(&a->book);
 	free(a->pktbuf);
 	free(a);

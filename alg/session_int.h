@@ -19,6 +19,7 @@
 
 #define HASH_BUCKETS 4096
 #define PENDING_MAX  32
+#define SESSION_POOL 64
 
 /* Everything of one client address: the per-client limits count here. */
 struct peer {
@@ -55,6 +56,7 @@ struct session {
 	char server_name[32];
 	char class_name[32];
 	bool seqadj_ok;
+	bool from_syn;	/* seen from the client's SYN, so the expectation rule gave it a seqadj extension */
 	bool has_ct_id; /* and ct_id is the id of the conntrack this session follows */
 	uint32_t ct_id;
 	struct stream dir[2];
@@ -115,6 +117,9 @@ struct alg {
 	time_t rl_second;
 	unsigned rl_count;
 	unsigned long rl_suppressed;
+	/* Ended sessions kept with their stream buffers for the next ones: no heap churn per session. */
+	struct session *pool;
+	unsigned npool;
 };
 
 /* session.c */

@@ -48,6 +48,33 @@ void stream_free(struct stream *s)
 	memset(s, 0, sizeof(*s));
 }
 
+void stream_recycle(struct stream *s)
+{
+	for (unsigned i = 0; i < s->nheld; i++)
+		free(s->held[i].pkt);
+	for (unsigned i = 0; i < STREAM_EMIT_RING; i++)
+		free(s->emitted[i].out);
+	free_edits(s);
+	free_released(s);
+	struct stream keep = {.edits = s->edits,
+			      .edits_cap = s->edits_cap,
+			      .scratch = s->scratch,
+			      .scratch_cap = s->scratch_cap,
+			      .curbuf = s->curbuf,
+			      .curbuf_cap = s->curbuf_cap,
+			      .outbuf = s->outbuf,
+			      .outbuf_cap = s->outbuf_cap,
+			      .seen = s->seen,
+			      .line = s->line,
+			      .line_cap = s->line_cap,
+			      .held = s->held,
+			      .released = s->released};
+	/* Every start sets seen_start to an empty ring; zeroed anyway so no session's bytes outlive it. */
+	if (keep.seen)
+		memset(keep.seen, 0, STREAM_SEEN);
+	*s = keep;
+}
+
 void stream_syn(struct stream *s, uint32_t isn)
 {
 	if (s->started)

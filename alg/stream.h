@@ -175,6 +175,8 @@ struct stream_result {
 
 void stream_init(struct stream *s);
 void stream_free(struct stream *s);
+/* As stream_free, but s keeps its buffers (empty) for the next session, as after stream_init. */
+void stream_recycle(struct stream *s);
 /*
  * The peer's SYN: data starts at isn + 1 at a line start. Ignored once the
  * stream has started: a SYN in the middle of a connection (forged, or a

@@ -26,6 +26,7 @@ void config_defaults(struct alg_config *c)
 	c->max_pinholes_per_session = 1;
 	/* RFC 2577: a data port below 1024 is a bounce attempt at a well-known service. */
 	c->min_data_port = 1024;
+	c->keep_reply_length = true;
 	c->max_sessions = 16384;
 	c->max_sessions_per_client = 256;
 	c->max_pinholes_per_client = 256;
@@ -189,6 +190,12 @@ static int set_global(struct alg_config *c, const char *key, const char *value, 
 			return -EINVAL;
 		}
 		c->min_data_port = (uint16_t)v;
+	} else if (strcasecmp(key, "KeepReplyLength") == 0) {
+		if (strcasecmp(value, "yes") != 0 && strcasecmp(value, "no") != 0) {
+			snprintf(err, errlen, "KeepReplyLength is yes or no, not '%s'", value);
+			return -EINVAL;
+		}
+		c->keep_reply_length = strcasecmp(value, "yes") == 0;
 	} else if (strcasecmp(key, "MaxPinholesPerSession") == 0) {
 		if (parse_uint(value, strlen(value), 64, &v) < 0 || v == 0) {
 			snprintf(err, errlen, "'%s' is not a number from 1 to 64", value);

@@ -64,6 +64,7 @@ struct alg_config {
 	unsigned workers;	  /* queue threads; worker k uses queues queue+2k and queue+2k+1 */
 	uint32_t pinhole_timeout; /* seconds */
 	uint16_t min_data_port;	  /* PORT/EPRT below this are refused */
+	bool keep_reply_length;	  /* 227/229 rewritten at their own length where their text allows */
 	unsigned max_pinholes_per_session;
 	unsigned max_pinholes_per_client;
 	unsigned max_pinholes; /* all sessions together */

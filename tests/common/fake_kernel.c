@@ -7,6 +7,7 @@
 static int f_ct_get(void *k, const struct flow *seen, int dir, struct ct_info *out)
 {
 	struct fake_kernel *f = k;
+	f->ct_get_calls++;
 	if (f->ct_get_err)
 		return f->ct_get_err;
 	if (f->any_flow) {

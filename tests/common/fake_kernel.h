@@ -20,6 +20,7 @@ struct fake_kernel {
 	bool any_flow;	 /* ct_get answers ct whatever flow it is asked about */
 	bool seqadj_ext; /* seqadj_set gives ct the seqadj extension, as the kernel does */
 	int seqadj_calls;
+	int ct_get_calls; /* every ct_get asked, answered or not */
 	int last_dir;
 	uint32_t last_pos;
 	int32_t last_before, last_after;

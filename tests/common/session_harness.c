@@ -91,6 +91,17 @@ void start_conn(struct conn *c, const struct alg_config *cfg)
 	send_pkt(c, DIR_REPLY, PKT_TCP_ACK, "230 Login successful.\r\n");
 }
 
+void start_adopted(struct conn *c, const struct alg_config *cfg)
+{
+	c->k.ct.seen_reply = true;
+	c->k.predates = true;
+	c->alg = alg_new(cfg, &fake_kernel_ops, &c->k);
+	c->seq[0] = 1500;
+	c->seq[1] = 6000;
+	send_pkt(c, DIR_ORIG, PKT_TCP_ACK, "NOOP\r\n");
+	send_pkt(c, DIR_REPLY, PKT_TCP_ACK, "200 ok\r\n");
+}
+
 void setup_conn(struct conn *c, const struct alg_config *cfg)
 {
 	init_conn(c, CLIENT, PUBLIC, SERVER, CLIENT);

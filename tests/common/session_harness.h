@@ -44,6 +44,12 @@ void init_conn(struct conn *c, const uint8_t *client, const uint8_t *dst, const 
 /* A new alg over c's kernel, then the handshake, the greeting and a login. */
 void start_conn(struct conn *c, const struct alg_config *cfg);
 /* CLIENT to PUBLIC, DNATed to SERVER, logged in, with the seqadj extension. */
+/*
+ * Start c's connection on a new daemon mid-stream (adopted: conntrack says it
+ * predates the daemon), each direction resynchronized by one line.
+ */
+void start_adopted(struct conn *c, const struct alg_config *cfg);
+
 void setup_conn(struct conn *c, const struct alg_config *cfg);
 /* setup_conn with the default configuration. */
 void open_conn(struct conn *c);

@@ -79,7 +79,8 @@ def fullmss(conn, state):
     state["pasv"] = state.get("pasv", 0) + 1
     mss = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
     head = b"214-mss=%d\r\n" % mss
-    tail = b"214 end\r\n" + OK227
+    # No free text before "(": the rewrite cannot keep the length and must grow the segment.
+    tail = b"214 end\r\n" + b"227 (192,0,2,13,195,80).\r\n"
     fill = mss - len(head) - len(tail)
     body = b"".join(b"214-" + b"x" * 60 + b"\r\n" for _ in range(fill // 66))
     body += b"214-" + b"y" * (fill - len(body) - 6) + b"\r\n"

@@ -32,7 +32,8 @@ def status_and_reload(t):
             sess = mine[0]
             expect(sess["server"] == "192.0.2.10:21" and sess["public"] == "203.0.113.1:21" and sess["nat"] == "dnat",
                    "wrong session fields: %s", sess)
-            expect(sess["seq_offset"]["server"] == 1 and sess["rewrites"] == 1, "wrong rewrite bookkeeping: %s", sess)
+            # The 227 kept its length (its text gave way): a rewrite, no offset.
+            expect(sess["seq_offset"]["server"] == 0 and sess["rewrites"] == 1, "wrong rewrite bookkeeping: %s", sess)
             holes = sess["pinholes"]
             expect(len(holes) == 1 and holes[0]["public"] == "203.0.113.1:%d" % ann["port"] and
                    40 <= holes[0]["expires_in"] <= 45, "wrong pinhole: %s", holes)

@@ -321,6 +321,68 @@ static void telnet_strip(void **state)
 	assert_int_equal(ftp_telnet_strip("ABCDEF", 6, out, 3), 3);
 }
 
+/* A 227/229 rewritten at its own length: the free text before "(" gives or takes the difference. */
+static char kept[200];
+static const char *keep_len(const char *line, const char *rep)
+{
+	struct ftp_endpoint ep;
+	struct ftp_span span;
+	uint16_t port;
+	size_t len = strlen(line);
+	int r = line[2] == '7' ? ftp_parse_227(line, len, &ep, &span) : ftp_parse_229(line, len, &port, &span);
+	assert_int_equal(r, 0);
+	int n = ftp_splice_keep_len(line, len, span, rep, strlen(rep), kept, sizeof(kept));
+	if (n < 0)
+		return n == -ERANGE ? "ERANGE" : "error";
+	assert_int_equal(n, (int)len);
+	kept[n] = '\0';
+	/* What a client reads from it is the new tuple. */
+	if (line[2] == '7') {
+		assert_int_equal(ftp_parse_227(kept, len, &ep, &span), 0);
+		assert_memory_equal(kept + span.off, rep, strlen(rep));
+	}
+	return kept;
+}
+
+static void splice_keep_len(void **state)
+{
+	(void)state;
+	/* Longer (one byte, three), equal, shorter. */
+	assert_string_equal(keep_len("227 Entering Passive Mode (192,0,2,10,195,80).\r\n", "203,0,113,1,195,80"),
+			    "227 Entering Passive Mod (203,0,113,1,195,80).\r\n");
+	assert_string_equal(keep_len("227 Entering Passive Mode (192,0,2,10,4,1).\r\n", "203,0,113,1,27,88"),
+			    "227 Entering Passive M (203,0,113,1,27,88).\r\n");
+	assert_string_equal(keep_len("227 Entering Passive Mode (192,0,2,10,195,80).\r\n", "192,0,2,11,195,80"),
+			    "227 Entering Passive Mode (192,0,2,11,195,80).\r\n");
+	assert_string_equal(keep_len("227 Entering Passive Mode (198,51,100,200,195,80)\r\n", "192,0,2,1,4,0"),
+			    "227 Entering Passive Mode         (192,0,2,1,4,0)\r\n");
+	/* Without parentheses the text ends at the first digit; its last byte stays. */
+	assert_string_equal(keep_len("227 Entering Passive Mode=192,0,2,10,195,80\r\n", "203,0,113,1,195,80"),
+			    "227 Entering Passive Mod=203,0,113,1,195,80\r\n");
+	/* Text just long enough (its last byte stays), one byte short, none at all. */
+	assert_string_equal(keep_len("227 ab (192,0,2,10,195,80)\r\n", "203,0,113,1,195,80"),
+			    "227 a (203,0,113,1,195,80)\r\n");
+	assert_string_equal(keep_len("227 ab (192,0,2,10,4,1)\r\n", "203,0,113,1,195,80"), "ERANGE");
+	assert_string_equal(keep_len("227 (192,0,2,10,195,80)\r\n", "203,0,113,1,195,80"), "ERANGE");
+	assert_string_equal(keep_len("227 (192,0,2,10,195,80)\r\n", "10,0,2,10,195,80"), "227  (10,0,2,10,195,80)\r\n");
+	/* Text with digits (a client's regex could find numbers in it) or other than printable ASCII is left alone. */
+	assert_string_equal(keep_len("227 Mode 1 (192,0,2,10,195,80)\r\n", "203,0,113,1,195,80"), "ERANGE");
+	assert_string_equal(keep_len("227 Mode \xff\xff (192,0,2,10,195,80)\r\n", "203,0,113,1,195,80"), "ERANGE");
+	assert_string_equal(keep_len("227 Mode\t(192,0,2,10,195,80)\r\n", "203,0,113,1,195,80"), "ERANGE");
+	/* 229: the same before "(|||". */
+	assert_string_equal(keep_len("229 Entering Extended Passive Mode (|||6446|)\r\n", "60000"),
+			    "229 Entering Extended Passive Mod (|||60000|)\r\n");
+	assert_string_equal(keep_len("229 Entering Extended Passive Mode (|||60000|)\r\n", "1024"),
+			    "229 Entering Extended Passive Mode  (|||1024|)\r\n");
+	assert_string_equal(keep_len("229 (|||6446|)\r\n", "60000"), "ERANGE");
+	/* Room. */
+	struct ftp_span span = {27, 17};
+	const char *line = "227 Entering Passive Mode (192,0,2,10,195,80).\r\n";
+	assert_int_equal(ftp_splice_keep_len(line, strlen(line), span, "203,0,113,1,195,80", 18, kept, 20), -ENOSPC);
+	struct ftp_span bad = {40, 20};
+	assert_int_equal(ftp_splice_keep_len(line, strlen(line), bad, "x", 1, kept, sizeof(kept)), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -329,7 +391,7 @@ int main(void)
 	    cmocka_unit_test(parse_227),	 cmocka_unit_test(parse_229),
 	    cmocka_unit_test(parse_port_eprt),	 cmocka_unit_test(format_and_splice),
 	    cmocka_unit_test(rewrite_roundtrip), cmocka_unit_test(verb_separators),
-	    cmocka_unit_test(http_shapes),
+	    cmocka_unit_test(http_shapes),	 cmocka_unit_test(splice_keep_len),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

