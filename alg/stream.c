@@ -1,14 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "stream.h"
+#include "stream_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int32_t sdiff(uint32_t a, uint32_t b)
-{
-	return (int32_t)(a - b);
-}
 
 void stream_init(struct stream *s)
 {
@@ -92,269 +88,6 @@ void stream_syn(struct stream *s, uint32_t isn)
 	s->line_tail = 0;
 	s->line_marked = false;
 	s->line_start_released = false;
-}
-
-static void hist_push(struct stream *s, uint32_t pos, int32_t after)
-{
-	if (s->nhist == STREAM_HIST) {
-		memmove(&s->hist[0], &s->hist[1], (STREAM_HIST - 1) * sizeof(s->hist[0]));
-		s->nhist--;
-		s->hist_lost = true;
-	}
-	s->hist[s->nhist].pos = pos;
-	s->hist[s->nhist].after = after;
-	s->nhist++;
-}
-
-void stream_set_adj(struct stream *s, uint32_t pos, int32_t before, int32_t after)
-{
-	s->corr_pos = pos;
-	s->off_before = before;
-	s->off_after = after;
-	/* Older history is unknown: assume one correction point. */
-	s->nhist = 0;
-	s->base_off = before;
-	if (before != after)
-		hist_push(s, pos, after);
-}
-
-/*
- * Is the offset the kernel will apply to a segment starting at seq the one
- * its bytes need (the sum of all length changes before it)?
- */
-static bool offset_still_right(const struct stream *s, uint32_t seq)
-{
-	int32_t kernel = sdiff(seq, s->corr_pos) > 0 ? s->off_after : s->off_before;
-	for (unsigned i = s->nhist; i-- > 0;)
-		if (sdiff(seq, s->hist[i].pos) > 0)
-			return s->hist[i].after == kernel;
-	if (s->hist_lost)
-		return false;
-	return s->base_off == kernel;
-}
-
-static int reserve(uint8_t **buf, size_t *cap, size_t need)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap : 256; /* control segments are mostly short */
-	while (n < need)
-		n *= 2;
-	uint8_t *p = realloc(*buf, n);
-	if (!p)
-		return -ENOMEM;
-	*buf = p;
-	*cap = n;
-	return 0;
-}
-
-static void out_simple(struct stream_result *res, uint32_t id, enum stream_verdict v, enum stream_reason why)
-{
-	res->out[res->nout++] = (struct stream_out){.id = id, .verdict = v};
-	res->reason = why;
-}
-
-static const uint8_t *held_payload(const struct stream_held *h)
-{
-	return h->pkt + h->payload_off;
-}
-
-static void remember_emitted(struct stream *s, uint32_t seq, uint32_t len, const uint8_t *orig, const uint8_t *out,
-			     size_t out_len)
-{
-	uint32_t tail = 0;
-	while (tail < len && tail < out_len && orig[len - 1 - tail] == out[out_len - 1 - tail])
-		tail++;
-	struct stream_emitted *e = &s->emitted[s->emit_next];
-	uint8_t *copy = malloc(out_len ? out_len : 1);
-
-	/* Without the record its bytes cannot be proven: everything before it is lost to retransmissions. */
-	if (!copy) {
-		if (!s->emit_lost || sdiff(seq + len, s->emit_floor) > 0)
-			s->emit_floor = seq + len;
-		s->emit_lost = true;
-		return;
-	}
-	memcpy(copy, out, out_len);
-	if (e->out) {
-		/* Forgotten: no byte before its end can be proven any more. */
-		uint32_t end = e->seq + e->len;
-		if (!s->emit_lost || sdiff(end, s->emit_floor) > 0)
-			s->emit_floor = end;
-		s->emit_lost = true;
-	}
-	free(e->out);
-	*e = (struct stream_emitted){
-	    .seq = seq, .len = len, .out_len = (uint32_t)out_len, .same_tail = tail, .out = copy};
-	s->emit_next = (s->emit_next + 1) % STREAM_EMIT_RING;
-}
-
-/* Record bytes [next_seq, next_seq + n) as first seen; call before next_seq moves past them. */
-static void seen_add(struct stream *s, const uint8_t *p, size_t n)
-{
-	if (!s->seen) {
-		s->seen = malloc(STREAM_SEEN);
-		if (!s->seen)
-			return;
-		s->seen_start = s->next_seq;
-	}
-	uint32_t seq = s->next_seq;
-	if (n > STREAM_SEEN) {
-		seq += (uint32_t)(n - STREAM_SEEN);
-		p += n - STREAM_SEEN;
-		n = STREAM_SEEN;
-	}
-	for (size_t i = 0; i < n; i++)
-		s->seen[(seq + (uint32_t)i) & (STREAM_SEEN - 1)] = p[i];
-	uint32_t end = s->next_seq + (uint32_t)n;
-	if (sdiff(end, s->seen_start) > STREAM_SEEN)
-		s->seen_start = end - STREAM_SEEN;
-}
-
-/* Forget what was seen (resynchronised or gone opaque): nothing before next_seq can be checked. */
-static void seen_reset(struct stream *s)
-{
-	s->seen_start = s->next_seq;
-}
-
-/* The record holding the byte at x, if any. */
-static const struct stream_emitted *record_at(const struct stream *s, uint32_t x)
-{
-	for (unsigned i = 0; i < STREAM_EMIT_RING; i++) {
-		const struct stream_emitted *e = &s->emitted[i];
-		if (e->out && sdiff(x, e->seq) >= 0 && sdiff(e->seq + e->len, x) > 0)
-			return e;
-	}
-	return NULL;
-}
-
-/* The first record to begin in (x, end), or end. */
-static uint32_t next_record(const struct stream *s, uint32_t x, uint32_t end)
-{
-	for (unsigned i = 0; i < STREAM_EMIT_RING; i++) {
-		const struct stream_emitted *e = &s->emitted[i];
-		if (e->out && sdiff(e->seq, x) > 0 && sdiff(end, e->seq) > 0)
-			end = e->seq;
-	}
-	return end;
-}
-
-static int put(struct stream *s, size_t *o, const uint8_t *p, size_t n)
-{
-	if (reserve(&s->outbuf, &s->outbuf_cap, *o + n) < 0)
-		return -1;
-	memcpy(s->outbuf + *o, p, n);
-	*o += n;
-	return 0;
-}
-
-/*
- * What already went out for [seq, seq + len), rebuilt into outbuf as far as
- * it can be proven: a recorded rewrite as recorded, other bytes as first
- * seen. Stops where proof ends (before the ring, before a forgotten rewrite,
- * inside a rewrite that changed the length, at held or unseen bytes).
- * Returns the number of original bytes covered; *out_len is the output's.
- */
-static uint32_t replay(struct stream *s, uint32_t seq, const uint8_t *payload, uint32_t len, size_t *out_len)
-{
-	uint32_t x = seq, end = seq + len;
-	size_t o = 0;
-	uint32_t seen_end = s->opaque_set ? s->opaque_seq : s->next_seq;
-
-	if (s->nheld && sdiff(end, s->held[0].seq) > 0)
-		end = sdiff(s->held[0].seq, seq) > 0 ? s->held[0].seq : seq;
-	while (sdiff(end, x) > 0) {
-		if (s->opaque_set && sdiff(x, s->opaque_seq) >= 0) {
-			/* Never parsed, never rewritten: it goes on as the sender sends it. */
-			uint32_t stop = sdiff(s->next_seq, end) < 0 ? s->next_seq : end;
-			if (sdiff(stop, x) <= 0 || put(s, &o, payload + (x - seq), stop - x) < 0)
-				break;
-			x = stop;
-			continue;
-		}
-		const struct stream_emitted *e = record_at(s, x);
-		if (e) {
-			uint32_t eend = e->seq + e->len;
-			if (e->out_len == e->len) {
-				/* Same length: byte for byte, any cut maps. */
-				uint32_t stop = sdiff(end, eend) < 0 ? end : eend;
-				if (put(s, &o, e->out + (x - e->seq), stop - x) < 0)
-					break;
-				x = stop;
-				continue;
-			}
-			/*
-			 * A length change: from the record's start, or from its unchanged
-			 * tail (where the kernel's later offset is the right one), and
-			 * always to its end, even past this segment's (the sender sent
-			 * those bytes before; the record fits in a segment).
-			 */
-			uint32_t i = x - e->seq;
-			size_t from;
-			if (i == 0)
-				from = 0;
-			else if (i >= e->len - e->same_tail)
-				from = e->out_len - (e->len - i);
-			else
-				break;
-			if (put(s, &o, e->out + from, e->out_len - from) < 0)
-				break;
-			x = eend;
-			continue;
-		}
-		if ((s->emit_lost && sdiff(x, s->emit_floor) < 0) || sdiff(seen_end, x) <= 0)
-			break;
-		if (!s->seen || sdiff(x, s->seen_start) < 0) {
-			/*
-			 * Before the ring: the client's bytes cannot be proven, so nothing
-			 * passes (a PORT the server would read unchecked). The server's go
-			 * on as sent: never parsed again, they open nothing, and a lost
-			 * segment from a long reply must not stall the connection.
-			 */
-			if (s->neutralize)
-				break;
-			uint32_t lim = s->seen && sdiff(s->seen_start, end) < 0 ? s->seen_start : end;
-			uint32_t stop = next_record(s, x, lim);
-			if (put(s, &o, payload + (x - seq), stop - x) < 0)
-				break;
-			x = stop;
-			continue;
-		}
-		uint32_t stop = next_record(s, x, sdiff(seen_end, end) < 0 ? seen_end : end);
-		if (reserve(&s->outbuf, &s->outbuf_cap, o + (stop - x)) < 0)
-			break;
-		for (; x != stop; x++)
-			s->outbuf[o++] = s->seen[x & (STREAM_SEEN - 1)];
-	}
-	*out_len = o;
-	return x - seq;
-}
-
-/*
- * A segment that begins in bytes already released: what goes on is what went
- * out before, rebuilt from the records, cut at the end where that cannot be
- * proven (the receiver acknowledges the part, the sender sends the rest
- * again). Nothing that cannot be proven passes.
- */
-static void retransmission(struct stream *s, uint32_t id, uint32_t seq, const uint8_t *payload, uint32_t len,
-			   struct stream_result *res)
-{
-	if (!offset_still_right(s, seq)) {
-		/* From before an older rewrite: the kernel would place it wrongly. */
-		out_simple(res, id, STREAM_DROP, STREAM_STALE_OFFSET);
-		return;
-	}
-	size_t olen = 0;
-	uint32_t covered = replay(s, seq, payload, len, &olen);
-	if (covered == 0 || (covered != len && s->cur_fin)) {
-		/* Held (it will be released rewritten), or nothing provable: the sender tries again. */
-		out_simple(res, id, STREAM_DROP, s->nheld ? STREAM_RETRANSMIT : STREAM_OVERLAPS_EDIT);
-		return;
-	}
-	bool same = covered == len && olen == len && memcmp(s->outbuf, payload, len) == 0;
-	res->out[res->nout++] = (struct stream_out){
-	    .id = id, .verdict = STREAM_ACCEPT, .modified = !same, .payload = s->outbuf, .len = olen};
-	res->reason = STREAM_RETRANSMIT;
 }
 
 static int32_t pending_delta(const struct stream *s)
@@ -679,7 +412,7 @@ static int release(struct stream *s, bool have_cur, uint32_t id, uint32_t seq, c
 			out->held = &s->released[s->nreleased++];
 		}
 		if (modified && (nl != l || memcmp(orig, s->outbuf + out_off, l) != 0))
-			remember_emitted(s, sseq, (uint32_t)l, orig, s->outbuf + out_off, nl);
+			rec_remember(s, sseq, (uint32_t)l, orig, s->outbuf + out_off, nl);
 		out_off += nl;
 	}
 	if (delta != 0) {
@@ -687,7 +420,7 @@ static int release(struct stream *s, bool have_cur, uint32_t id, uint32_t seq, c
 		s->off_before = s->off_after;
 		s->off_after += delta;
 		s->corr_pos = pos_j;
-		hist_push(s, pos_j, s->off_after);
+		rec_hist_push(s, pos_j, s->off_after);
 		res->seqadj_changed = true;
 	}
 	res->corr_pos = s->corr_pos;
@@ -718,10 +451,10 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 		s->started = true;
 		s->synced = false;
 		s->next_seq = seq;
-		seen_reset(s);
+		rec_seen_reset(s);
 	}
 	if (sdiff(seq + len, s->next_seq) <= 0) {
-		retransmission(s, id, seq, payload, len, res);
+		rec_retransmission(s, id, seq, payload, len, res);
 		return 0;
 	}
 	if (sdiff(seq, s->next_seq) > 0) {
@@ -748,10 +481,10 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 		if (first == s->nheld) {
 			size_t olen = 0;
 			uint32_t old_len = (uint32_t)prefix;
-			if (s->nheld > 0 || !offset_still_right(s, seq) ||
-			    replay(s, seq, payload, old_len, &olen) != old_len || olen != old_len) {
+			if (s->nheld > 0 || !rec_offset_still_right(s, seq) ||
+			    rec_replay(s, seq, payload, old_len, &olen) != old_len || olen != old_len) {
 				/* Not provably the same length as sent before: only the old part goes on. */
-				retransmission(s, id, seq, payload, len, res);
+				rec_retransmission(s, id, seq, payload, len, res);
 				return 0;
 			}
 			/* The old part as it went out (byte for byte), the new part parsed. */
@@ -759,7 +492,7 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 				memcpy(cur, s->outbuf, old_len);
 				cur_changed = true;
 			}
-		} else if (!offset_still_right(s, seq)) {
+		} else if (!rec_offset_still_right(s, seq)) {
 			out_simple(res, id, STREAM_DROP, STREAM_STALE_OFFSET);
 			return 0;
 		}
@@ -791,7 +524,7 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 		if (s->held[i].len > max_seg)
 			max_seg = s->held[i].len;
 	parse_bytes(s, ops, ctx, s->next_seq, cur + prefix, payload_len - prefix, max_seg);
-	seen_add(s, cur + prefix, payload_len - prefix);
+	rec_seen_add(s, cur + prefix, payload_len - prefix);
 	s->next_seq = seq + len;
 
 	bool partial = s->synced && s->line_total > 0 && !s->line_long && !s->line_start_released;
