@@ -10,6 +10,7 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -119,10 +120,92 @@ static int parse_level(const char *v)
 	return -EINVAL;
 }
 
-static int set_global(struct alg_config *c, const char *key, const char *value, struct cfg_where at, char *err,
+static int parse_yes_no(const char *key, const char *value, bool *out, char *err, size_t errlen)
+{
+	if (strcasecmp(value, "yes") != 0 && strcasecmp(value, "no") != 0) {
+		snprintf(err, errlen, "%s is yes or no, not '%s'", key, value);
+		return -EINVAL;
+	}
+	*out = strcasecmp(value, "yes") == 0;
+	return 0;
+}
+
+/* An address of either family, as written (no names). */
+static int parse_masq(const char *value, int *family, uint8_t addr[16], char *err, size_t errlen)
+{
+	int f = strchr(value, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(f, value, addr) != 1) {
+		snprintf(err, errlen, "'%s' is not an address", value);
+		return -EINVAL;
+	}
+	*family = f;
+	return 0;
+}
+
+/* A user or group name as useradd makes them: lower case, digits, '_' and '-'. */
+static int set_name(char *dst, size_t cap, const char *value, const char *what, char *err, size_t errlen)
+{
+	if (!*value || strlen(value) >= cap ||
+	    strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(value)) {
+		snprintf(err, errlen, "'%s' is not a %s name", value, what);
+		return -EINVAL;
+	}
+	snprintf(dst, cap, "%s", value);
+	return 0;
+}
+
+/* The settings that are one number in a range: a row each. */
+#define NUM(field) offsetof(struct alg_config, field), sizeof(((struct alg_config *)0)->field)
+static const struct num_key {
+	const char *key;
+	unsigned long min, max;
+	size_t off, size;
+	size_t at; /* where the setting is remembered as set (its cfg_where), or 0 */
+	const char *what;
+} num_keys[] = {
+    {"Queue", 0, 65534, NUM(queue), offsetof(struct alg_config, at_queue),
+     "a queue number (0-65534; worker k uses N+2k and N+2k+1)"},
+    {"Workers", 1, CONFIG_MAX_WORKERS, NUM(workers), offsetof(struct alg_config, at_workers), "a number of workers"},
+    {"PinholeTimeout", 1, 300, NUM(pinhole_timeout), 0, "a timeout in seconds"},
+    {"MinDataPort", 1, 65535, NUM(min_data_port), 0, "a port"},
+    {"MaxPinholesPerSession", 1, 64, NUM(max_pinholes_per_session), 0, "a number"},
+    {"MaxPinholesPerClient", 1, 1000000, NUM(max_pinholes_per_client), 0, "a number"},
+    {"MaxPinholes", 1, 1000000, NUM(max_pinholes), 0, "a number"},
+    {"MaxSessionsPerClient", 1, 1000000, NUM(max_sessions_per_client), 0, "a number"},
+    {"MaxSessions", 1, 1000000, NUM(max_sessions), 0, "a number"},
+    {"HoldMax", 1, 2048, NUM(hold_max), 0, "a number"},
+    {"HoldMaxPerClient", 1, 2048, NUM(hold_max_per_client), 0, "a number"},
+};
+
+_Static_assert(sizeof(unsigned) == sizeof(uint32_t), "the numeric settings are 16 or 32 bits");
+
+static int set_number(struct alg_config *c, const struct num_key *k, const char *value, struct cfg_where at, char *err,
 		      size_t errlen)
 {
 	unsigned long v;
+	if (parse_uint(value, strlen(value), k->max, &v) < 0 || v < k->min) {
+		snprintf(err, errlen, "'%s' is not %s from %lu to %lu", value, k->what, k->min, k->max);
+		return -EINVAL;
+	}
+	uint8_t *field = (uint8_t *)c + k->off;
+	if (k->size == sizeof(uint16_t)) {
+		uint16_t x = (uint16_t)v;
+		memcpy(field, &x, sizeof(x));
+	} else {
+		uint32_t x = (uint32_t)v;
+		memcpy(field, &x, sizeof(x));
+	}
+	if (k->at)
+		memcpy((uint8_t *)c + k->at, &at, sizeof(at));
+	return 0;
+}
+
+static int set_global(struct alg_config *c, const char *key, const char *value, struct cfg_where at, char *err,
+		      size_t errlen)
+{
+	for (size_t i = 0; i < sizeof(num_keys) / sizeof(num_keys[0]); i++)
+		if (strcasecmp(key, num_keys[i].key) == 0)
+			return set_number(c, &num_keys[i], value, at, err, errlen);
 
 	if (strcasecmp(key, "ControlPorts") == 0) {
 		uint16_t ports[CONFIG_MAX_CONTROL_PORTS];
@@ -164,79 +247,12 @@ static int set_global(struct alg_config *c, const char *key, const char *value, 
 			return -EINVAL;
 		}
 		c->at_passive = at;
-	} else if (strcasecmp(key, "Queue") == 0) {
-		if (parse_uint(value, strlen(value), 65534, &v) < 0) {
-			snprintf(err, errlen, "'%s' is not a queue number (0-65534; worker k uses N+2k and N+2k+1)",
-				 value);
-			return -EINVAL;
-		}
-		c->queue = (uint16_t)v;
-		c->at_queue = at;
-	} else if (strcasecmp(key, "Workers") == 0) {
-		if (parse_uint(value, strlen(value), CONFIG_MAX_WORKERS, &v) < 0 || v == 0) {
-			snprintf(err, errlen, "'%s' is not a number of workers (1-%d)", value, CONFIG_MAX_WORKERS);
-			return -EINVAL;
-		}
-		c->workers = (unsigned)v;
-		c->at_workers = at;
-	} else if (strcasecmp(key, "PinholeTimeout") == 0) {
-		if (parse_uint(value, strlen(value), 300, &v) < 0 || v == 0) {
-			snprintf(err, errlen, "'%s' is not a timeout in seconds (1-300)", value);
-			return -EINVAL;
-		}
-		c->pinhole_timeout = (uint32_t)v;
-	} else if (strcasecmp(key, "MinDataPort") == 0) {
-		if (parse_uint(value, strlen(value), 65535, &v) < 0 || v == 0) {
-			snprintf(err, errlen, "'%s' is not a port (1-65535)", value);
-			return -EINVAL;
-		}
-		c->min_data_port = (uint16_t)v;
 	} else if (strcasecmp(key, "KeepReplyLength") == 0) {
-		if (strcasecmp(value, "yes") != 0 && strcasecmp(value, "no") != 0) {
-			snprintf(err, errlen, "KeepReplyLength is yes or no, not '%s'", value);
+		if (parse_yes_no(key, value, &c->keep_reply_length, err, errlen) < 0)
 			return -EINVAL;
-		}
-		c->keep_reply_length = strcasecmp(value, "yes") == 0;
-	} else if (strcasecmp(key, "MaxPinholesPerSession") == 0) {
-		if (parse_uint(value, strlen(value), 64, &v) < 0 || v == 0) {
-			snprintf(err, errlen, "'%s' is not a number from 1 to 64", value);
-			return -EINVAL;
-		}
-		c->max_pinholes_per_session = (unsigned)v;
-	} else if (strcasecmp(key, "MaxPinholesPerClient") == 0 || strcasecmp(key, "MaxPinholes") == 0 ||
-		   strcasecmp(key, "MaxSessionsPerClient") == 0) {
-		if (parse_uint(value, strlen(value), 1000000, &v) < 0 || v == 0) {
-			snprintf(err, errlen, "'%s' is not a number from 1 to 1000000", value);
-			return -EINVAL;
-		}
-		if (strcasecmp(key, "MaxPinholes") == 0)
-			c->max_pinholes = (unsigned)v;
-		else if (strcasecmp(key, "MaxPinholesPerClient") == 0)
-			c->max_pinholes_per_client = (unsigned)v;
-		else
-			c->max_sessions_per_client = (unsigned)v;
-	} else if (strcasecmp(key, "HoldMax") == 0 || strcasecmp(key, "HoldMaxPerClient") == 0) {
-		if (parse_uint(value, strlen(value), 2048, &v) < 0 || v == 0) {
-			snprintf(err, errlen, "'%s' is not a number from 1 to 2048", value);
-			return -EINVAL;
-		}
-		if (strcasecmp(key, "HoldMax") == 0)
-			c->hold_max = (unsigned)v;
-		else
-			c->hold_max_per_client = (unsigned)v;
-	} else if (strcasecmp(key, "MaxSessions") == 0) {
-		if (parse_uint(value, strlen(value), 1000000, &v) < 0 || v == 0) {
-			snprintf(err, errlen, "'%s' is not a number from 1 to 1000000", value);
-			return -EINVAL;
-		}
-		c->max_sessions = (unsigned)v;
 	} else if (strcasecmp(key, "User") == 0) {
-		if (!*value || strlen(value) >= sizeof(c->user) ||
-		    strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(value)) {
-			snprintf(err, errlen, "'%s' is not a user name", value);
+		if (set_name(c->user, sizeof(c->user), value, "user", err, errlen) < 0)
 			return -EINVAL;
-		}
-		snprintf(c->user, sizeof(c->user), "%s", value);
 		c->at_user = at;
 	} else if (strcasecmp(key, "Outside") == 0) {
 		const char *p = value, *item;
@@ -262,12 +278,8 @@ static int set_global(struct alg_config *c, const char *key, const char *value, 
 		}
 		c->noutside = n;
 	} else if (strcasecmp(key, "ControlGroup") == 0) {
-		if (!*value || strlen(value) >= sizeof(c->control_group) ||
-		    strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(value)) {
-			snprintf(err, errlen, "'%s' is not a group name", value);
+		if (set_name(c->control_group, sizeof(c->control_group), value, "group", err, errlen) < 0)
 			return -EINVAL;
-		}
-		snprintf(c->control_group, sizeof(c->control_group), "%s", value);
 		c->at_control_group = at;
 	} else if (strcasecmp(key, "LogLevel") == 0) {
 		int l = parse_level(value);
@@ -400,13 +412,9 @@ int config_set_server(struct cfg_server *sv, const char *key, const char *value,
 		}
 		sv->max_sessions = (unsigned)v;
 	} else if (strcasecmp(key, "MasqueradeAddress") == 0) {
-		int family = strchr(value, ':') ? AF_INET6 : AF_INET;
-		if (inet_pton(family, value, sv->masq) != 1) {
-			snprintf(err, errlen, "'%s' is not an address", value);
+		if (parse_masq(value, &sv->masq_family, sv->masq, err, errlen) < 0)
 			return -EINVAL;
-		}
 		sv->has_masq = true;
-		sv->masq_family = family;
 		sv->masq_line = line;
 	} else {
 		snprintf(err, errlen,
@@ -436,22 +444,14 @@ int config_set_class(struct cfg_class *cl, const char *key, const char *value, i
 			cl->nfrom++;
 		}
 	} else if (strcasecmp(key, "Rewrite") == 0) {
-		if (strcasecmp(value, "no") == 0)
-			cl->no_rewrite = true;
-		else if (strcasecmp(value, "yes") == 0)
-			cl->no_rewrite = false;
-		else {
-			snprintf(err, errlen, "Rewrite is yes or no, not '%s'", value);
+		bool yes;
+		if (parse_yes_no(key, value, &yes, err, errlen) < 0)
 			return -EINVAL;
-		}
+		cl->no_rewrite = !yes;
 	} else if (strcasecmp(key, "MasqueradeAddress") == 0) {
-		int family = strchr(value, ':') ? AF_INET6 : AF_INET;
-		if (inet_pton(family, value, cl->masq) != 1) {
-			snprintf(err, errlen, "'%s' is not an address", value);
+		if (parse_masq(value, &cl->masq_family, cl->masq, err, errlen) < 0)
 			return -EINVAL;
-		}
 		cl->has_masq = true;
-		cl->masq_family = family;
 		cl->masq_line = line;
 	} else {
 		snprintf(err, errlen, "unknown setting '%s' in a [class] section (From, Rewrite, MasqueradeAddress)",
