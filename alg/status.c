@@ -284,8 +284,11 @@ void alg_totals(struct alg *const *v, unsigned nv, unsigned *sessions, unsigned 
 	}
 }
 
-char *alg_status_prometheus(struct alg *const *v, unsigned nv, time_t now, const char *version, const char *queue_path,
-			    const char *extra_prom)
+enum render { RENDER_TEXT, RENDER_JSON, RENDER_PROMETHEUS };
+
+/* One summary of all workers, rendered one way; extra is the caller's (see session.h). */
+static char *render(struct alg *const *v, unsigned nv, time_t now, enum render how, const char *version,
+		    const char *queue_path, const char *extra)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -296,27 +299,25 @@ char *alg_status_prometheus(struct alg *const *v, unsigned nv, time_t now, const
 		return NULL;
 	struct summary sum;
 	gather(v, nv, now, version, queue_path, &sum);
-	render_prometheus(f, &sum, extra_prom);
+	if (how == RENDER_PROMETHEUS)
+		render_prometheus(f, &sum, extra);
+	else if (how == RENDER_JSON)
+		render_json(f, &sum, extra);
+	else
+		render_text(f, &sum, extra);
 	fclose(f);
 	return buf;
+}
+
+char *alg_status_prometheus(struct alg *const *v, unsigned nv, time_t now, const char *version, const char *queue_path,
+			    const char *extra_prom)
+{
+	return render(v, nv, now, RENDER_PROMETHEUS, version, queue_path, extra_prom);
 }
 
 char *alg_status(struct alg *const *v, unsigned nv, time_t now, bool json, const char *version, const char *queue_path,
 		 const char *extra_json, const char *extra_text)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	if (nv == 0)
-		return NULL;
-	FILE *f = open_memstream(&buf, &len);
-	if (!f)
-		return NULL;
-	struct summary sum;
-	gather(v, nv, now, version, queue_path, &sum);
-	if (json)
-		render_json(f, &sum, extra_json);
-	else
-		render_text(f, &sum, extra_text);
-	fclose(f);
-	return buf;
+	return render(v, nv, now, json ? RENDER_JSON : RENDER_TEXT, version, queue_path,
+		      json ? extra_json : extra_text);
 }

@@ -25,15 +25,21 @@ static void free_released(struct stream *s)
 	s->nreleased = 0;
 }
 
-void stream_free(struct stream *s)
+/* What belongs to the connection: its held packets, its records, its edits. */
+static void free_connection(struct stream *s)
 {
 	for (unsigned i = 0; i < s->nheld; i++)
 		free(s->held[i].pkt);
 	for (unsigned i = 0; i < STREAM_EMIT_RING; i++)
 		free(s->emitted[i].out);
 	free_edits(s);
-	free(s->edits);
 	free_released(s);
+}
+
+void stream_free(struct stream *s)
+{
+	free_connection(s);
+	free(s->edits);
 	free(s->scratch);
 	free(s->outbuf);
 	free(s->curbuf);
@@ -46,12 +52,7 @@ void stream_free(struct stream *s)
 
 void stream_recycle(struct stream *s)
 {
-	for (unsigned i = 0; i < s->nheld; i++)
-		free(s->held[i].pkt);
-	for (unsigned i = 0; i < STREAM_EMIT_RING; i++)
-		free(s->emitted[i].out);
-	free_edits(s);
-	free_released(s);
+	free_connection(s);
 	struct stream keep = {.edits = s->edits,
 			      .edits_cap = s->edits_cap,
 			      .scratch = s->scratch,
@@ -71,6 +72,18 @@ void stream_recycle(struct stream *s)
 	*s = keep;
 }
 
+/* A new line begins at seq. */
+static void line_start(struct stream *s, uint32_t seq)
+{
+	s->line_seq = seq;
+	s->line_len = 0;
+	s->line_total = 0;
+	s->line_long = false;
+	s->line_tail = 0;
+	s->line_marked = false;
+	s->line_start_released = false;
+}
+
 void stream_syn(struct stream *s, uint32_t isn)
 {
 	if (s->started)
@@ -81,13 +94,7 @@ void stream_syn(struct stream *s, uint32_t isn)
 	s->isn = isn;
 	s->next_seq = isn + 1;
 	s->seen_start = isn + 1;
-	s->line_seq = isn + 1;
-	s->line_len = 0;
-	s->line_total = 0;
-	s->line_long = false;
-	s->line_tail = 0;
-	s->line_marked = false;
-	s->line_start_released = false;
+	line_start(s, isn + 1);
 }
 
 static int32_t pending_delta(const struct stream *s)
@@ -233,13 +240,7 @@ static void parse_bytes(struct stream *s, const struct stream_ops *ops, void *ct
 		if (!s->synced) {
 			if (c == '\n') {
 				s->synced = true;
-				s->line_seq = seq + (uint32_t)i + 1;
-				s->line_len = 0;
-				s->line_total = 0;
-				s->line_long = false;
-				s->line_tail = 0;
-				s->line_marked = false;
-				s->line_start_released = false;
+				line_start(s, seq + (uint32_t)i + 1);
 			}
 			continue;
 		}
@@ -270,13 +271,7 @@ static void parse_bytes(struct stream *s, const struct stream_ops *ops, void *ct
 		s->line_total++;
 		if (c == '\n') {
 			complete_line(s, ops, ctx, max_seg);
-			s->line_seq = seq + (uint32_t)i + 1;
-			s->line_len = 0;
-			s->line_total = 0;
-			s->line_long = false;
-			s->line_marked = false;
-			s->line_start_released = false;
-			s->line_tail = 0;
+			line_start(s, seq + (uint32_t)i + 1);
 		}
 	}
 	if (s->line_long && s->neutralize)
