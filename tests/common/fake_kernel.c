@@ -38,6 +38,16 @@ static int f_seqadj(void *k, const struct flow *orig, int dir, uint32_t pos, int
 	f->last_after = after;
 	if (f->seqadj_ext)
 		f->ct.seqadj_present[dir] = true;
+	if (dir == 0 || dir == 1) {
+		f->adj_pos[dir] = pos;
+		f->adj_before[dir] = before;
+		f->adj_after[dir] = after;
+		if (f->seqadj_keep) {
+			f->ct.corr_pos[dir] = pos;
+			f->ct.off_before[dir] = before;
+			f->ct.off_after[dir] = after;
+		}
+	}
 	return 0;
 }
 
@@ -48,6 +58,8 @@ static int f_del(void *k, const struct pinhole *p)
 		return f->del_err;
 	/* Like DESTROYSETELEM: no error whether or not the pinhole was used. */
 	f->deleted[f->ndeleted++ % FAKE_KERNEL_MAX] = *p;
+	if (f->on_pinhole)
+		f->on_pinhole(f->on_pinhole_ctx, 'd', p);
 	return 0;
 }
 
@@ -58,7 +70,11 @@ static int f_add(void *k, const struct pinhole *p, const struct pinhole *replace
 		return f->add_err;
 	if (replaced)
 		f_del(k, replaced);
+	/* A reused slot holds a new pinhole, not yet used. */
+	f->consumed[f->nadded % FAKE_KERNEL_MAX] = false;
 	f->added[f->nadded++ % FAKE_KERNEL_MAX] = *p;
+	if (f->on_pinhole)
+		f->on_pinhole(f->on_pinhole_ctx, 'a', p);
 	return 0;
 }
 

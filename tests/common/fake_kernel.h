@@ -30,6 +30,16 @@ struct fake_kernel {
 	int ndeleted;
 	uint8_t outside[4];		/* the one address reached via the default route */
 	bool consumed[FAKE_KERNEL_MAX]; /* added[i] used by its data connection */
+	/*
+	 * Every seqadj_set per direction, as the kernel keeps it (one correction
+	 * point); with seqadj_keep also in ct, so that a later ct_get reads it back.
+	 */
+	bool seqadj_keep;
+	uint32_t adj_pos[2];
+	int32_t adj_before[2], adj_after[2];
+	/* Called for every pinhole added ('a') or deleted ('d'), if set: not bounded by FAKE_KERNEL_MAX. */
+	void (*on_pinhole)(void *ctx, int what, const struct pinhole *p);
+	void *on_pinhole_ctx;
 	/* Scripted failures: a nonzero -errno here is what that call returns, and nothing is recorded. */
 	int ct_get_err, seqadj_err, add_err, del_err, via_default_err, armed_err;
 };
