@@ -60,9 +60,10 @@ struct dirmodel {
 	uint32_t rbase;
 	uint8_t rbuf[LOG_MAX];
 	uint8_t rhave[LOG_MAX];
-	size_t rhi;   /* highest position received + 1 */
-	size_t rcont; /* first position not received */
-	size_t rline; /* start of the next line not yet checked */
+	size_t rhi;    /* highest position received + 1 */
+	size_t rcont;  /* first position not received */
+	size_t rline;  /* start of the next line not yet checked */
+	bool mid_line; /* joined without a SYN: the first bytes may be the end of a line */
 	size_t opaque_at;
 	size_t exempt_b_at; /* lines from here need not pass (b): the stream is TLS */
 };
@@ -108,8 +109,11 @@ static bool trace;
 /* A violated invariant: abort, unless FUZZ_SESSION_SKIP names its class (to look for others). */
 __attribute__((format(printf, 3, 4))) static void fail(const char *inv, const char *cls, const char *fmt, ...)
 {
-	if (skip_list && strstr(skip_list, cls))
-		return;
+	/* FUZZ_SESSION_SKIP: classes separated by commas. */
+	size_t n = strlen(cls);
+	for (const char *t = skip_list; t && (t = strstr(t, cls)); t += n)
+		if ((t == skip_list || t[-1] == ',') && (t[n] == ',' || t[n] == 0))
+			return;
 	va_list ap;
 	fprintf(stderr, "fuzz_session: INVARIANT %s (%s): ", inv, cls);
 	va_start(ap, fmt);
@@ -364,12 +368,24 @@ static void server_got_line(struct dirmodel *d, size_t s, size_t e)
 	size_t n = server_view(d->rbuf + s, e + 1 - s, sv);
 	unsigned port;
 	int r = names(sv, n, &port);
-	if (r == 2)
-		fail("b", "bounce-reaches-server", "\"%.*s\" reaches the server with its verb intact",
-		     (int)(n > 80 ? 80 : n), (const char *)sv);
-	if (r == 1 && port < 1024)
-		fail("b", "low-port-reaches-server", "\"%.*s\" reaches the server with its verb intact",
-		     (int)(n > 80 ? 80 : n), (const char *)sv);
+	if (r != 2 && !(r == 1 && port < 1024))
+		return;
+	/* The class names what let it through, as far as the line or the session shows it. */
+	const uint8_t *l = d->rbuf + s;
+	const char *why = "";
+	if (m->a->all && m->a->all->dir[0].opaque)
+		why = "-opaque";
+	else if (memchr(l, 0xff, e + 1 - s))
+		why = "-telnet";
+	else if (l[4] != ' ' || (n > 5 && isspace(sv[5])))
+		why = "-whitespace";
+	else if (islower(l[0]) || islower(l[1]) || islower(l[2]) || islower(l[3]))
+		why = "-lowercase";
+	else if (toupper(l[0]) == 'L')
+		why = "-lprt";
+	char cls[64];
+	snprintf(cls, sizeof(cls), "%s-reaches-server%s", r == 2 ? "bounce" : "low-port", why);
+	fail("b", cls, "\"%.*s\" reaches the server with its verb intact", (int)(n > 80 ? 80 : n), (const char *)sv);
 }
 
 static void receive(int dir, uint32_t seq, const uint8_t *p, size_t n)
@@ -378,16 +394,25 @@ static void receive(int dir, uint32_t seq, const uint8_t *p, size_t n)
 	if (!d->based) {
 		d->based = true;
 		d->rbase = seq;
+		d->mid_line = true;
 	}
 	for (size_t i = 0; i < n; i++) {
 		uint32_t at = seq + (uint32_t)i - d->rbase;
 		if (at >= LOG_MAX)
 			continue;
 		if (d->rhave[at]) {
-			if (d->rbuf[at] != p[i] && at < d->opaque_at)
-				fail("c", dir ? "client-gets-two-versions" : "server-gets-two-versions",
-				     "byte %u toward the %s released as 0x%02x and as 0x%02x", at,
+			if (d->rbuf[at] != p[i] && at < d->opaque_at) {
+				/* The class says what the ALG may have lost: the stream turned opaque, or the ring's
+				 * reach. */
+				bool opaque = m->a->all && m->a->all->dir[dir].opaque;
+				char cls[64];
+				snprintf(cls, sizeof(cls), "%s-gets-two-versions%s", dir ? "client" : "server",
+					 opaque			     ? "-after-opaque"
+					 : d->rhi - at > STREAM_SEEN ? "-beyond-ring"
+								     : "");
+				fail("c", cls, "byte %u toward the %s released as 0x%02x and as 0x%02x", at,
 				     dir ? "client" : "server", d->rbuf[at], p[i]);
+			}
 			continue;
 		}
 		d->rhave[at] = 1;
@@ -397,9 +422,10 @@ static void receive(int dir, uint32_t seq, const uint8_t *p, size_t n)
 	}
 	while (d->rcont < LOG_MAX && d->rhave[d->rcont]) {
 		if (d->rbuf[d->rcont] == '\n') {
-			if (dir == 0)
+			if (dir == 0 && !d->mid_line)
 				server_got_line(d, d->rline, d->rcont);
 			d->rline = d->rcont + 1;
+			d->mid_line = false;
 		}
 		d->rcont++;
 	}
@@ -419,7 +445,7 @@ static void new_connection(void)
 	for (int i = 0; i < 2; i++) {
 		struct dirmodel *d = &m->d[i];
 		memset(d->rhave, 0, d->rhi);
-		d->based = false;
+		d->based = d->mid_line = false;
 		d->rhi = d->rcont = d->rline = 0;
 		d->opaque_at = d->exempt_b_at = LOG_MAX;
 	}
@@ -847,7 +873,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memset(d->first, 0, d->hi);
 		memset(d->last, 0, d->hi);
 		d->hi = d->nbuf = 0;
-		d->based = false;
+		d->based = d->mid_line = false;
 		d->rhi = d->rcont = d->rline = 0;
 		d->opaque_at = d->exempt_b_at = LOG_MAX;
 	}
