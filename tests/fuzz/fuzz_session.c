@@ -65,6 +65,7 @@ struct dirmodel {
 	size_t rline;  /* start of the next line not yet checked */
 	bool mid_line; /* joined without a SYN: the first bytes may be the end of a line */
 	size_t opaque_at;
+	size_t sess_from;   /* the first position the current session released (LOG_MAX: none yet) */
 	size_t exempt_b_at; /* lines from here need not pass (b): the stream is TLS */
 };
 
@@ -100,6 +101,7 @@ static struct model {
 	time_t now;
 	uint64_t sessions;
 	bool client_syn_op;
+	bool adopted; /* the current session began without the client's SYN: the ALG forgot the one before */
 	uint64_t not_ftp;
 } * m;
 
@@ -373,7 +375,9 @@ static void server_got_line(struct dirmodel *d, size_t s, size_t e)
 	/* The class names what let it through, as far as the line or the session shows it. */
 	const uint8_t *l = d->rbuf + s;
 	const char *why = "";
-	if (m->a->all && m->a->all->dir[0].opaque)
+	if (m->adopted)
+		why = "-adopted";
+	else if (m->a->all && m->a->all->dir[0].opaque)
 		why = "-opaque";
 	else if (memchr(l, 0xff, e + 1 - s))
 		why = "-telnet";
@@ -396,26 +400,38 @@ static void receive(int dir, uint32_t seq, const uint8_t *p, size_t n)
 		d->rbase = seq;
 		d->mid_line = true;
 	}
+	/* A segment that begins where the current session's ring cannot reach. */
+	uint32_t seg_at = seq - d->rbase;
+	if (d->sess_from == LOG_MAX && seg_at < LOG_MAX)
+		d->sess_from = seg_at;
+	bool seg_old =
+	    (int32_t)seg_at < 0 ||
+	    (seg_at < LOG_MAX && (seg_at < d->sess_from || (d->rhi > seg_at && d->rhi - seg_at > STREAM_SEEN)));
 	for (size_t i = 0; i < n; i++) {
 		uint32_t at = seq + (uint32_t)i - d->rbase;
 		if (at >= LOG_MAX)
 			continue;
 		if (d->rhave[at]) {
 			if (d->rbuf[at] != p[i] && at < d->opaque_at) {
-				/* The class says what the ALG may have lost: the stream turned opaque, or the ring's
-				 * reach. */
+				/*
+				 * The class says what the ALG may have lost: the session that released the
+				 * first copy, the stream (turned opaque), or the ring's reach.
+				 */
+				bool forgot = d->rhave[at] != (uint8_t)(m->sessions % 255 + 1);
 				bool opaque = m->a->all && m->a->all->dir[dir].opaque;
+				const char *why = forgot		      ? "-after-forget"
+						  : opaque		      ? "-after-opaque"
+						  : d->rhi - at > STREAM_SEEN ? "-beyond-ring"
+						  : seg_old		      ? "-partly-beyond-ring"
+									      : "";
 				char cls[64];
-				snprintf(cls, sizeof(cls), "%s-gets-two-versions%s", dir ? "client" : "server",
-					 opaque			     ? "-after-opaque"
-					 : d->rhi - at > STREAM_SEEN ? "-beyond-ring"
-								     : "");
+				snprintf(cls, sizeof(cls), "%s-gets-two-versions%s", dir ? "client" : "server", why);
 				fail("c", cls, "byte %u toward the %s released as 0x%02x and as 0x%02x", at,
 				     dir ? "client" : "server", d->rbuf[at], p[i]);
 			}
 			continue;
 		}
-		d->rhave[at] = 1;
+		d->rhave[at] = (uint8_t)(m->sessions % 255 + 1); /* which session released it first */
 		d->rbuf[at] = p[i];
 		if (at + 1 > d->rhi)
 			d->rhi = at + 1;
@@ -458,7 +474,9 @@ static void emit(void *ctx, const struct alg_verdicts *v)
 	if (c->sessions != m->sessions) {
 		if (m->client_syn_op)
 			new_connection();
+		m->adopted = !m->client_syn_op;
 		m->sessions = c->sessions;
+		m->d[0].sess_from = m->d[1].sess_from = LOG_MAX;
 	}
 	/* Bytes released from here on in an opaque direction were never parsed. */
 	for (struct session *s = m->a->all; s; s = s->next_all)
@@ -882,6 +900,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	m->now = 1000;
 	m->sessions = 0;
 	m->not_ftp = 0;
+	m->adopted = false;
 	setup(data[0]);
 	m->a = alg_new(&m->cfg, &fake_kernel_ops, &m->k);
 	m->d[0].isn = 1000;
