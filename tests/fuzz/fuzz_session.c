@@ -101,7 +101,8 @@ static struct model {
 	time_t now;
 	uint64_t sessions;
 	bool client_syn_op;
-	bool adopted; /* the current session began without the client's SYN: the ALG forgot the one before */
+	bool flushing; /* in alg_tick or alg_shutdown */
+	bool adopted;  /* the current session began without the client's SYN: the ALG forgot the one before */
 	uint64_t not_ftp;
 } * m;
 
@@ -375,10 +376,14 @@ static void server_got_line(struct dirmodel *d, size_t s, size_t e)
 	/* The class names what let it through, as far as the line or the session shows it. */
 	const uint8_t *l = d->rbuf + s;
 	const char *why = "";
-	if (m->adopted)
-		why = "-adopted";
-	else if (m->a->all && m->a->all->dir[0].opaque)
+	if (m->a->all && m->a->all->dir[0].opaque)
 		why = "-opaque";
+	else if (m->adopted && d->sess_from >= s && d->sess_from <= e)
+		why = "-adopted"; /* the first line of a session that joined mid-stream */
+	else if (e + 1 - s > STREAM_HOLD_MAX)
+		why = "-long"; /* maybe in more segments than the stream may hold */
+	else if (m->flushing)
+		why = "-flushed"; /* released by a timer or at shutdown */
 	else if (memchr(l, 0xff, e + 1 - s))
 		why = "-telnet";
 	else if (l[4] != ' ' || (n > 5 && isspace(sv[5])))
@@ -951,7 +956,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 7: {
 			uint8_t dt = NEXT();
 			m->now += dt == 255 ? 7300 : dt;
+			m->flushing = true;
 			alg_tick(m->a, m->now, emit, NULL);
+			m->flushing = false;
 			break;
 		}
 		default:
@@ -961,7 +968,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 #undef NEXT
 	/* Whatever is still held goes out: every queued packet has had exactly one verdict. */
+	m->flushing = true;
 	alg_shutdown(m->a, emit, NULL);
+	m->flushing = false;
 	for (size_t i = 0; i < m->npk; i++)
 		if (!m->pk[i].verdict)
 			fail("d", "no-verdict", "packet %zu never got a verdict", i);
