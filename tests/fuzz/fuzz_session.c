@@ -60,14 +60,17 @@ struct dirmodel {
 	uint32_t rbase;
 	uint8_t rbuf[LOG_MAX];
 	uint8_t rhave[LOG_MAX];
-	size_t rhi;    /* highest position received + 1 */
-	size_t rcont;  /* first position not received */
-	size_t rline;  /* start of the next line not yet checked */
-	bool mid_line; /* joined without a SYN: the first bytes may be the end of a line */
+	uint8_t rflag[LOG_MAX]; /* RF_*: how each byte was released, for naming a failure's class */
+	size_t rhi;		/* highest position received + 1 */
+	size_t rcont;		/* first position not received */
+	size_t rline;		/* start of the next line not yet checked */
+	bool mid_line;		/* joined without a SYN: the first bytes may be the end of a line */
 	size_t opaque_at;
 	size_t sess_from;   /* the first position the current session released (LOG_MAX: none yet) */
 	size_t exempt_b_at; /* lines from here need not pass (b): the stream is TLS */
 };
+
+enum { RF_OPAQUE = 1, RF_FLUSH = 2, RF_ADOPTED = 4 };
 
 struct pkt_rec {
 	int dir;
@@ -376,13 +379,16 @@ static void server_got_line(struct dirmodel *d, size_t s, size_t e)
 	/* The class names what let it through, as far as the line or the session shows it. */
 	const uint8_t *l = d->rbuf + s;
 	const char *why = "";
-	if (m->a->all && m->a->all->dir[0].opaque)
+	unsigned flags = 0;
+	for (size_t i = s; i <= e; i++)
+		flags |= d->rflag[i];
+	if (flags & RF_OPAQUE)
 		why = "-opaque";
-	else if (m->adopted && d->sess_from >= s && d->sess_from <= e)
-		why = "-adopted"; /* the first line of a session that joined mid-stream */
+	else if (flags & RF_ADOPTED)
+		why = "-adopted"; /* in the first segment of a session that joined mid-stream */
 	else if (e + 1 - s > STREAM_HOLD_MAX)
 		why = "-long"; /* maybe in more segments than the stream may hold */
-	else if (m->flushing)
+	else if (flags & RF_FLUSH)
 		why = "-flushed"; /* released by a timer or at shutdown */
 	else if (memchr(l, 0xff, e + 1 - s))
 		why = "-telnet";
@@ -409,10 +415,15 @@ static void receive(int dir, uint32_t seq, const uint8_t *p, size_t n)
 	uint32_t seg_at = seq - d->rbase;
 	if (d->sess_from == LOG_MAX && seg_at < LOG_MAX)
 		d->sess_from = seg_at;
+	uint8_t rf = (uint8_t)((m->a->all && m->a->all->dir[dir].opaque ? RF_OPAQUE : 0) |
+			       (m->flushing ? RF_FLUSH : 0) | (m->adopted && seg_at == d->sess_from ? RF_ADOPTED : 0));
 	bool seg_old =
 	    (int32_t)seg_at < 0 ||
 	    (seg_at < LOG_MAX && (seg_at < d->sess_from || (d->rhi > seg_at && d->rhi - seg_at > STREAM_SEEN)));
 	for (size_t i = 0; i < n; i++) {
+		/* Only the first line of an adopted session's first segment goes unparsed. */
+		if (i > 0 && p[i - 1] == '\n')
+			rf &= (uint8_t)~RF_ADOPTED;
 		uint32_t at = seq + (uint32_t)i - d->rbase;
 		if (at >= LOG_MAX)
 			continue;
@@ -437,6 +448,7 @@ static void receive(int dir, uint32_t seq, const uint8_t *p, size_t n)
 			continue;
 		}
 		d->rhave[at] = (uint8_t)(m->sessions % 255 + 1); /* which session released it first */
+		d->rflag[at] = rf;
 		d->rbuf[at] = p[i];
 		if (at + 1 > d->rhi)
 			d->rhi = at + 1;
@@ -466,6 +478,7 @@ static void new_connection(void)
 	for (int i = 0; i < 2; i++) {
 		struct dirmodel *d = &m->d[i];
 		memset(d->rhave, 0, d->rhi);
+		memset(d->rflag, 0, d->rhi);
 		d->based = d->mid_line = false;
 		d->rhi = d->rcont = d->rline = 0;
 		d->opaque_at = d->exempt_b_at = LOG_MAX;
@@ -535,6 +548,13 @@ static void emit(void *ctx, const struct alg_verdicts *v)
 				d->rbase = pi.seq + 1;
 			}
 			continue;
+		}
+		if (trace && pi.payload_len) {
+			char e[600];
+			fprintf(stderr, "fuzz_session: id %u to the %s at %u%s: \"%s\"\n", x->id,
+				dd ? "client" : "server", pi.seq + (uint32_t)off - m->d[dd].rbase,
+				x->data ? " rebuilt" : "",
+				log_escape(p + pi.payload_off, pi.payload_len, e, sizeof(e)));
 		}
 		if (pi.payload_len)
 			receive(dd, pi.seq + (uint32_t)off, p + pi.payload_off, pi.payload_len);
@@ -893,6 +913,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < 2; i++) {
 		struct dirmodel *d = &m->d[i];
 		memset(d->rhave, 0, d->rhi);
+		memset(d->rflag, 0, d->rhi);
 		memset(d->first, 0, d->hi);
 		memset(d->last, 0, d->hi);
 		d->hi = d->nbuf = 0;
