@@ -3,8 +3,22 @@
  * Both sides of one FTP control connection, adversarial, through the whole
  * packet path behind the fake kernel, with a model of the kernel's seqadj
  * and of both receivers. The input is a small program (encoding below);
- * every violated invariant aborts with "fuzz_session: INVARIANT (class): ..."
- * on stderr, so `fuzz_session FILE` says which one a reproducer breaks.
+ * every violated invariant aborts with "fuzz_session: INVARIANT x (class): ..."
+ * on stderr, so `fuzz_session FILE` says which one a reproducer breaks:
+ *   a  every pinhole is this session's: passive, from the client to the server's
+ *      port a 227/229 the server sent announced; active, from the server to the
+ *      client's port its PORT/EPRT named; either at or above the floor
+ *   b  no PORT/EPRT/LPRT naming another host or a port below 1024 reaches the
+ *      server with its verb intact (lines sent after a TLS 234 excepted)
+ *   c  each receiver gets one version of every byte (bytes released while the
+ *      direction was opaque and never parsed excepted)
+ *   d  every verdict is for a queued packet, once, in its queue; a packet handed
+ *      back parses and keeps its flow, sequence number and flags
+ *   e  at most MaxPinholesPerSession pinholes are armed at once
+ * The class names what let a failure through where the model can tell
+ * (opaque, adopted, flushed, beyond-ring, ...). FUZZ_SESSION_SKIP=class,class
+ * looks past known classes; FUZZ_SESSION_TRACE=1 shows the log, the pinholes
+ * and every release.
  *
  * Input: byte 0 is the setup: bits 0-1 the topology (0 DNAT to a server
  * behind the gateway, 1 client behind masquerade, 2 both, 3 routed with the
@@ -70,7 +84,7 @@ struct dirmodel {
 	size_t exempt_b_at; /* lines from here need not pass (b): the stream is TLS */
 };
 
-enum { RF_OPAQUE = 1, RF_FLUSH = 2, RF_ADOPTED = 4 };
+enum { RF_OPAQUE = 1, RF_FLUSH = 2, RF_ADOPTED = 4, RF_OLD = 8 };
 
 struct pkt_rec {
 	int dir;
@@ -386,6 +400,8 @@ static void server_got_line(struct dirmodel *d, size_t s, size_t e)
 		why = "-opaque";
 	else if (flags & RF_ADOPTED)
 		why = "-adopted"; /* in the first segment of a session that joined mid-stream */
+	else if (flags & RF_OLD)
+		why = "-old-retransmission"; /* in a segment from before what the session has seen */
 	else if (e + 1 - s > STREAM_HOLD_MAX)
 		why = "-long"; /* maybe in more segments than the stream may hold */
 	else if (flags & RF_FLUSH)
@@ -448,7 +464,7 @@ static void receive(int dir, uint32_t seq, const uint8_t *p, size_t n)
 			continue;
 		}
 		d->rhave[at] = (uint8_t)(m->sessions % 255 + 1); /* which session released it first */
-		d->rflag[at] = rf;
+		d->rflag[at] = (uint8_t)(rf | (seg_old ? RF_OLD : 0));
 		d->rbuf[at] = p[i];
 		if (at + 1 > d->rhi)
 			d->rhi = at + 1;
