@@ -81,6 +81,7 @@ struct dirmodel {
 	bool mid_line;		/* joined without a SYN: the first bytes may be the end of a line */
 	size_t opaque_at;
 	size_t sess_from;   /* the first position the current session released (LOG_MAX: none yet) */
+	bool adopt_open;    /* in an adopted session's first line, which it never parses */
 	size_t exempt_b_at; /* lines from here need not pass (b): the stream is TLS */
 };
 
@@ -193,9 +194,11 @@ static size_t server_view(const uint8_t *l, size_t len, uint8_t *out)
 	size_t n = 0;
 	for (size_t i = 0; i < len; i++) {
 		if (l[i] == 0xff && i + 1 < len) {
+			/* IAC IAC is 0xff; IAC WILL/WONT/DO/DONT takes an option byte; any other command is two bytes.
+			 */
 			if (l[i + 1] == 0xff)
 				out[n++] = 0xff;
-			i++;
+			i += l[i + 1] >= 0xfb && l[i + 1] <= 0xfe ? 2 : 1;
 			continue;
 		}
 		out[n++] = l[i];
@@ -431,18 +434,19 @@ static void receive(int dir, uint32_t seq, const uint8_t *p, size_t n)
 	uint32_t seg_at = seq - d->rbase;
 	if (d->sess_from == LOG_MAX && seg_at < LOG_MAX)
 		d->sess_from = seg_at;
-	uint8_t rf = (uint8_t)((m->a->all && m->a->all->dir[dir].opaque ? RF_OPAQUE : 0) |
-			       (m->flushing ? RF_FLUSH : 0) | (m->adopted && seg_at == d->sess_from ? RF_ADOPTED : 0));
+	uint8_t rf =
+	    (uint8_t)((m->a->all && m->a->all->dir[dir].opaque ? RF_OPAQUE : 0) | (m->flushing ? RF_FLUSH : 0));
 	bool seg_old =
 	    (int32_t)seg_at < 0 ||
 	    (seg_at < LOG_MAX && (seg_at < d->sess_from || (d->rhi > seg_at && d->rhi - seg_at > STREAM_SEEN)));
 	for (size_t i = 0; i < n; i++) {
-		/* Only the first line of an adopted session's first segment goes unparsed. */
-		if (i > 0 && p[i - 1] == '\n')
-			rf &= (uint8_t)~RF_ADOPTED;
 		uint32_t at = seq + (uint32_t)i - d->rbase;
 		if (at >= LOG_MAX)
 			continue;
+		/* An adopted session never parses its first line. */
+		bool first_line = d->adopt_open && at >= d->sess_from;
+		if (first_line && p[i] == '\n')
+			d->adopt_open = false;
 		if (d->rhave[at]) {
 			if (d->rbuf[at] != p[i] && at < d->opaque_at) {
 				/*
@@ -464,7 +468,7 @@ static void receive(int dir, uint32_t seq, const uint8_t *p, size_t n)
 			continue;
 		}
 		d->rhave[at] = (uint8_t)(m->sessions % 255 + 1); /* which session released it first */
-		d->rflag[at] = (uint8_t)(rf | (seg_old ? RF_OLD : 0));
+		d->rflag[at] = (uint8_t)(rf | (seg_old ? RF_OLD : 0) | (first_line ? RF_ADOPTED : 0));
 		d->rbuf[at] = p[i];
 		if (at + 1 > d->rhi)
 			d->rhi = at + 1;
@@ -511,13 +515,15 @@ static void emit(void *ctx, const struct alg_verdicts *v)
 		m->adopted = !m->client_syn_op;
 		m->sessions = c->sessions;
 		m->d[0].sess_from = m->d[1].sess_from = LOG_MAX;
+		m->d[0].adopt_open = m->d[1].adopt_open = m->adopted;
 	}
 	/* Bytes released from here on in an opaque direction were never parsed. */
 	for (struct session *s = m->a->all; s; s = s->next_all)
 		for (int dd = 0; dd < 2; dd++)
 			if (s->dir[dd].opaque && m->d[dd].opaque_at == LOG_MAX) {
 				m->d[dd].opaque_at = m->d[dd].rhi;
-				/* A client that does not speak FTP first loses nothing to TLS: (b) still holds. */
+				/* Only TLS (234) exempts later lines from (b): after a client that did not open like
+				 * FTP they stay checked. */
 				uint64_t nf = 0;
 				for (unsigned i = 0; i < ALG_REASONS_MAX && c->refusals[i].reason; i++)
 					if (!strcmp(c->refusals[i].reason, "not-ftp"))
