@@ -81,6 +81,7 @@ struct dirmodel {
 	bool mid_line;		/* joined without a SYN: the first bytes may be the end of a line */
 	size_t opaque_at;
 	size_t sess_from;   /* the first position the current session released (LOG_MAX: none yet) */
+	bool data_queued;   /* data went into the queue since the connection began: a later SYN does not start it */
 	bool adopt_open;    /* in an adopted session's first line, which it never parses */
 	size_t exempt_b_at; /* lines from here need not pass (b): the stream is TLS */
 };
@@ -499,7 +500,7 @@ static void new_connection(void)
 		struct dirmodel *d = &m->d[i];
 		memset(d->rhave, 0, d->rhi);
 		memset(d->rflag, 0, d->rhi);
-		d->based = d->mid_line = false;
+		d->based = d->mid_line = d->data_queued = false;
 		d->rhi = d->rcont = d->rline = 0;
 		d->opaque_at = d->exempt_b_at = LOG_MAX;
 	}
@@ -565,12 +566,14 @@ static void emit(void *ctx, const struct alg_verdicts *v)
 			off = 0;
 		if (pi.flags & PKT_TCP_SYN) {
 			struct dirmodel *d = &m->d[dd];
-			if (!d->based) {
+			if (!d->based && !d->data_queued) {
 				d->based = true;
 				d->rbase = pi.seq + 1;
 			}
 			continue;
 		}
+		if (pi.payload_len)
+			receive(dd, pi.seq + (uint32_t)off, p + pi.payload_off, pi.payload_len);
 		if (trace && pi.payload_len) {
 			char e[600];
 			fprintf(stderr, "fuzz_session: id %u to the %s at %u%s: \"%s\"\n", x->id,
@@ -578,8 +581,6 @@ static void emit(void *ctx, const struct alg_verdicts *v)
 				x->data ? " rebuilt" : "",
 				log_escape(p + pi.payload_off, pi.payload_len, e, sizeof(e)));
 		}
-		if (pi.payload_len)
-			receive(dd, pi.seq + (uint32_t)off, p + pi.payload_off, pi.payload_len);
 	}
 }
 
@@ -615,6 +616,15 @@ static void send_pkt(int dir, uint32_t seq, uint8_t flags, const uint8_t *payloa
 	else
 		len = tcp4_build(pkt, m->server, m->cli_seen, 21, m->cport_seen, seq, flags, payload, plen);
 	uint32_t id = record(dir, pkt, len);
+	/* The receiver's sequence space starts with the sender's first SYN or segment, released or not. */
+	struct dirmodel *d = &m->d[dir];
+	if (!d->based && ((flags & PKT_TCP_SYN) || plen)) {
+		d->based = true;
+		d->rbase = (flags & PKT_TCP_SYN) ? seq + 1 : seq;
+		d->mid_line = !(flags & PKT_TCP_SYN);
+	}
+	if (plen)
+		d->data_queued = true;
 	m->client_syn_op = dir == 0 && (flags & PKT_TCP_SYN);
 	alg_packet(m->a, dir, id, m->arena + m->pk[id].off, len, m->now, emit, NULL);
 	m->client_syn_op = false;
@@ -939,7 +949,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memset(d->first, 0, d->hi);
 		memset(d->last, 0, d->hi);
 		d->hi = d->nbuf = 0;
-		d->based = d->mid_line = false;
+		d->based = d->mid_line = d->data_queued = false;
 		d->rhi = d->rcont = d->rline = 0;
 		d->opaque_at = d->exempt_b_at = LOG_MAX;
 	}
