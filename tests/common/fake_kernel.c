@@ -57,6 +57,7 @@ static int f_del(void *k, const struct pinhole *p)
 	if (f->del_err)
 		return f->del_err;
 	/* Like DESTROYSETELEM: no error whether or not the pinhole was used. */
+	f->deleted_after[f->ndeleted % FAKE_KERNEL_MAX] = f->nadded;
 	f->deleted[f->ndeleted++ % FAKE_KERNEL_MAX] = *p;
 	if (f->on_pinhole)
 		f->on_pinhole(f->on_pinhole_ctx, 'd', p);
@@ -72,6 +73,7 @@ static int f_add(void *k, const struct pinhole *p, const struct pinhole *replace
 		f_del(k, replaced);
 	/* A reused slot holds a new pinhole, not yet used. */
 	f->consumed[f->nadded % FAKE_KERNEL_MAX] = false;
+	f->added_n[f->nadded % FAKE_KERNEL_MAX] = f->nadded + 1;
 	f->added[f->nadded++ % FAKE_KERNEL_MAX] = *p;
 	if (f->on_pinhole)
 		f->on_pinhole(f->on_pinhole_ctx, 'a', p);
@@ -95,7 +97,8 @@ static int f_armed(void *k, void (*cb)(void *ctx, const struct pinhole *p), void
 	for (int i = 0; i < f->nadded && i < FAKE_KERNEL_MAX; i++) {
 		bool gone = f->consumed[i];
 		for (int j = 0; j < f->ndeleted && j < FAKE_KERNEL_MAX; j++)
-			if (f->deleted[j].port == f->added[i].port)
+			/* A deletion before this pinhole was added (its port reused) leaves it armed. */
+			if (f->deleted[j].port == f->added[i].port && f->deleted_after[j] >= f->added_n[i])
 				gone = true;
 		if (!gone)
 			cb(ctx, &f->added[i]);

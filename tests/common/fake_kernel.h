@@ -34,6 +34,8 @@ struct fake_kernel {
 	 * Every seqadj_set per direction, as the kernel keeps it (one correction
 	 * point); with seqadj_keep also in ct, so that a later ct_get reads it back.
 	 */
+	int added_n[FAKE_KERNEL_MAX];	    /* added[i] was the added_n[i]-th pinhole added */
+	int deleted_after[FAKE_KERNEL_MAX]; /* deleted[j] came after that many adds */
 	bool seqadj_keep;
 	uint32_t adj_pos[2];
 	int32_t adj_before[2], adj_after[2];
