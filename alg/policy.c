@@ -118,9 +118,9 @@ static void log_refusal(struct session *s, const char *reason, const char *line,
 }
 
 /* Room the stream leaves for shrinking; without seqadj, the length must not change at all. */
-static size_t min_len_for(const struct session *s, size_t span_len, size_t max_shrink)
+static size_t min_len_for(bool seqadj, size_t span_len, size_t max_shrink)
 {
-	if (!s->seqadj_ok)
+	if (!seqadj)
 		return span_len;
 	return span_len > max_shrink ? span_len - max_shrink : 0;
 }
@@ -130,12 +130,13 @@ static size_t min_len_for(const struct session *s, size_t span_len, size_t max_s
  * stream allows: without seqadj exactly as long as before. Negative if it
  * cannot be.
  */
-static int rewrite_span(const struct session *s, enum ftp_form f, const struct ftp_endpoint *ep, const char *line,
-			size_t len, struct ftp_span span, size_t max_shrink, char *out, size_t cap)
+static int rewrite_span(struct session *s, enum ftp_form f, const struct ftp_endpoint *ep, const char *line, size_t len,
+			struct ftp_span span, size_t max_shrink, char *out, size_t cap)
 {
 	char rep[96];
-	int n = ftp_format(f, ep, line[span.off], min_len_for(s, span.len, max_shrink), rep, sizeof(rep));
-	if (n < 0 || (!s->seqadj_ok && (size_t)n != span.len) || len - span.len + (size_t)n > cap)
+	bool seqadj = session_seqadj_ok(s);
+	int n = ftp_format(f, ep, line[span.off], min_len_for(seqadj, span.len, max_shrink), rep, sizeof(rep));
+	if (n < 0 || (!seqadj && (size_t)n != span.len) || len - span.len + (size_t)n > cap)
 		return -ERANGE;
 	return ftp_splice(line, len, span, rep, (size_t)n, out, cap);
 }
@@ -144,7 +145,7 @@ static int rewrite_span(const struct session *s, enum ftp_form f, const struct f
  * A 227/229 with span replaced by ep: at its own length where its free text
  * allows (no sequence offset, no ctnetlink update), else as rewrite_span.
  */
-static int rewrite_reply(const struct session *s, enum ftp_form f, const struct ftp_endpoint *ep, const char *line,
+static int rewrite_reply(struct session *s, enum ftp_form f, const struct ftp_endpoint *ep, const char *line,
 			 size_t len, struct ftp_span span, size_t max_shrink, char *out, size_t cap)
 {
 	char rep[96];

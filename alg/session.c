@@ -406,6 +406,29 @@ static void learn_routing(struct alg *a, struct session *s)
 			(unsigned long long)s->id, strerror(client_out < 0 ? -client_out : -server_out));
 }
 
+/* A zero adjustment shows whether the conntrack has a seqadj extension. */
+static void probe_seqadj(struct alg *a, struct session *s)
+{
+	struct ct_info back;
+	s->seqadj_unasked = false;
+	if (a->ops->seqadj_set(a->kernel, &s->orig, DIR_REPLY, 0, 0, 0) == 0 &&
+	    a->ops->ct_get(a->kernel, &s->orig, DIR_ORIG, &back) == 0 && back.seqadj_present[DIR_REPLY])
+		s->seqadj_ok = true;
+	/* Only NAT rewrites addresses, and so lengths: a routed session needs no offsets. */
+	if (!s->seqadj_ok && log_gate(a, s))
+		log_msg(s->dnat || s->snat ? LOG_LVL_WARN : LOG_LVL_DEBUG,
+			"session=%llu event=no-seqadj reason=\"connection predates ftp-alg or has no helper "
+			"extension\" effect=\"only same-length rewrites\"",
+			(unsigned long long)s->id);
+}
+
+bool session_seqadj_ok(struct session *s)
+{
+	if (!s->seqadj_ok && s->seqadj_unasked)
+		probe_seqadj(s->alg, s);
+	return s->seqadj_ok;
+}
+
 /* Learn the reply tuple and make sure the kernel keeps sequence offsets for us. */
 static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info *ct)
 {
@@ -437,25 +460,16 @@ static void learn_from_ct(struct alg *a, struct session *s, const struct ct_info
 	 * A connection seen from its SYN got a helper extension from the control
 	 * chain's "ct expectation set" on that first packet, before any NAT hook,
 	 * and NAT setup adds seqadj to a conntrack with a helper extension when
-	 * it changes the tuple: a NATed one needs no asking. A routed one (no
-	 * tuple change, so maybe no seqadj) and an adopted one still probe.
+	 * it changes the tuple: a NATed one is asked only if a rewrite needs to
+	 * change a line's length (most keep it), since a SYN resent after its
+	 * conntrack was confirmed before the table existed gets no extension. A
+	 * routed one (no tuple change, so maybe no seqadj) and an adopted one are
+	 * asked now.
 	 */
-	if (s->from_syn && (s->dnat || s->snat))
-		s->seqadj_ok = true;
-	if (!s->seqadj_ok) {
-		/* A zero adjustment shows whether the conntrack has a seqadj extension. */
-		struct ct_info back;
-		if (a->ops->seqadj_set(a->kernel, &s->orig, DIR_REPLY, 0, 0, 0) == 0 &&
-		    a->ops->ct_get(a->kernel, &s->orig, DIR_ORIG, &back) == 0 && back.seqadj_present[DIR_REPLY])
-			s->seqadj_ok = true;
-	}
-	/* Only NAT rewrites addresses, and so lengths: a routed session needs no offsets. */
-	if (!s->seqadj_ok && log_gate(a, s))
-		log_msg(
-		    s->dnat || s->snat ? LOG_LVL_WARN : LOG_LVL_DEBUG,
-		    "session=%llu event=no-seqadj reason=\"connection predates ftp-alg or has no helper extension\" "
-		    "effect=\"only same-length rewrites\"",
-		    (unsigned long long)s->id);
+	if (!s->seqadj_ok && s->from_syn && (s->dnat || s->snat))
+		s->seqadj_unasked = true;
+	else if (!s->seqadj_ok)
+		probe_seqadj(a, s);
 }
 /* The excess of refusal logs is counted and reported once a second. */
 /* The count of held-back log lines, once their second is over. */

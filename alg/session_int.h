@@ -56,8 +56,9 @@ struct session {
 	char server_name[32];
 	char class_name[32];
 	bool seqadj_ok;
-	bool from_syn;	/* seen from the client's SYN, so the expectation rule gave it a seqadj extension */
-	bool has_ct_id; /* and ct_id is the id of the conntrack this session follows */
+	bool seqadj_unasked; /* NATed and seen from its SYN: seqadj is all but certain, asked only when needed */
+	bool from_syn;	     /* seen from the client's SYN, so the expectation rule gave it a seqadj extension */
+	bool has_ct_id;	     /* and ct_id is the id of the conntrack this session follows */
 	uint32_t ct_id;
 	struct stream dir[2];
 	time_t last_seen;
@@ -132,6 +133,11 @@ void count_refusal(struct alg *a, const char *reason);
  * NULL); the rest are counted and reported once a second, by alg_tick too.
  */
 bool log_gate(struct alg *a, const struct session *s);
+/*
+ * Whether the kernel adjusts sequence numbers for s, so a rewrite may change
+ * a line's length: asked of the kernel the first time it matters.
+ */
+bool session_seqadj_ok(struct session *s);
 
 /* A stream of s took (n > 0) or gave up held segments: the per-client and global counts follow. */
 void count_held(struct alg *a, struct session *s, int n);

@@ -474,19 +474,15 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 			if (s->held[i].seq == seq)
 				first = i;
 		if (first == s->nheld) {
-			size_t olen = 0;
-			uint32_t old_len = (uint32_t)prefix;
-			if (s->nheld > 0 || !rec_offset_still_right(s, seq) ||
-			    rec_replay(s, seq, payload, old_len, &olen) != old_len || olen != old_len) {
-				/* Not provably the same length as sent before: only the old part goes on. */
-				rec_retransmission(s, id, seq, payload, len, res);
-				return 0;
-			}
-			/* The old part as it went out (byte for byte), the new part parsed. */
-			if (memcmp(cur, s->outbuf, old_len) != 0) {
-				memcpy(cur, s->outbuf, old_len);
-				cur_changed = true;
-			}
+			/*
+			 * Old bytes resent with new ones: only the old part goes on (as it
+			 * went out), and TCP sends the new part again on its own. Released
+			 * together, a rewrite in the new part that changed the length would
+			 * put the kernel's one correction point at the old part's start,
+			 * and shift every later resend of the old bytes.
+			 */
+			rec_retransmission(s, id, seq, payload, len, res);
+			return 0;
 		} else if (!rec_offset_still_right(s, seq)) {
 			out_simple(res, id, STREAM_DROP, STREAM_STALE_OFFSET);
 			return 0;

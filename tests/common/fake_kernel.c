@@ -29,7 +29,6 @@ static int f_ct_get(void *k, const struct flow *seen, int dir, struct ct_info *o
 static int f_seqadj(void *k, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after)
 {
 	struct fake_kernel *f = k;
-	(void)orig;
 	if (f->seqadj_err)
 		return f->seqadj_err;
 	f->seqadj_calls++;
@@ -37,8 +36,21 @@ static int f_seqadj(void *k, const struct flow *orig, int dir, uint32_t pos, int
 	f->last_pos = pos;
 	f->last_before = before;
 	f->last_after = after;
-	if (f->seqadj_ext)
-		f->ct.seqadj_present[dir] = true;
+	/* The connection it names: the second one, if that is it. */
+	bool second = f->has_ct2 && !f->any_flow && memcmp(orig->saddr, f->ct2.orig.saddr, 4) == 0 &&
+		      orig->sport == f->ct2.orig.sport;
+	if (f->seqadj_ext && dir >= 0 && dir < 2)
+		(second ? &f->ct2 : &f->ct)->seqadj_present[dir] = true;
+	if (dir == 0 || dir == 1) {
+		f->adj_pos[dir] = pos;
+		f->adj_before[dir] = before;
+		f->adj_after[dir] = after;
+		if (f->seqadj_keep) {
+			f->ct.corr_pos[dir] = pos;
+			f->ct.off_before[dir] = before;
+			f->ct.off_after[dir] = after;
+		}
+	}
 	return 0;
 }
 
@@ -47,7 +59,10 @@ static int f_del(void *k, const struct pinhole *p)
 	struct fake_kernel *f = k;
 	if (f->del_err)
 		return f->del_err;
+	f->deleted_after[f->ndeleted % FAKE_KERNEL_MAX] = f->nadded;
 	f->deleted[f->ndeleted++ % FAKE_KERNEL_MAX] = *p;
+	if (f->on_pinhole)
+		f->on_pinhole(f->on_pinhole_ctx, 'd', p);
 	for (int i = 0; i < f->nadded && i < FAKE_KERNEL_MAX; i++)
 		if (f->added[i].port == p->port && f->consumed[i])
 			return 0;
@@ -81,7 +96,12 @@ static int f_add(void *k, const struct pinhole *p, const struct pinhole *replace
 		return -EEXIST;
 	if (replaced)
 		f_del(k, replaced);
+	/* A reused slot holds a new pinhole, not yet used. */
+	f->consumed[f->nadded % FAKE_KERNEL_MAX] = false;
+	f->added_n[f->nadded % FAKE_KERNEL_MAX] = f->nadded + 1;
 	f->added[f->nadded++ % FAKE_KERNEL_MAX] = *p;
+	if (f->on_pinhole)
+		f->on_pinhole(f->on_pinhole_ctx, 'a', p);
 	return 0;
 }
 
@@ -102,7 +122,8 @@ static int f_armed(void *k, void (*cb)(void *ctx, const struct pinhole *p), void
 	for (int i = 0; i < f->nadded && i < FAKE_KERNEL_MAX; i++) {
 		bool gone = f->consumed[i];
 		for (int j = 0; j < f->ndeleted && j < FAKE_KERNEL_MAX; j++)
-			if (f->deleted[j].port == f->added[i].port)
+			/* A deletion before this pinhole was added (its port reused) leaves it armed. */
+			if (f->deleted[j].port == f->added[i].port && f->deleted_after[j] >= f->added_n[i])
 				gone = true;
 		if (!gone)
 			cb(ctx, &f->added[i]);

@@ -35,6 +35,18 @@ struct fake_kernel {
 	bool exclusive;
 	/* What ct_predates answers: the conntrack existed before the daemon could see its first packet. */
 	bool predates;
+	/*
+	 * Every seqadj_set per direction, as the kernel keeps it (one correction
+	 * point); with seqadj_keep also in ct, so that a later ct_get reads it back.
+	 */
+	int added_n[FAKE_KERNEL_MAX];	    /* added[i] was the added_n[i]-th pinhole added */
+	int deleted_after[FAKE_KERNEL_MAX]; /* deleted[j] came after that many adds */
+	bool seqadj_keep;
+	uint32_t adj_pos[2];
+	int32_t adj_before[2], adj_after[2];
+	/* Called for every pinhole added ('a') or deleted ('d'), if set: not bounded by FAKE_KERNEL_MAX. */
+	void (*on_pinhole)(void *ctx, int what, const struct pinhole *p);
+	void *on_pinhole_ctx;
 	/* Scripted failures: a nonzero -errno here is what that call returns, and nothing is recorded. */
 	int ct_get_err, seqadj_err, add_err, del_err, via_default_err, armed_err;
 };

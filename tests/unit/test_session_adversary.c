@@ -377,12 +377,14 @@ static void resent_old_part_released_unmodified(void **state)
 	c.seq[DIR_ORIG] = s0;
 	uint32_t held_id = c.id;
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PORT 198,51,100,7,0,22\r\nP");
-	assert_int_equal(c.v.n, 0);
-	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "WD\r\n");
 	bool intact = false;
 	for (unsigned i = 0; i < c.v.n; i++)
 		if (c.v.v[i].id == held_id && c.v.v[i].accept && !c.v.v[i].data)
 			intact = true; /* the kernel's copy: as the client sent it */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "WD\r\n");
+	for (unsigned i = 0; i < c.v.n; i++)
+		if (c.v.v[i].id == held_id && c.v.v[i].accept && !c.v.v[i].data)
+			intact = true;
 	assert_false(intact);
 	alg_free(c.alg);
 }

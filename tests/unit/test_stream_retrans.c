@@ -93,7 +93,10 @@ static void overlap_first_copy_wins(void **state)
 	sim_init(m, LONG_TO);
 	sim_send(m, LONG_IN, 0, 7);
 	assert_int_equal(strlen(FORGED), strlen(LONG_IN));
+	/* Old bytes with new ones: the old part goes on as first sent, TCP resends the rest alone. */
 	sim_send(m, FORGED, 0, strlen(FORGED));
+	assert_int_equal(m->rx.end, 7);
+	sim_send(m, FORGED, 7, strlen(FORGED) - 7);
 	expect_rx(m, LONG_OUT);
 	assert_int_equal(m->f.rewrites, 1);
 	/* A whole retransmission with other bytes is never parsed again. */
