@@ -7,6 +7,8 @@
 
 #include "../nft/nft.h"
 #include "control.h"
+#include "ct.h"
+#include "log.h"
 #include "daemon.h"
 #include "session.h"
 
@@ -63,6 +65,32 @@ static char *status(struct daemon *d, const char *cmd)
 	return out;
 }
 
+/*
+ * This gateway takes over (or hands over) the gateway pair's connections:
+ * every control conntrack the kernel has now, the ones conntrackd brought
+ * from the peer included, becomes adoptable, and the sessions followed so
+ * far restart their streams. Only root or the daemon's user may say so:
+ * nothing a peer sends makes a conntrack adoptable.
+ */
+static char *takeover(struct daemon *d)
+{
+	struct ct_snapshot *sn = NULL;
+	int r = ct_snapshot_take(d->cfg.control_ports, d->cfg.ncontrol_ports, &sn);
+	char *out = NULL;
+	if (r < 0) {
+		log_msg(LOG_LVL_ERR, "event=takeover-failed error=\"%s\"", strerror(-r));
+		return asprintf(&out, "error: cannot list the conntracks: %s\n", strerror(-r)) < 0 ? NULL : out;
+	}
+	size_t adoptable = ct_snapshot_count(sn);
+	unsigned kept = 0;
+	ct_snapshot_free(workers_takeover(d, sn, &kept));
+	log_msg(LOG_LVL_INFO, "event=takeover adoptable=%zu rejoined=%u", adoptable, kept);
+	return asprintf(&out, "takeover: %zu control connections adoptable, %u sessions rejoined\n", adoptable, kept) <
+		       0
+		   ? NULL
+		   : out;
+}
+
 char *commands_respond(void *ctx, const struct control_req *req)
 {
 	struct daemon *d = ctx;
@@ -79,7 +107,12 @@ char *commands_respond(void *ctx, const struct control_req *req)
 			return strdup("error: only root or the daemon's user may reload\n");
 		return options_reload(d, req->fd);
 	}
-	return strdup("error: unknown command (status, status json, status prometheus, reload)\n");
+	if (strcmp(cmd, "takeover") == 0) {
+		if (!req->privileged)
+			return strdup("error: only root or the daemon's user may take over\n");
+		return takeover(d);
+	}
+	return strdup("error: unknown command (status, status json, status prometheus, reload, takeover)\n");
 }
 
 void commands_notify_status(struct daemon *d)

@@ -137,7 +137,8 @@ int main(int argc, char **argv)
 
 	/* A control client that goes away before its answer must not take the gateway with it. */
 	signal(SIGPIPE, SIG_IGN);
-	if (argc > 1 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "reload") == 0))
+	if (argc > 1 &&
+	    (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "takeover") == 0))
 		return control_client(argc, argv);
 
 	config_defaults(&d.cfg);

@@ -53,6 +53,12 @@ struct session {
 	char server_name[32];
 	char class_name[32];
 	bool seqadj_ok;
+	/*
+	 * Adopted or rejoined (takeover): the next segment in each direction
+	 * begins a line, and after a rejoin the offsets are read again first.
+	 */
+	bool join_at_start;
+	bool reread_adj;
 	bool has_ct_id; /* and ct_id is the id of the conntrack this session follows */
 	uint32_t ct_id;
 	struct stream dir[2];

@@ -201,6 +201,20 @@ void *worker_main(void *arg)
 	return NULL;
 }
 
+struct ct_snapshot *workers_takeover(struct daemon *d, struct ct_snapshot *sn, unsigned *kept)
+{
+	*kept = 0;
+	for (unsigned i = 0; i < d->nw; i++)
+		pthread_mutex_lock(&d->w[i].lock);
+	struct ct_snapshot *old = d->snap;
+	d->snap = sn;
+	for (unsigned i = 0; i < d->nw; i++)
+		*kept += alg_takeover(d->w[i].alg, alg_clock(), emit, &d->w[i]);
+	for (unsigned i = d->nw; i-- > 0;)
+		pthread_mutex_unlock(&d->w[i].lock);
+	return old;
+}
+
 void workers_stop(struct daemon *d)
 {
 	uint64_t one = 1;

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * A gateway pair: sessions adopted after a failover read the first segment
+ * each way from its start, and "ftp-alg takeover" (alg_takeover) restarts
+ * the streams of sessions another gateway carried meanwhile, keeping what
+ * was learnt of them, and forgets those whose conntrack is gone.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <errno.h>
+#include <string.h>
+
+#include "alg/log.h"
+#include "alg/session.h"
+#include "tests/common/session_harness.h"
+
+static const char PASV_227[] = "227 Entering Passive Mode (192,0,2,10,195,80).\r\n";
+static const char PUB_227[] = "227 Entering Passive Mode (203,0,113,1,195,80).\r\n";
+
+static void ignore(void *ctx, const struct alg_verdicts *v)
+{
+	(void)ctx;
+	(void)v;
+}
+
+/* The peer gateway carried the connection: len bytes each way went past, its rewrites added offset. */
+static void peer_carried(struct conn *c, uint32_t client_bytes, uint32_t server_bytes, int32_t offset)
+{
+	c->seq[DIR_ORIG] += client_bytes;
+	c->seq[DIR_REPLY] += server_bytes;
+	c->k.ct.seqadj_present[DIR_REPLY] = true;
+	c->k.ct.corr_pos[DIR_REPLY] = c->seq[DIR_REPLY] - 100;
+	c->k.ct.off_before[DIR_REPLY] = offset - 1;
+	c->k.ct.off_after[DIR_REPLY] = offset;
+}
+
+/* Adopted after a failover, a PASV sent first is read and its 227 rewritten (main skipped both lines). */
+static void adopted_pasv_first(void **state)
+{
+	(void)state;
+	struct conn c;
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	init_conn(&c, CLIENT, PUBLIC, SERVER, CLIENT);
+	c.k.ct.has_id = true;
+	c.k.ct.id = 7;
+	c.k.ct.seen_reply = true;
+	c.k.predates = true;
+	c.alg = alg_new(&cfg, &fake_kernel_ops, &c.k);
+	c.seq[DIR_ORIG] = 1500;
+	c.seq[DIR_REPLY] = 6000;
+	peer_carried(&c, 0, 0, 2);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	assert_true(c.v.v[0].accept);
+	uint32_t pos = c.seq[DIR_REPLY];
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, PASV_227);
+	assert_string_equal(out_payload(&c), PUB_227);
+	assert_int_equal(c.k.nadded, 1);
+	assert_memory_equal(c.k.added[0].client, CLIENT, 4);
+	assert_int_equal(c.k.last_pos, pos);
+	assert_int_equal(c.k.last_before, 2);
+	assert_int_equal(c.k.last_after, 3);
+	alg_free(c.alg);
+}
+
+/* Adopted: a client segment that begins with PORT naming another host is neutralized. */
+static void adopted_port_checked(void **state)
+{
+	(void)state;
+	struct conn c;
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	init_conn(&c, CLIENT, PUBLIC, SERVER, CLIENT);
+	c.k.ct.seen_reply = true;
+	c.k.predates = true;
+	c.alg = alg_new(&cfg, &fake_kernel_ops, &c.k);
+	c.seq[DIR_ORIG] = 1500;
+	c.seq[DIR_REPLY] = 6000;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PORT 192,0,2,99,195,80\r\n");
+	assert_int_equal(refusals_for(&c, "PORT-names-other-host"), 1);
+	assert_int_equal(strncmp(out_payload(&c), "PORT", 4) != 0, 1);
+	assert_int_equal(c.k.nadded, 0);
+	alg_free(c.alg);
+}
+
+/* A 227 with no PASV seen since adoption opens nothing. */
+static void adopted_unpaired_227(void **state)
+{
+	(void)state;
+	struct conn c;
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	init_conn(&c, CLIENT, PUBLIC, SERVER, CLIENT);
+	c.k.ct.seen_reply = true;
+	c.k.predates = true;
+	c.alg = alg_new(&cfg, &fake_kernel_ops, &c.k);
+	c.seq[DIR_ORIG] = 1500;
+	c.seq[DIR_REPLY] = 6000;
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, PASV_227);
+	assert_true(c.v.v[0].accept);
+	assert_string_equal(out_payload(&c), "");
+	assert_int_equal(c.k.nadded, 0);
+	alg_free(c.alg);
+}
+
+/*
+ * Fail-back: this daemon followed the session, the peer carried it on (the
+ * sequence numbers and offsets moved), then takeover. Without it every
+ * later segment is beyond the next expected byte and dropped.
+ */
+static void failback_after_takeover(void **state)
+{
+	(void)state;
+	struct conn c;
+	open_conn(&c);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, PASV_227);
+	assert_string_equal(out_payload(&c), PUB_227);
+	peer_carried(&c, 300, 900, 5);
+	assert_int_equal(alg_takeover(c.alg, 1, ignore, NULL), 1);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	assert_true(c.v.v[0].accept);
+	uint32_t pos = c.seq[DIR_REPLY];
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, PASV_227);
+	assert_true(c.v.v[0].accept);
+	/* The first pinhole is still armed with its key: the next free public port. */
+	assert_string_equal(out_payload(&c), "227 Entering Passive Mode (203,0,113,1,195,81).\r\n");
+	assert_int_equal(c.k.nadded, 2);
+	assert_int_equal(c.k.last_pos, pos);
+	assert_int_equal(c.k.last_before, 5);
+	assert_int_equal(c.k.last_after, 6);
+	alg_free(c.alg);
+}
+
+/* What was learnt stays: a connection found not to be FTP stays so after a takeover. */
+static void takeover_keeps_not_ftp(void **state)
+{
+	(void)state;
+	struct conn c;
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	init_conn(&c, CLIENT, PUBLIC, SERVER, CLIENT);
+	c.alg = alg_new(&cfg, &fake_kernel_ops, &c.k);
+	c.seq[0] = 1000;
+	c.seq[1] = 5000;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	send_pkt(&c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "GET / HTTP/1.1\r\n");
+	assert_int_equal(refusals_for(&c, "http-on-control-port"), 1);
+	assert_int_equal(alg_takeover(c.alg, 1, ignore, NULL), 1);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PORT 192,0,2,1,195,80\r\n");
+	assert_int_equal(refusals_for(&c, "PORT-on-non-FTP-connection"), 1);
+	assert_int_equal(c.k.nadded, 0);
+	alg_free(c.alg);
+}
+
+/* A session whose conntrack is gone is forgotten, its pinholes removed. */
+static void takeover_forgets_gone(void **state)
+{
+	(void)state;
+	struct conn c;
+	open_conn(&c);
+	epsv(&c, 50000);
+	assert_int_equal(c.k.nadded, 1);
+	c.k.ct_get_err = -ENOENT;
+	assert_int_equal(alg_takeover(c.alg, 1, ignore, NULL), 0);
+	assert_int_equal(c.k.ndeleted, 1);
+	alg_free(c.alg);
+}
+
+int main(void)
+{
+	log_open("test", LOG_LVL_ERR, false);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(adopted_pasv_first),     cmocka_unit_test(adopted_port_checked),
+	    cmocka_unit_test(adopted_unpaired_227),   cmocka_unit_test(failback_after_takeover),
+	    cmocka_unit_test(takeover_keeps_not_ftp), cmocka_unit_test(takeover_forgets_gone),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
