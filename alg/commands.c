@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +76,7 @@ static char *status(struct daemon *d, const char *cmd)
 static char *takeover(struct daemon *d)
 {
 	struct ct_snapshot *sn = NULL;
-	int r = ct_snapshot_take(d->cfg.control_ports, d->cfg.ncontrol_ports, &sn);
+	int r = d->snap_ct ? ct_snapshot_take(d->snap_ct, d->cfg.control_ports, d->cfg.ncontrol_ports, &sn) : -ENOTCONN;
 	char *out = NULL;
 	if (r < 0) {
 		log_msg(LOG_LVL_ERR, "event=takeover-failed error=\"%s\"", strerror(-r));

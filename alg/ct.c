@@ -258,24 +258,19 @@ static int by_id(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-int ct_snapshot_take(const uint16_t *ports, unsigned nports, struct ct_snapshot **out)
+int ct_snapshot_take(struct ct *c, const uint16_t *ports, unsigned nports, struct ct_snapshot **out)
 {
 	struct ct_snapshot *sn = calloc(1, sizeof(*sn));
 	if (!sn)
 		return -ENOMEM;
 	sn->ports = ports;
 	sn->nports = nports;
-	struct nfct_handle *h = nfct_open(CONNTRACK, 0);
-	if (!h) {
-		int e = errno;
-		free(sn);
-		return -(e ? e : EPROTONOSUPPORT);
-	}
+	struct nfct_handle *h = c->h;
 	nfct_callback_register(h, NFCT_T_ALL, snap_cb, sn);
 	uint32_t family = AF_UNSPEC;
 	int r = nfct_query(h, NFCT_Q_DUMP, &family);
 	int e = errno;
-	nfct_close(h);
+	nfct_callback_unregister(h);
 	if (r < 0 || sn->err) {
 		r = sn->err ? sn->err : -(e ? e : EIO);
 		ct_snapshot_free(sn);
