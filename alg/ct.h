@@ -26,3 +26,7 @@ int ct_snapshot_take(struct ct *c, const uint16_t *ports, unsigned nports, struc
 bool ct_snapshot_has(const struct ct_snapshot *sn, const struct ct_info *ct);
 size_t ct_snapshot_count(const struct ct_snapshot *sn);
 void ct_snapshot_free(struct ct_snapshot *sn);
+/* Every conntrack of the snapshot, as ct_get would answer (labels included). */
+void ct_snapshot_foreach(const struct ct_snapshot *sn, void (*cb)(void *ctx, const struct ct_info *ct), void *ctx);
+/* Set the label bits under mask of the conntrack with this original tuple (CTA_LABELS, CTA_LABELS_MASK). */
+int ct_labels_set(struct ct *c, const struct flow *orig, const uint8_t labels[16], const uint8_t mask[16]);

@@ -352,6 +352,16 @@ int holes_arm(struct holebook *b, struct holeset *hs, const struct pinhole *p, t
 		return r;
 	}
 	hs->v[hs->n++] = (struct hole){.p = *p, .expires = now + (time_t)p->timeout};
+	if (hs->ctl && b->ops->labels_set) {
+		/* For the peer gateway (kernel.h): a failure leaves only the failover without it. */
+		struct ct_hole_rec rec = {.active = p->active,
+					  .port = p->port,
+					  .target_port = p->target_port,
+					  .expires = (uint32_t)(time(NULL) + (time_t)p->timeout)};
+		uint8_t labels[16], mask[16];
+		ct_rec_encode(&rec, labels, mask);
+		b->ops->labels_set(b->kernel, hs->ctl, labels, mask);
+	}
 	(*hs->client)++;
 	b->n++;
 	b->ctr->pinholes++;

@@ -43,6 +43,7 @@ struct holeset {
 	unsigned nresv;
 	unsigned cap;	  /* MaxPinholesPerSession (per direction) when the session began; a reload does not resize */
 	unsigned *client; /* the count of the client's armed pinholes, shared by its sessions */
+	const struct flow *ctl; /* the control connection: its conntrack's labels record the newest pinhole */
 };
 
 struct keynode;

@@ -291,6 +291,7 @@ static struct session *session_new(struct alg *a, const struct flow *orig, const
 	}
 	peer->nsessions++;
 	s->peer = peer;
+	s->holes.ctl = &s->orig;
 	/* Workers number their sessions apart: worker k gives k+1, k+1+W, ... */
 	s->id = a->next_id;
 	a->next_id += a->workers;

@@ -262,6 +262,9 @@ class Test:
             r = old.do("fetch")
             print("  pinhole: announced %.2f s before the failure, connected %.2f s after it"
                   % (t0 - t_announce, time.time() - t0), flush=True)
+            for line in lab.notify_log("b").splitlines():
+                if "takeover" in line:
+                    print("  B's notify script: %s" % line.split(" ", 1)[-1], flush=True)
             if not r.get("ok"):
                 raise AssertionError("data connection to %s:%s announced by A: %s"
                                      % (announced.get("host"), announced.get("port"), r.get("error")))
