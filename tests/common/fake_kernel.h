@@ -34,8 +34,9 @@ struct fake_kernel {
 	bool exclusive;
 	/* What ct_predates answers: the conntrack existed before the daemon could see its first packet. */
 	bool predates;
+	int labels_calls; /* labels_set writes into ct.labels */
 	/* Scripted failures: a nonzero -errno here is what that call returns, and nothing is recorded. */
-	int ct_get_err, seqadj_err, add_err, del_err, via_default_err, armed_err;
+	int labels_err, ct_get_err, seqadj_err, add_err, del_err, via_default_err, armed_err;
 };
 
 extern const struct alg_kernel_ops fake_kernel_ops;

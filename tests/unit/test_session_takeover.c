@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "alg/log.h"
 #include "alg/session.h"
@@ -175,6 +176,62 @@ static void takeover_forgets_gone(void **state)
 	alg_free(c.alg);
 }
 
+/* The pinhole record's layout (kernel.h): round trip, the admin's bits untouched, nonsense refused. */
+static void label_record_layout(void **state)
+{
+	(void)state;
+	struct ct_hole_rec r = {.active = true, .port = 0xc350, .target_port = 0x1234, .expires = 0x89abcdef}, back = {0};
+	uint8_t labels[16], mask[16];
+	ct_rec_encode(&r, labels, mask);
+	static const uint8_t want[16] = {0, 0, 0, 0, 0, 0, 0, 0x03, 0xc3, 0x50, 0x12, 0x34, 0x89, 0xab, 0xcd, 0xef};
+	assert_memory_equal(labels, want, 16);
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(mask[i], i < 7 ? 0 : 0xff);
+	assert_true(ct_rec_decode(labels, &back));
+	assert_true(back.active);
+	assert_int_equal(back.port, 0xc350);
+	assert_int_equal(back.target_port, 0x1234);
+	assert_int_equal(back.expires, 0x89abcdef);
+	r.active = false;
+	ct_rec_encode(&r, labels, mask);
+	assert_true(ct_rec_decode(labels, &back));
+	assert_false(back.active);
+	/* No record, unknown flags, or a zero port: nothing to re-arm. */
+	uint8_t none[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0};
+	assert_false(ct_rec_decode(none, &back));
+	labels[7] |= 0x04;
+	assert_false(ct_rec_decode(labels, &back));
+	labels[7] = 0x01;
+	labels[8] = labels[9] = 0;
+	assert_false(ct_rec_decode(labels, &back));
+}
+
+/* Arming a pinhole records it in the control conntrack's labels, leaving the admin's bits as they were. */
+static void armed_pinhole_recorded(void **state)
+{
+	(void)state;
+	struct conn c;
+	open_conn(&c);
+	c.k.ct.labels[0] = 0x5a; /* an administrator's label */
+	time_t before = time(NULL);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "PASV\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, PASV_227);
+	assert_string_equal(out_payload(&c), PUB_227);
+	assert_int_equal(c.k.labels_calls, 1);
+	assert_int_equal(c.k.ct.labels[0], 0x5a);
+	struct ct_hole_rec rec = {0};
+	assert_true(ct_rec_decode(c.k.ct.labels, &rec));
+	assert_false(rec.active);
+	assert_int_equal(rec.port, 50000);
+	assert_int_equal(rec.target_port, 50000);
+	assert_true((time_t)rec.expires >= before + 60 && (time_t)rec.expires <= time(NULL) + 60);
+	/* A failure to record costs only the failover: the pinhole is armed all the same. */
+	c.k.labels_err = -ENOSPC;
+	epsv(&c, 50001);
+	assert_int_equal(c.k.nadded, 2);
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", LOG_LVL_ERR, false);
@@ -182,6 +239,7 @@ int main(void)
 	    cmocka_unit_test(adopted_pasv_first),     cmocka_unit_test(adopted_port_checked),
 	    cmocka_unit_test(adopted_unpaired_227),   cmocka_unit_test(failback_after_takeover),
 	    cmocka_unit_test(takeover_keeps_not_ftp), cmocka_unit_test(takeover_forgets_gone),
+	    cmocka_unit_test(label_record_layout),    cmocka_unit_test(armed_pinhole_recorded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
