@@ -257,14 +257,16 @@ class Test:
         self.check("failover: B takes both VIPs", vips_move)
 
         def armed():
-            lab.wait_for(lambda: "ftp-alg takeover" in lab.notify_log("b") or "ftp-alg" in lab.notify_log("b"),
-                         5, "B's notify script did not run ftp-alg takeover")
+            def took_over():
+                log = lab.notify_log("b")
+                i = log.rfind("state primary")
+                return i >= 0 and re.search(r"^(\d+\.\d+) ftp-alg (takeover.*)$", log[i:], re.M)
+            m = lab.wait_for(took_over, 5, "B's notify script did not run ftp-alg takeover on becoming primary")
+            print("  B's notify script: ftp-alg %s (done %.3f s after the failure, %.3f s after B had the VIPs)"
+                  % (m.group(2), float(m.group(1)) - t0, float(m.group(1)) - t0 - times.get("vip", 0)), flush=True)
             r = old.do("fetch")
             print("  pinhole: announced %.2f s before the failure, connected %.2f s after it"
                   % (t0 - t_announce, time.time() - t0), flush=True)
-            for line in lab.notify_log("b").splitlines():
-                if "takeover" in line:
-                    print("  B's notify script: %s" % line.split(" ", 1)[-1], flush=True)
             if not r.get("ok"):
                 raise AssertionError("data connection to %s:%s announced by A: %s"
                                      % (announced.get("host"), announced.get("port"), r.get("error")))
