@@ -180,7 +180,8 @@ static void takeover_forgets_gone(void **state)
 static void label_record_layout(void **state)
 {
 	(void)state;
-	struct ct_hole_rec r = {.active = true, .port = 0xc350, .target_port = 0x1234, .expires = 0x89abcdef}, back = {0};
+	struct ct_hole_rec r = {.active = true, .port = 0xc350, .target_port = 0x1234, .expires = 0x89abcdef},
+			   back = {0};
 	uint8_t labels[16], mask[16];
 	ct_rec_encode(&r, labels, mask);
 	static const uint8_t want[16] = {0, 0, 0, 0, 0, 0, 0, 0x03, 0xc3, 0x50, 0x12, 0x34, 0x89, 0xab, 0xcd, 0xef};
