@@ -312,6 +312,27 @@ static void mark_foreign(struct holebook *b, const struct pinhole *p, time_t now
 	pthread_mutex_unlock(&b->keys->lock);
 }
 
+/*
+ * For the peer gateway (kernel.h): the session's newest pinhole, valid for
+ * seconds more, or none (p NULL). A failure costs only the failover.
+ */
+static void record(struct holebook *b, struct holeset *hs, const struct pinhole *p, time_t seconds)
+{
+	if (!hs->ctl || !b->ops->labels_set)
+		return;
+	uint8_t labels[16], mask[16];
+	struct ct_hole_rec rec = {0};
+	if (p)
+		rec = (struct ct_hole_rec){.active = p->active,
+					   .port = p->port,
+					   .target_port = p->target_port,
+					   .expires = (uint32_t)(time(NULL) + seconds)};
+	ct_rec_encode(&rec, labels, mask);
+	if (!p)
+		labels[CT_REC_FIRST] = 0;
+	b->ops->labels_set(b->kernel, hs->ctl, labels, mask);
+}
+
 int holes_arm(struct holebook *b, struct holeset *hs, const struct pinhole *p, time_t now)
 {
 	int ri = find_resv(hs, p);
@@ -352,16 +373,7 @@ int holes_arm(struct holebook *b, struct holeset *hs, const struct pinhole *p, t
 		return r;
 	}
 	hs->v[hs->n++] = (struct hole){.p = *p, .expires = now + (time_t)p->timeout};
-	if (hs->ctl && b->ops->labels_set) {
-		/* For the peer gateway (kernel.h): a failure leaves only the failover without it. */
-		struct ct_hole_rec rec = {.active = p->active,
-					  .port = p->port,
-					  .target_port = p->target_port,
-					  .expires = (uint32_t)(time(NULL) + (time_t)p->timeout)};
-		uint8_t labels[16], mask[16];
-		ct_rec_encode(&rec, labels, mask);
-		b->ops->labels_set(b->kernel, hs->ctl, labels, mask);
-	}
+	record(b, hs, p, (time_t)p->timeout);
 	(*hs->client)++;
 	b->n++;
 	b->ctr->pinholes++;
@@ -392,19 +404,25 @@ void holes_remove_all(struct holebook *b, struct holeset *hs, time_t now)
 /* Forget the pinholes that expired and, if by_seen, those the kernel no longer had. */
 static void sweep(struct holebook *b, struct holeset *hs, time_t now, bool by_seen)
 {
+	bool newest_used = false;
 	for (unsigned i = 0; i < hs->n;) {
 		struct hole *h = &hs->v[i];
 		if (h->expires <= now || (by_seen && !h->seen)) {
 			/* A used pinhole's data connection removed both of its entries. */
-			if (h->expires <= now)
+			if (h->expires <= now) {
 				b->ctr->pinholes_expired++;
-			else
+			} else {
 				b->ctr->pinholes_used++;
+				newest_used = newest_used || i == hs->n - 1;
+			}
 			forget(b, hs, i);
 		} else {
 			i++;
 		}
 	}
+	/* The record names the newest pinhole: once used, a takeover must not open it again. */
+	if (newest_used)
+		record(b, hs, hs->n ? &hs->v[hs->n - 1].p : NULL, hs->n ? hs->v[hs->n - 1].expires - now : 0);
 }
 
 void holes_expire(struct holebook *b, struct holeset *hs, time_t now)

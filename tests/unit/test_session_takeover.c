@@ -233,14 +233,44 @@ static void armed_pinhole_recorded(void **state)
 	alg_free(c.alg);
 }
 
+/* Once the newest pinhole is used, the record names the newest one still armed: a takeover opens no used one. */
+static void used_pinhole_unrecorded(void **state)
+{
+	(void)state;
+	struct conn c;
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	cfg.max_pinholes_per_session = 4;
+	setup_conn(&c, &cfg);
+	epsv(&c, 50000);
+	epsv(&c, 50001);
+	epsv(&c, 50002);
+	assert_int_equal(c.k.nadded, 3);
+	struct ct_hole_rec rec = {0};
+	assert_true(ct_rec_decode(c.k.ct.labels, &rec));
+	assert_int_equal(rec.port, 50002);
+	c.k.consumed[2] = true;
+	alg_tick(c.alg, 1001, ignore, NULL);
+	assert_true(ct_rec_decode(c.k.ct.labels, &rec));
+	assert_int_equal(rec.port, 50001);
+	/* An older one used: the record stays. */
+	c.k.consumed[0] = true;
+	alg_tick(c.alg, 1002, ignore, NULL);
+	assert_true(ct_rec_decode(c.k.ct.labels, &rec));
+	assert_int_equal(rec.port, 50001);
+	assert_int_equal(c.k.labels_calls, 4);
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", LOG_LVL_ERR, false);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(adopted_pasv_first),     cmocka_unit_test(adopted_port_checked),
-	    cmocka_unit_test(adopted_unpaired_227),   cmocka_unit_test(failback_after_takeover),
-	    cmocka_unit_test(takeover_keeps_not_ftp), cmocka_unit_test(takeover_forgets_gone),
-	    cmocka_unit_test(label_record_layout),    cmocka_unit_test(armed_pinhole_recorded),
+	    cmocka_unit_test(adopted_pasv_first),      cmocka_unit_test(adopted_port_checked),
+	    cmocka_unit_test(adopted_unpaired_227),    cmocka_unit_test(failback_after_takeover),
+	    cmocka_unit_test(takeover_keeps_not_ftp),  cmocka_unit_test(takeover_forgets_gone),
+	    cmocka_unit_test(label_record_layout),     cmocka_unit_test(armed_pinhole_recorded),
+	    cmocka_unit_test(used_pinhole_unrecorded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
