@@ -448,8 +448,12 @@ bool holes_account_begin(struct holebook *b, time_t now)
 	if (b->n >= ACCOUNT_LARGE && now - b->accounted < ACCOUNT_EVERY_LARGE)
 		return false;
 	b->accounted = now;
+	/* Allocated first: a kernel with no armed key answers an empty set, and then every pinhole was used. */
+	b->armed = calloc(KEY_BUCKETS, sizeof(*b->armed));
+	if (!b->armed)
+		return false;
 	int r = b->ops->pinholes_armed(b->kernel, mark_armed, b);
-	if (r < 0 || !b->armed) {
+	if (r < 0) {
 		holes_account_end(b);
 		return false;
 	}
