@@ -327,9 +327,8 @@ static void record(struct holebook *b, struct holeset *hs, const struct pinhole 
 					   .port = p->port,
 					   .target_port = p->target_port,
 					   .expires = (uint32_t)(time(NULL) + seconds)};
+	/* None is a record with port 0, not zeros: conntrackd does not carry labels cleared to nothing. */
 	ct_rec_encode(&rec, labels, mask);
-	if (!p)
-		labels[CT_REC_FIRST] = 0;
 	b->ops->labels_set(b->kernel, hs->ctl, labels, mask);
 }
 

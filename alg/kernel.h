@@ -66,7 +66,9 @@ struct pinhole {
  * on "ftp-alg takeover". Labels 56..127 (bytes 7..15); the administrator
  * keeps labels 0..55. Byte 7: 0x01 a record, 0x02 active (PORT/EPRT); bytes
  * 8-9 the public port, 10-11 the target port, 12-15 when it expires
- * (wall-clock seconds, both gateways run NTP), all big-endian.
+ * (wall-clock seconds, both gateways run NTP), all big-endian. A record
+ * with port 0 says "none": conntrackd does not carry labels cleared to all
+ * zeros to the peer (measured), so the record is never cleared.
  */
 #define CT_REC_FIRST 7
 struct ct_hole_rec {
