@@ -264,6 +264,7 @@ class Test:
             m = lab.wait_for(took_over, 5, "B's notify script did not run ftp-alg takeover on becoming primary")
             print("  B's notify script: ftp-alg %s (done %.3f s after the failure, %.3f s after B had the VIPs)"
                   % (m.group(2), float(m.group(1)) - t0, float(m.group(1)) - t0 - times.get("vip", 0)), flush=True)
+            times["rearmed"] = int(re.search(r"(\d+) pinholes re-armed", m.group(2)).group(1))
             r = old.do("fetch")
             print("  pinhole: announced %.2f s before the failure, connected %.2f s after it"
                   % (t0 - t_announce, time.time() - t0), flush=True)
@@ -272,6 +273,14 @@ class Test:
                                      % (announced.get("host"), announced.get("port"), r.get("error")))
         self.check("[pinhole replication] a data port announced through A within the last second before the "
                    "failure is usable through B", armed)
+
+        def rearmed_only_unused():
+            # Armed on A before the failure: the announced one (unused), the in-flight transfer's and the active
+            # session's (used over a second earlier, so their records no longer name them).
+            if times.get("rearmed") != 1:
+                raise AssertionError("B re-armed %s pinholes, expected only the announced one" % times.get("rearmed"))
+        self.check("B's takeover re-armed only the pinhole not yet used (used ones are not opened again)",
+                   rearmed_only_unused)
 
         def first_new():
             dt = self.first_transfer_after(t0)
