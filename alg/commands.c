@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,8 @@
 
 #include "../nft/nft.h"
 #include "control.h"
+#include "ct.h"
+#include "log.h"
 #include "daemon.h"
 #include "session.h"
 
@@ -63,6 +66,72 @@ static char *status(struct daemon *d, const char *cmd)
 	return out;
 }
 
+struct rearm {
+	struct daemon *d;
+	time_t now;
+	unsigned armed, failed;
+};
+
+/*
+ * A pinhole the peer gateway armed on this control connection and recorded
+ * in its labels (kernel.h), not yet expired: armed here with the same key,
+ * for the same client and target, for the time it has left. The pinhole
+ * book does not follow it; its timeout in the set removes it.
+ */
+static void rearm_one(void *ctx, const struct ct_info *ct)
+{
+	struct rearm *ra = ctx;
+	struct ct_hole_rec rec;
+	if (!ct->has_labels || !ct->seen_reply || !ct_rec_decode(ct->labels, &rec) || (time_t)rec.expires <= ra->now)
+		return;
+	size_t l = flow_addr_len(ct->orig.family);
+	struct pinhole p = {.family = ct->orig.family,
+			    .port = rec.port,
+			    .target_port = rec.target_port,
+			    .timeout = (uint32_t)((time_t)rec.expires - ra->now),
+			    .active = rec.active};
+	/* As policy.c's choose_pinhole: passive for the client to the server, active the reverse. */
+	memcpy(p.client, rec.active ? ct->reply.saddr : ct->orig.saddr, l);
+	memcpy(p.local, rec.active ? ct->reply.daddr : ct->orig.daddr, l);
+	memcpy(p.target, rec.active ? ct->orig.saddr : ct->reply.saddr, l);
+	pthread_mutex_lock(&ra->d->nft_lock);
+	int r = nft_pinhole_add(ra->d->nft, &p, NULL);
+	pthread_mutex_unlock(&ra->d->nft_lock);
+	if (r < 0 && r != -EEXIST)
+		ra->failed++;
+	else
+		ra->armed++;
+}
+
+/*
+ * This gateway takes over (or hands over) the gateway pair's connections:
+ * every control conntrack the kernel has now, the ones conntrackd brought
+ * from the peer included, becomes adoptable, and the sessions followed so
+ * far restart their streams. Only root or the daemon's user may say so:
+ * nothing a peer sends makes a conntrack adoptable.
+ */
+static char *takeover(struct daemon *d)
+{
+	struct ct_snapshot *sn = NULL;
+	int r = d->snap_ct ? ct_snapshot_take(d->snap_ct, d->cfg.control_ports, d->cfg.ncontrol_ports, &sn) : -ENOTCONN;
+	char *out = NULL;
+	if (r < 0) {
+		log_msg(LOG_LVL_ERR, "event=takeover-failed error=\"%s\"", strerror(-r));
+		return asprintf(&out, "error: cannot list the conntracks: %s\n", strerror(-r)) < 0 ? NULL : out;
+	}
+	size_t adoptable = ct_snapshot_count(sn);
+	unsigned kept = 0;
+	ct_snapshot_free(workers_takeover(d, sn, &kept));
+	struct rearm ra = {.d = d, .now = time(NULL)};
+	ct_snapshot_foreach(sn, rearm_one, &ra);
+	log_msg(LOG_LVL_INFO, "event=takeover adoptable=%zu rejoined=%u pinholes=%u pinhole_errors=%u", adoptable, kept,
+		ra.armed, ra.failed);
+	int n = asprintf(&out,
+			 "takeover: %zu control connections adoptable, %u sessions rejoined, %u pinholes re-armed%s\n",
+			 adoptable, kept, ra.armed, ra.failed ? " (some failed: see the log)" : "");
+	return n < 0 ? NULL : out;
+}
+
 char *commands_respond(void *ctx, const struct control_req *req)
 {
 	struct daemon *d = ctx;
@@ -79,7 +148,12 @@ char *commands_respond(void *ctx, const struct control_req *req)
 			return strdup("error: only root or the daemon's user may reload\n");
 		return options_reload(d, req->fd);
 	}
-	return strdup("error: unknown command (status, status json, status prometheus, reload)\n");
+	if (strcmp(cmd, "takeover") == 0) {
+		if (!req->privileged)
+			return strdup("error: only root or the daemon's user may take over\n");
+		return takeover(d);
+	}
+	return strdup("error: unknown command (status, status json, status prometheus, reload, takeover)\n");
 }
 
 void commands_notify_status(struct daemon *d)

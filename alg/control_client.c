@@ -10,7 +10,7 @@
 #include "control.h"
 #include "daemon.h"
 
-/* ftp-alg status|reload: talk to a running daemon. */
+/* ftp-alg status|reload|takeover: talk to a running daemon. */
 int control_client(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -70,10 +70,11 @@ int control_client(int argc, char **argv)
 	}
 	if (r == 0)
 		r = control_request(path,
-				    reload ? "reload"
-				    : prom ? "status prometheus"
-				    : json ? "status json"
-					   : "status",
+				    reload			       ? "reload"
+				    : strcmp(argv[1], "takeover") == 0 ? "takeover"
+				    : prom			       ? "status prometheus"
+				    : json			       ? "status json"
+								       : "status",
 				    conf, f);
 	fclose(f);
 	if (conf >= 0)

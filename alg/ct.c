@@ -75,12 +75,8 @@ static void get_flow(const struct nf_conntrack *ct, bool reply, struct flow *f)
 	f->dport = ntohs(nfct_get_attr_u16(ct, reply ? ATTR_REPL_PORT_DST : ATTR_ORIG_PORT_DST));
 }
 
-static int get_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void *data)
+static void fill_info(const struct nf_conntrack *ct, struct ct_info *o)
 {
-	struct ct *c = data;
-	struct ct_info *o = c->result;
-	(void)type;
-
 	memset(o, 0, sizeof(*o));
 	get_flow(ct, false, &o->orig);
 	get_flow(ct, true, &o->reply);
@@ -107,6 +103,22 @@ static int get_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void
 			o->off_before[d] = (int32_t)nfct_get_attr_u32(ct, attrs[d][1]);
 			o->off_after[d] = (int32_t)nfct_get_attr_u32(ct, attrs[d][2]);
 		}
+	const struct nfct_bitmask *b =
+	    nfct_attr_is_set(ct, ATTR_CONNLABELS) > 0 ? nfct_get_attr(ct, ATTR_CONNLABELS) : NULL;
+	if (b) {
+		o->has_labels = true;
+		unsigned max = nfct_bitmask_maxbit(b);
+		for (unsigned i = 0; i < 128 && i <= max; i++)
+			if (nfct_bitmask_test_bit(b, i))
+				o->labels[i / 8] |= (uint8_t)(1u << (i % 8));
+	}
+}
+
+static int get_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void *data)
+{
+	struct ct *c = data;
+	(void)type;
+	fill_info(ct, c->result);
 	c->found = true;
 	return NFCT_CB_STOP;
 }
@@ -216,11 +228,42 @@ int ct_seqadj_set(struct ct *c, const struct flow *orig, int dir, uint32_t pos, 
 	return rc < 0 ? -(e ? e : EIO) : 0;
 }
 
+static struct nfct_bitmask *bitmask_of(const uint8_t bytes[16])
+{
+	struct nfct_bitmask *b = nfct_bitmask_new(127);
+	if (b)
+		for (unsigned i = 0; i < 128; i++)
+			if (bytes[i / 8] & (1u << (i % 8)))
+				nfct_bitmask_set_bit(b, i);
+	return b;
+}
+
+int ct_labels_set(struct ct *c, const struct flow *orig, const uint8_t labels[16], const uint8_t mask[16])
+{
+	struct nf_conntrack *ct = nfct_new();
+	struct nfct_bitmask *l = bitmask_of(labels), *m = bitmask_of(mask);
+	if (!ct || !l || !m) {
+		nfct_destroy(ct);
+		nfct_bitmask_destroy(l);
+		nfct_bitmask_destroy(m);
+		return -ENOMEM;
+	}
+	set_tuple(ct, orig, false);
+	/* The conntrack owns the bitmasks from here. */
+	nfct_set_attr(ct, ATTR_CONNLABELS, l);
+	nfct_set_attr(ct, ATTR_CONNLABELS_MASK, m);
+	int rc = nfct_query(c->h, NFCT_Q_UPDATE, ct);
+	int e = errno;
+	nfct_destroy(ct);
+	return rc < 0 ? -(e ? e : EIO) : 0;
+}
+
 /* The control connections' conntracks at one moment, sorted by id. */
 struct ct_snapshot {
 	struct snap_entry {
 		uint32_t id;
 		struct flow orig;
+		struct ct_info info;
 	} * v;
 	size_t n, cap;
 	const uint16_t *ports;
@@ -252,6 +295,7 @@ static int snap_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, voi
 	}
 	sn->v[sn->n].id = nfct_get_attr_u32(ct, ATTR_ID);
 	get_flow(ct, false, &sn->v[sn->n].orig);
+	fill_info(ct, &sn->v[sn->n].info);
 	sn->n++;
 	return NFCT_CB_CONTINUE;
 }
@@ -262,24 +306,19 @@ static int by_id(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-int ct_snapshot_take(const uint16_t *ports, unsigned nports, struct ct_snapshot **out)
+int ct_snapshot_take(struct ct *c, const uint16_t *ports, unsigned nports, struct ct_snapshot **out)
 {
 	struct ct_snapshot *sn = calloc(1, sizeof(*sn));
 	if (!sn)
 		return -ENOMEM;
 	sn->ports = ports;
 	sn->nports = nports;
-	struct nfct_handle *h = nfct_open(CONNTRACK, 0);
-	if (!h) {
-		int e = errno;
-		free(sn);
-		return -(e ? e : EPROTONOSUPPORT);
-	}
+	struct nfct_handle *h = c->h;
 	nfct_callback_register(h, NFCT_T_ALL, snap_cb, sn);
 	uint32_t family = AF_UNSPEC;
 	int r = nfct_query(h, NFCT_Q_DUMP, &family);
 	int e = errno;
-	nfct_close(h);
+	nfct_callback_unregister(h);
 	if (r < 0 || sn->err) {
 		r = sn->err ? sn->err : -(e ? e : EIO);
 		ct_snapshot_free(sn);
@@ -309,6 +348,12 @@ bool ct_snapshot_has(const struct ct_snapshot *sn, const struct ct_info *ct)
 	size_t l = flow_addr_len(a->family);
 	return a->family == b->family && a->sport == b->sport && a->dport == b->dport &&
 	       memcmp(a->saddr, b->saddr, l) == 0 && memcmp(a->daddr, b->daddr, l) == 0;
+}
+
+void ct_snapshot_foreach(const struct ct_snapshot *sn, void (*cb)(void *ctx, const struct ct_info *ct), void *ctx)
+{
+	for (size_t i = 0; sn && i < sn->n; i++)
+		cb(ctx, &sn->v[i].info);
 }
 
 void ct_snapshot_free(struct ct_snapshot *sn)

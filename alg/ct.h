@@ -16,12 +16,17 @@ int ct_seqadj_set(struct ct *c, const struct flow *orig, int dir, uint32_t pos, 
 /*
  * The conntracks of TCP connections to these control ports that exist now
  * (taken at start, once the queues are bound: a connection whose first
- * packet the daemon could not see). Read-only afterwards, so the workers
- * share it without a lock.
+ * packet the daemon could not see; and at each takeover). Read-only; a
+ * takeover replaces it with every worker stopped.
  */
 struct ct_snapshot;
-int ct_snapshot_take(const uint16_t *ports, unsigned nports, struct ct_snapshot **out);
+/* Through c, opened before the sandbox: taken again at every takeover, when no socket may be opened. */
+int ct_snapshot_take(struct ct *c, const uint16_t *ports, unsigned nports, struct ct_snapshot **out);
 /* ct (same id and original tuple) was in the snapshot. */
 bool ct_snapshot_has(const struct ct_snapshot *sn, const struct ct_info *ct);
 size_t ct_snapshot_count(const struct ct_snapshot *sn);
 void ct_snapshot_free(struct ct_snapshot *sn);
+/* Every conntrack of the snapshot, as ct_get would answer (labels included). */
+void ct_snapshot_foreach(const struct ct_snapshot *sn, void (*cb)(void *ctx, const struct ct_info *ct), void *ctx);
+/* Set the label bits under mask of the conntrack with this original tuple (CTA_LABELS, CTA_LABELS_MASK). */
+int ct_labels_set(struct ct *c, const struct flow *orig, const uint8_t labels[16], const uint8_t mask[16]);

@@ -13,6 +13,7 @@
 
 struct holekeys;
 struct ct_snapshot;
+struct ct;
 
 struct override {
 	const char *key, *flag, *value;
@@ -35,6 +36,7 @@ struct daemon {
 	struct holekeys *keys;
 	/* The control connections that existed once the queues were bound: those may be adopted. */
 	struct ct_snapshot *snap;
+	struct ct *snap_ct; /* the main thread's ctnetlink socket for the snapshots */
 	struct worker w[CONFIG_MAX_WORKERS];
 	unsigned nw;
 	unsigned notified_sessions, notified_pinholes;

@@ -312,6 +312,26 @@ static void mark_foreign(struct holebook *b, const struct pinhole *p, time_t now
 	pthread_mutex_unlock(&b->keys->lock);
 }
 
+/*
+ * For the peer gateway (kernel.h): the session's newest pinhole, valid for
+ * seconds more, or none (p NULL). A failure costs only the failover.
+ */
+static void record(struct holebook *b, struct holeset *hs, const struct pinhole *p, time_t seconds)
+{
+	if (!b->record || !hs->ctl || !b->ops->labels_set)
+		return;
+	uint8_t labels[16], mask[16];
+	struct ct_hole_rec rec = {0};
+	if (p)
+		rec = (struct ct_hole_rec){.active = p->active,
+					   .port = p->port,
+					   .target_port = p->target_port,
+					   .expires = (uint32_t)(time(NULL) + seconds)};
+	/* None is a record with port 0, not zeros: conntrackd does not carry labels cleared to nothing. */
+	ct_rec_encode(&rec, labels, mask);
+	b->ops->labels_set(b->kernel, hs->ctl, labels, mask);
+}
+
 int holes_arm(struct holebook *b, struct holeset *hs, const struct pinhole *p, time_t now)
 {
 	int ri = find_resv(hs, p);
@@ -352,6 +372,7 @@ int holes_arm(struct holebook *b, struct holeset *hs, const struct pinhole *p, t
 		return r;
 	}
 	hs->v[hs->n++] = (struct hole){.p = *p, .expires = now + (time_t)p->timeout};
+	record(b, hs, p, (time_t)p->timeout);
 	(*hs->client)++;
 	b->n++;
 	b->ctr->pinholes++;
@@ -382,19 +403,25 @@ void holes_remove_all(struct holebook *b, struct holeset *hs, time_t now)
 /* Forget the pinholes that expired and, if by_seen, those the kernel no longer had. */
 static void sweep(struct holebook *b, struct holeset *hs, time_t now, bool by_seen)
 {
+	bool newest_used = false;
 	for (unsigned i = 0; i < hs->n;) {
 		struct hole *h = &hs->v[i];
 		if (h->expires <= now || (by_seen && !h->seen)) {
 			/* A used pinhole's data connection removed both of its entries. */
-			if (h->expires <= now)
+			if (h->expires <= now) {
 				b->ctr->pinholes_expired++;
-			else
+			} else {
 				b->ctr->pinholes_used++;
+				newest_used = newest_used || i == hs->n - 1;
+			}
 			forget(b, hs, i);
 		} else {
 			i++;
 		}
 	}
+	/* The record names the newest pinhole: once used, a takeover must not open it again. */
+	if (newest_used)
+		record(b, hs, hs->n ? &hs->v[hs->n - 1].p : NULL, hs->n ? hs->v[hs->n - 1].expires - now : 0);
 }
 
 void holes_expire(struct holebook *b, struct holeset *hs, time_t now)
@@ -420,8 +447,12 @@ bool holes_account_begin(struct holebook *b, time_t now)
 	if (b->n >= ACCOUNT_LARGE && now - b->accounted < ACCOUNT_EVERY_LARGE)
 		return false;
 	b->accounted = now;
+	/* Allocated first: a kernel with no armed key answers an empty set, and then every pinhole was used. */
+	b->armed = calloc(KEY_BUCKETS, sizeof(*b->armed));
+	if (!b->armed)
+		return false;
 	int r = b->ops->pinholes_armed(b->kernel, mark_armed, b);
-	if (r < 0 || !b->armed) {
+	if (r < 0) {
 		holes_account_end(b);
 		return false;
 	}

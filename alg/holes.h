@@ -43,6 +43,7 @@ struct holeset {
 	unsigned nresv;
 	unsigned cap;	  /* MaxPinholesPerSession (per direction) when the session began; a reload does not resize */
 	unsigned *client; /* the count of the client's armed pinholes, shared by its sessions */
+	const struct flow *ctl; /* the control connection: its conntrack's labels record the newest pinhole */
 };
 
 struct keynode;
@@ -53,6 +54,7 @@ struct holebook {
 	struct alg_counters *ctr; /* pinholes opened, used, expired; kernel errors */
 	unsigned max;		  /* this worker's share of MaxPinholes */
 	unsigned max_per_client;
+	bool record;		/* HighAvailability: each session's newest pinhole goes into its conntrack's labels */
 	unsigned n;		/* armed pinholes of all sessions */
 	time_t accounted;	/* when the kernel's list of armed pinholes was last read */
 	struct holekeys *keys;	/* the gateway's keys, armed or reserved */

@@ -124,6 +124,8 @@ static void daemon_close(struct daemon *d)
 	d->keys = NULL;
 	ct_snapshot_free(d->snap);
 	d->snap = NULL;
+	ct_close(d->snap_ct);
+	d->snap_ct = NULL;
 	control_close(d->control_fd, d->control_path);
 	nft_close(d->nft);
 	if (d->fatal_fd >= 0)
@@ -137,7 +139,8 @@ int main(int argc, char **argv)
 
 	/* A control client that goes away before its answer must not take the gateway with it. */
 	signal(SIGPIPE, SIG_IGN);
-	if (argc > 1 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "reload") == 0))
+	if (argc > 1 &&
+	    (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "takeover") == 0))
 		return control_client(argc, argv);
 
 	config_defaults(&d.cfg);
@@ -185,7 +188,9 @@ int main(int argc, char **argv)
 	 * queued, and its conntrack is not confirmed (not in this dump) before
 	 * our verdict. What the dump lists started without us and may be adopted.
 	 */
-	r = ct_snapshot_take(d.cfg.control_ports, d.cfg.ncontrol_ports, &d.snap);
+	r = ct_open(&d.snap_ct);
+	if (r == 0)
+		r = ct_snapshot_take(d.snap_ct, d.cfg.control_ports, d.cfg.ncontrol_ports, &d.snap);
 	if (r < 0)
 		log_msg(LOG_LVL_WARN, "event=no-adoption error=\"%s\" effect=\"no live session will be adopted\"",
 			strerror(-r));

@@ -113,6 +113,7 @@ void options_usage(FILE *f)
 		"Usage: ftp-alg [OPTIONS]\n"
 		"       ftp-alg status [--json | --prometheus] [--control-socket PATH]\n"
 		"       ftp-alg reload [--control-socket PATH]\n"
+		"       ftp-alg takeover [--control-socket PATH]\n"
 		"Transparent FTP application-layer gateway for a Linux NAT gateway.\n\n"
 		"  -c, --config FILE          read settings from FILE (default " CONFIG_DEFAULT_PATH " if it exists)\n"
 		"      --check-config FILE    check FILE and exit (0 good, 2 bad)\n"

@@ -59,6 +59,7 @@ static void set_book_limits(struct alg *a)
 {
 	a->book.max = share(a, a->cfg.max_pinholes);
 	a->book.max_per_client = a->cfg.max_pinholes_per_client;
+	a->book.record = a->cfg.high_availability;
 }
 
 time_t alg_clock(void)
@@ -334,6 +335,7 @@ static struct session *session_new(struct alg *a, const struct flow *orig, const
 	}
 	peer->nsessions++;
 	s->peer = peer;
+	s->holes.ctl = &s->orig;
 	/* Workers number their sessions apart: worker k gives k+1, k+1+W, ... */
 	s->id = a->next_id;
 	a->next_id += a->workers;
@@ -516,10 +518,11 @@ static void flow_from_pkt(const struct pkt_info *pi, struct flow *f)
  * A control connection whose first packet this daemon sees is not its
  * client's SYN: taken up mid-stream only if conntrack says it existed
  * before this daemon could see its first packet (ct_predates: it was in the
- * dump taken at start, with the same id) and both sides have spoken
- * (SEEN_REPLY). Nothing a peer sends can make a new connection look like
- * that. Such a session skips the greeting and first-line checks (long past),
- * resynchronizes at the first line end of each direction, and takes its
+ * dump taken at start or at the last takeover, with the same id) and both
+ * sides have spoken (SEEN_REPLY). Nothing a peer sends can make a new
+ * connection look like that. Such a session skips the greeting and
+ * first-line checks (long past), takes the first byte of the next segment
+ * in each direction as a line start (see join_stream), and takes its
  * sequence offsets from conntrack.
  */
 static struct session *adopt(struct alg *a, const struct ct_info *ct, const char **refuse)
@@ -533,6 +536,7 @@ static struct session *adopt(struct alg *a, const struct ct_info *ct, const char
 		return NULL;
 	s->greeted = true;
 	s->client_spoke = true;
+	s->join_at_start = true;
 	log_session_start(s, "adopted");
 	learn_from_ct(a, s, ct);
 	return s;
@@ -616,6 +620,35 @@ static bool is_new_incarnation(struct alg *a, const struct session *s, int dir, 
 	if (r == -ENOENT)
 		return true;
 	return r == 0 && s->has_ct_id && ct.has_id && ct.id != s->ct_id;
+}
+
+/*
+ * The first segment of an adopted or rejoined session in direction dir: its
+ * first byte is taken as a line start. A gateway's daemon holds a line it
+ * may rewrite until it is whole, so after a failover the sender resends
+ * from the start of any line the old gateway held, and a line the old
+ * gateway let go in part went with its verb neutralized. Where the guess
+ * is wrong, a client fragment is still checked as a command (a PORT-shaped
+ * one is checked or neutralized) and a server fragment opens a pinhole
+ * only as the answer to a PASV/EPSV this daemon saw.
+ */
+static void join_stream(struct alg *a, struct session *s, int dir, uint32_t seq)
+{
+	if (s->reread_adj) {
+		/* The peer gateway went on rewriting: the kernel's offsets are the current ones. */
+		struct ct_info ct;
+		s->reread_adj = false;
+		if (a->ops->ct_get(a->kernel, &s->orig, DIR_ORIG, &ct) == 0)
+			for (int d = 0; d < 2; d++)
+				if (ct.seqadj_present[d] && !s->dir[d].started)
+					stream_set_adj(&s->dir[d], ct.corr_pos[d], ct.off_before[d], ct.off_after[d]);
+	}
+	if (!s->dir[dir].started) {
+		stream_syn(&s->dir[dir], seq - 1);
+		s->dir[dir].syn_seen = false;
+	}
+	if (s->dir[DIR_ORIG].started && s->dir[DIR_REPLY].started)
+		s->join_at_start = false;
 }
 
 /* The verdicts for one packet into v; returns the session whose stream result is outstanding, if any. */
@@ -714,6 +747,8 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 		syn_verdict(a, id, pkt, len, &pi, v);
 		return NULL;
 	}
+	if (s->join_at_start && pi.payload_len > 0)
+		join_stream(a, s, dir, pi.seq);
 	s->cur_dir = dir;
 	set_hold_cap(a, s, dir);
 	s->dir[dir].cur_fin = pi.flags & PKT_TCP_FIN;
@@ -813,6 +848,49 @@ void alg_tick(struct alg *a, time_t now, alg_emit_fn emit, void *ctx)
 				session_free(a, s);
 		}
 	}
+}
+
+/*
+ * Another gateway may have carried these connections meanwhile (takeover):
+ * what was held is released as on shutdown, sessions whose conntrack is gone
+ * are forgotten, and the others keep what was learnt of them (greeting,
+ * first line, not FTP, opaque, armed pinholes) but restart their streams at
+ * the next segment, with the offsets conntrack has then.
+ */
+unsigned alg_takeover(struct alg *a, time_t now, alg_emit_fn emit, void *ctx)
+{
+	unsigned kept = 0;
+	struct session *next;
+	a->now = now;
+	for (struct session *s = a->all; s; s = next) {
+		next = s->next_all;
+		for (int d = 0; d < 2; d++)
+			flush_dir(a, s, d, emit, ctx, d == DIR_ORIG);
+		if (s->closing || !still_tracked(a, s)) {
+			session_free(a, s);
+			continue;
+		}
+		for (unsigned i = 0; i < s->npending; i++) {
+			struct pending *p = &s->pending[(s->pending_head + i) % PENDING_MAX];
+			if (p->has_hole)
+				holes_release(&a->book, &s->holes, &p->hole);
+		}
+		s->npending = s->untracked = s->pending_head = 0;
+		s->multiline = false;
+		for (int d = 0; d < 2; d++) {
+			bool opaque = s->dir[d].opaque;
+			stream_free(&s->dir[d]);
+			stream_init(&s->dir[d]);
+			s->dir[d].opaque = opaque;
+			s->held_since[d] = 0;
+		}
+		s->dir[DIR_ORIG].neutralize = true;
+		s->join_at_start = true;
+		s->reread_adj = true;
+		log_msg(LOG_LVL_DEBUG, "session=%llu event=rejoin reason=takeover", (unsigned long long)s->id);
+		kept++;
+	}
+	return kept;
 }
 
 void alg_shutdown(struct alg *a, alg_emit_fn emit, void *ctx)

@@ -89,6 +89,13 @@ void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t 
 /* Timers: release held segments that waited too long, forget idle sessions. */
 void alg_tick(struct alg *a, time_t now, alg_emit_fn emit, void *ctx);
 
+/*
+ * The gateway becomes the active one (or stops being it): release what is
+ * held, forget sessions whose conntrack is gone, and restart the others'
+ * streams at their next segment. Returns the sessions kept.
+ */
+unsigned alg_takeover(struct alg *a, time_t now, alg_emit_fn emit, void *ctx);
+
 /* Release everything held (shutdown) and remove every pinhole. */
 void alg_shutdown(struct alg *a, alg_emit_fn emit, void *ctx);
 

@@ -58,7 +58,13 @@ struct session {
 	bool seqadj_ok;
 	bool seqadj_unasked; /* NATed and seen from its SYN: seqadj is all but certain, asked only when needed */
 	bool from_syn;	     /* seen from the client's SYN, so the expectation rule gave it a seqadj extension */
-	bool has_ct_id;	     /* and ct_id is the id of the conntrack this session follows */
+	/*
+	 * Adopted or rejoined (takeover): the next segment in each direction
+	 * begins a line, and after a rejoin the offsets are read again first.
+	 */
+	bool join_at_start;
+	bool reread_adj;
+	bool has_ct_id; /* and ct_id is the id of the conntrack this session follows */
 	uint32_t ct_id;
 	struct stream dir[2];
 	time_t last_seen;

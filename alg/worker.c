@@ -58,6 +58,15 @@ static int k_seqadj(void *k, const struct flow *orig, int dir, uint32_t pos, int
 	return r;
 }
 
+static int k_labels(void *k, const struct flow *orig, const uint8_t labels[16], const uint8_t mask[16])
+{
+	struct worker *w = k;
+	uint64_t t0 = now_ns();
+	int r = ct_labels_set(w->ct, orig, labels, mask);
+	tally(&w->t[T_CT], t0);
+	return r;
+}
+
 static int k_hole_add(void *k, const struct pinhole *p, const struct pinhole *replaced)
 {
 	struct worker *w = k;
@@ -103,6 +112,7 @@ static int k_armed(void *k, void (*cb)(void *ctx, const struct pinhole *p), void
 static const struct alg_kernel_ops kernel_ops = {.ct_get = k_ct_get,
 						 .ct_predates = k_ct_predates,
 						 .seqadj_set = k_seqadj,
+						 .labels_set = k_labels,
 						 .pinhole_add = k_hole_add,
 						 .pinhole_del = k_hole_del,
 						 .via_default = k_via_default,
@@ -201,6 +211,20 @@ void *worker_main(void *arg)
 	alg_shutdown(w->alg, emit, w);
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
+}
+
+struct ct_snapshot *workers_takeover(struct daemon *d, struct ct_snapshot *sn, unsigned *kept)
+{
+	*kept = 0;
+	for (unsigned i = 0; i < d->nw; i++)
+		pthread_mutex_lock(&d->w[i].lock);
+	struct ct_snapshot *old = d->snap;
+	d->snap = sn;
+	for (unsigned i = 0; i < d->nw; i++)
+		*kept += alg_takeover(d->w[i].alg, alg_clock(), emit, &d->w[i]);
+	for (unsigned i = d->nw; i-- > 0;)
+		pthread_mutex_unlock(&d->w[i].lock);
+	return old;
 }
 
 void workers_stop(struct daemon *d)

@@ -41,5 +41,12 @@ void worker_close(struct worker *w);
 /* The thread body: packets, the once-a-second tick, and the stop request. */
 void *worker_main(void *arg);
 void workers_stop(struct daemon *d);
+/*
+ * ftp-alg takeover: with every worker stopped, sn becomes the snapshot of
+ * adoptable conntracks and each worker rejoins its sessions (alg_takeover).
+ * Returns the old snapshot for the caller to free; kept: sessions rejoined.
+ */
+struct ct_snapshot;
+struct ct_snapshot *workers_takeover(struct daemon *d, struct ct_snapshot *sn, unsigned *kept);
 /* The workers' operation clocks, for status: a JSON member and a text line. Called with their locks held. */
 void workers_timing(const struct daemon *d, char *json, size_t jcap, char *text, size_t tcap);

@@ -250,6 +250,9 @@ static int set_global(struct alg_config *c, const char *key, const char *value, 
 	} else if (strcasecmp(key, "KeepReplyLength") == 0) {
 		if (parse_yes_no(key, value, &c->keep_reply_length, err, errlen) < 0)
 			return -EINVAL;
+	} else if (strcasecmp(key, "HighAvailability") == 0) {
+		if (parse_yes_no(key, value, &c->high_availability, err, errlen) < 0)
+			return -EINVAL;
 	} else if (strcasecmp(key, "User") == 0) {
 		if (set_name(c->user, sizeof(c->user), value, "user", err, errlen) < 0)
 			return -EINVAL;

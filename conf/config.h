@@ -65,6 +65,7 @@ struct alg_config {
 	uint32_t pinhole_timeout; /* seconds */
 	uint16_t min_data_port;	  /* PORT/EPRT below this are refused */
 	bool keep_reply_length;	  /* 227/229 rewritten at their own length where their text allows */
+	bool high_availability;	  /* pinholes recorded in conntrack labels for a peer gateway */
 	unsigned max_pinholes_per_session;
 	unsigned max_pinholes_per_client;
 	unsigned max_pinholes; /* all sessions together */

@@ -437,6 +437,36 @@ static void put_chain(struct nft_batch *bt, const char *name, const char *type, 
 	batch_next(bt);
 }
 
+/*
+ * chain labels { ct label set 127 }, a chain nothing jumps to. Loading it
+ * makes the kernel give every new conntrack of the namespace a label area
+ * (nf_connlabels_get): ftp-alg records a control connection's newest pinhole
+ * there (kernel.h), and conntrackd can write the peer's records only into
+ * conntracks that have one.
+ */
+static void put_labels_chain(struct nft_batch *bt)
+{
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, bt->table);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, "labels");
+	struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_NEWCHAIN, NLM_F_CREATE);
+	nftnl_chain_nlmsg_build_payload(nlh, c);
+	nftnl_chain_free(c);
+	batch_next(bt);
+	struct nftnl_rule *r = rule_new(bt, "labels");
+	uint8_t bit127[16] = {0};
+	bit127[15] = 0x80;
+	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+	nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, bit127, sizeof(bit127));
+	add_expr(r, e);
+	e = nftnl_expr_alloc("ct");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_LABELS);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_SREG, NFT_REG_1);
+	add_expr(r, e);
+	rule_put(bt, r);
+}
+
 /* ct expectation seqadj4 { protocol tcp; dport 0; timeout 1s; size 0; l3proto ip } */
 static void put_seqadj_obj(struct nft_batch *bt, const char *name, uint16_t l3)
 {
@@ -612,6 +642,7 @@ void nft_put_setup(struct nft_batch *bt, const struct alg_config *cfg)
 	rule_pinhole(bt, &layout6);
 	rule_publish(bt, &layout4);
 	rule_publish(bt, &layout6);
+	put_labels_chain(bt);
 }
 
 /* Replace a set's elements with the given ones, inside an open batch. */

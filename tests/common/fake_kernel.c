@@ -131,6 +131,20 @@ static int f_armed(void *k, void (*cb)(void *ctx, const struct pinhole *p), void
 	return 0;
 }
 
+/* Like ctnetlink's CTA_LABELS with CTA_LABELS_MASK: only the masked bits of ct's labels change. */
+static int f_labels(void *k, const struct flow *orig, const uint8_t labels[16], const uint8_t mask[16])
+{
+	struct fake_kernel *f = k;
+	(void)orig;
+	f->labels_calls++;
+	if (f->labels_err)
+		return f->labels_err;
+	f->ct.has_labels = true;
+	for (int i = 0; i < 16; i++)
+		f->ct.labels[i] = (uint8_t)((f->ct.labels[i] & ~mask[i]) | (labels[i] & mask[i]));
+	return 0;
+}
+
 static bool f_predates(void *k, const struct ct_info *ct)
 {
 	const struct fake_kernel *f = k;
@@ -141,6 +155,7 @@ static bool f_predates(void *k, const struct ct_info *ct)
 const struct alg_kernel_ops fake_kernel_ops = {.ct_get = f_ct_get,
 					       .ct_predates = f_predates,
 					       .seqadj_set = f_seqadj,
+					       .labels_set = f_labels,
 					       .pinhole_add = f_add,
 					       .pinhole_del = f_del,
 					       .via_default = f_via_default,

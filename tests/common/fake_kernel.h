@@ -47,8 +47,9 @@ struct fake_kernel {
 	/* Called for every pinhole added ('a') or deleted ('d'), if set: not bounded by FAKE_KERNEL_MAX. */
 	void (*on_pinhole)(void *ctx, int what, const struct pinhole *p);
 	void *on_pinhole_ctx;
+	int labels_calls; /* labels_set writes into ct.labels */
 	/* Scripted failures: a nonzero -errno here is what that call returns, and nothing is recorded. */
-	int ct_get_err, seqadj_err, add_err, del_err, via_default_err, armed_err;
+	int labels_err, ct_get_err, seqadj_err, add_err, del_err, via_default_err, armed_err;
 };
 
 extern const struct alg_kernel_ops fake_kernel_ops;

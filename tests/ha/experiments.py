@@ -343,7 +343,7 @@ def exp_failback(a):
             lab.wait_for(lambda: not lab.has_vips("b"), 5, "B keeps the VIPs")
             steps.append("back on A: " + ",".join("%s %s" % (c, "ok" if s.do(c).get("ok") else "FAILED")
                                                   for c in ("epsv", "pasv", "epsv")))
-            drops = re.findall(r"event=\S+", lab.alg_log("a").split(" started: ")[-1])
+            drops = re.findall(r"event=\S+", lab.alg_log("a").split("event=privileges ")[-1])
             print("failback, A's ftp-alg %s while A was backup: %s; A's log events since its (re)start: %s"
                   % ("restarted" if restart else "kept running", "; ".join(steps), sorted(set(drops))), flush=True)
         finally:

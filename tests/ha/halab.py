@@ -4,6 +4,8 @@
 Topology (documentation addresses only; every namespace starts with "fh-"):
 
   fh-c 203.0.113.10 --[br-wan]--+-- wan 203.0.113.2  fh-a  lan 192.0.2.2 --+--[br-lan]-- fh-s 192.0.2.10 vsftpd
+  (client; vsftpd   |                                                      +--[br-lan]-- fh-l 192.0.2.20 (LAN client)
+   for fh-l)
                                 |        sync 198.51.100.1                 |
                                 |             |  (veth)                    |
                                 |        sync 198.51.100.2                 |
@@ -11,7 +13,8 @@ Topology (documentation addresses only; every namespace starts with "fh-"):
         VIPs (keepalived, one sync group): 203.0.113.1 on wan, 192.0.2.1 on lan
 
 Both bridges live in the switch namespace fh-sw. Each gateway DNATs port 21
-of the public VIP to the server, masquerades LAN->WAN and runs a strict
+of the public VIP to the server, SNATs LAN->WAN to the outside VIP (so that
+the LAN client's connections survive a failover) and runs a strict
 stateful forward policy. conntrackd (FTFW) replicates conntracks over the
 sync link; keepalived runs conf/ha/ha-notify on every transition. The
 configuration files are the shipped ones in conf/ha/, with paths and the
@@ -35,8 +38,9 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 CONF = os.path.join(ROOT, "conf", "ha")
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
-NS = ["fh-sw", "fh-c", "fh-a", "fh-b", "fh-s"]
+NS = ["fh-sw", "fh-c", "fh-a", "fh-b", "fh-s", "fh-l"]
 CLIENT = "203.0.113.10"
+LAN_CLIENT = "192.0.2.20"
 SERVER = "192.0.2.10"
 VIP_WAN = "203.0.113.1"
 VIP_LAN = "192.0.2.1"
@@ -54,7 +58,7 @@ table ip lab {
     iifname "wan" ip daddr 203.0.113.1 tcp dport 21 dnat to 192.0.2.10
   }
   chain masq { type nat hook postrouting priority srcnat; policy accept;
-    oifname "wan" ip saddr 192.0.2.0/24 masquerade
+    oifname "wan" ip saddr 192.0.2.0/24 snat to 203.0.113.1
   }
   chain forward { type filter hook forward priority filter; policy drop;
     ct state invalid counter drop
@@ -124,6 +128,7 @@ class HaLab:
         self.disable_external_cache = disable_external_cache
         self.loose = loose
         self.purge_on_backup = purge_on_backup
+        self.alg_binary = None
         self.procs = {}  # (gateway or "s", kind) -> Popen
         self.t0 = time.time()
 
@@ -181,6 +186,8 @@ class HaLab:
         port("fh-c", "eth0", "c", "br-wan", [CLIENT])
         port("fh-s", "eth0", "s", "br-lan", [SERVER])
         nsx("fh-s", "ip route add default via %s" % VIP_LAN)
+        port("fh-l", "eth0", "lc", "br-lan", [LAN_CLIENT])
+        nsx("fh-l", "ip route add default via %s" % VIP_LAN)
         for g, (ns, wan, lan, sync, peer, prio) in GW.items():
             port(ns, "wan", g + "wan", "br-wan", [wan])
             port(ns, "lan", g + "lan", "br-lan", [lan])
@@ -229,6 +236,10 @@ class HaLab:
             script = script.replace("    run -n # ask", "    run -t\n    run -n # ask")
             if "run -t\n    run -n" not in script:
                 raise RuntimeError("conf/ha/ha-notify no longer has 'run -n # ask'")
+        if self.alg_binary:
+            if 'FTPALG=/usr/sbin/ftp-alg\n' not in script:
+                raise RuntimeError("conf/ha/ha-notify no longer sets FTPALG=/usr/sbin/ftp-alg")
+            script = script.replace('FTPALG=/usr/sbin/ftp-alg\n', 'FTPALG=%s\n' % self.alg_binary)
         with open(notify, "w") as f:
             f.write(script)
         os.chmod(notify, 0o755)
@@ -236,8 +247,9 @@ class HaLab:
             text = f.read()
         text = text.replace("priority 150", "priority %d" % prio).replace("ftp-alg-gw-a", "ftp-alg-gw-" + g)
         text = re.sub(r'"/etc/ftp-alg/ha-notify (\w+)"',
-                      lambda m: '"%s %s %s %s"' % (notify, m.group(1), self.path("conntrackd-%s.conf" % g),
-                                                   self.path("notify-%s.log" % g)), text)
+                      lambda m: '"%s %s %s %s %s"' % (notify, m.group(1), self.path("conntrackd-%s.conf" % g),
+                                                      self.path("notify-%s.log" % g),
+                                                      self.path("run/ftp-alg-%s.sock" % g)), text)
         with open(self.path("keepalived-%s.conf" % g), "w") as f:
             f.write(text)
 
@@ -259,6 +271,15 @@ class HaLab:
         self.spawn(("s", "vsftpd"), "fh-s", ["vsftpd", conf], self.path("vsftpd.log"))
         self.wait_for(lambda: nsx("fh-s", "ss -Hltn src %s:21" % SERVER, check=False).stdout.strip(),
                       10, "vsftpd did not start")
+        # An outside server for the LAN client's active (PORT) sessions.
+        with open(conf) as f:
+            text = f.read().replace("listen_address=%s" % SERVER, "listen_address=%s" % CLIENT)
+        conf_out = self.path("run/vsftpd-out.conf")
+        with open(conf_out, "w") as f:
+            f.write(text)
+        self.spawn(("c", "vsftpd"), "fh-c", ["vsftpd", conf_out], self.path("vsftpd-out.log"))
+        self.wait_for(lambda: nsx("fh-c", "ss -Hltn src %s:21" % CLIENT, check=False).stdout.strip(),
+                      10, "the outside vsftpd did not start")
 
     def ctd(self, g, *args, check=False):
         return nsx(GW[g][0], ["conntrackd", "-C", self.path("conntrackd-%s.conf" % g)] + list(args), check=check,
@@ -335,10 +356,13 @@ class HaLab:
 
     def start_alg(self, g, binary, args=()):
         log = self.path("ftp-alg-%s.log" % g)
-        starts = self.read(log).count(" started: ")
-        p = self.spawn((g, "ftp-alg"), GW[g][0], [binary, "-v", "--control-socket",
+        starts = self.read(log).count("event=privileges ")
+        conf = self.path("ftp-alg-%s.conf" % g)
+        with open(conf, "w") as f:
+            f.write("HighAvailability = yes\n")  # as conf/ha/ftp-alg.conf ships it
+        p = self.spawn((g, "ftp-alg"), GW[g][0], [binary, "-v", "--config", conf, "--control-socket",
                                                   self.path("run/ftp-alg-%s.sock" % g)] + list(args), log)
-        self.wait_for(lambda: self.read(log).count(" started: ") > starts or p.poll() is not None, 10,
+        self.wait_for(lambda: self.read(log).count("event=privileges ") > starts or p.poll() is not None, 10,
                       "ftp-alg on %s did not start" % g)
         if p.poll() is not None:
             raise RuntimeError("ftp-alg on %s exited:\n%s" % (g, self.read(log)[-2000:]))
@@ -358,6 +382,10 @@ class HaLab:
         for g in GW:
             self.start_conntrackd(g)
         if alg_binary:
+            # keepalived's notify script tells this ftp-alg to take over.
+            self.alg_binary = alg_binary
+            for g in GW:
+                self.write_configs(g)
             for g in alg_on:
                 self.start_alg(g, alg_binary)
         self.start_keepalived("a")

@@ -3,6 +3,7 @@
 
 Commands (one a line), each answered by one JSON line on stdout:
   pasv | epsv   one passive transfer of --path; {"ok", "reply", "error"}; ok means the sha256 matched
+  port          one active transfer: PORT naming this host, the server connects back; like pasv
   slowpasv      the same, read slowly through a small receive window (about 200 KB/s), so that the data
                 is still crossing the gateway seconds later; adds "start" and "end" times
   announce      PASV only; {"reply", "host", "port"}
@@ -77,6 +78,32 @@ def main():
                 else:
                     out = fetch(host, port, reply, slow=cmd == "slowpasv")
                     out.update(start=t, end=time.time())
+            elif cmd == "port":
+                ls = socket.socket()
+                with ls:
+                    ls.bind((c.s.getsockname()[0], 0))
+                    ls.listen(1)
+                    ls.settimeout(10)
+                    ip, port = ls.getsockname()
+                    reply = c.cmd("PORT %s,%d,%d" % (ip.replace(".", ","), port >> 8, port & 255))
+                    if not reply.startswith("200"):
+                        raise ValueError("PORT answered %r" % reply)
+                    r = c.cmd("RETR " + a.path)
+                    if not r.startswith("1"):
+                        raise ValueError("RETR answered %r" % r)
+                    d, _ = ls.accept()
+                    h = hashlib.sha256()
+                    with d:
+                        d.settimeout(10)
+                        while True:
+                            b = d.recv(1 << 16)
+                            if not b:
+                                break
+                            h.update(b)
+                    end = c.reply()
+                    ok = end.startswith("226") and h.hexdigest() == a.sha256
+                    out = {"ok": ok, "reply": reply,
+                           "error": None if ok else "end %r, sha256 %s" % (end, h.hexdigest())}
             elif cmd == "epsv":
                 reply = c.cmd("EPSV")
                 m = re.search(r"\(\|\|\|(\d+)\|\)", reply)

@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
 """Failover test: ftp-alg on both gateways of the HA lab (hot standby).
 
-  python3 tests/ha/test_failover.py --binary build/ftp-alg [--external-cache]
+  python3 tests/ha/test_failover.py --binary build/ftp-alg [--external-cache] [--transfers N]
 
-A passive session is made through gateway A with length-changing rewrites
-(vsftpd's 227 grows by one byte: 192,0,2,10 -> 203,0,113,1), PASV and EPSV
-transfers checked by sha256. Then A fails (its keepalived stops), B takes the
-VIPs, and the checks below run; then A comes back (fail-back) and they run
-again. Prints PASS/FAIL per check and ends with "N passed, M failed".
+Through gateway A: a passive session of the outside client (vsftpd's 227
+grows by one byte: 192,0,2,10 -> 203,0,113,1) with PASV and EPSV transfers,
+and an active session of the LAN client fh-l to the outside server (its PORT
+grows by one byte: 192,0,2,20 -> 203,0,113,1), transfers checked by sha256.
+Then A fails (its keepalived stops; keepalived's notify script runs
+conntrackd -c and "ftp-alg takeover" on B), B takes the VIPs, and the checks
+run; then A comes back (fail-back) and they run again. Prints PASS/FAIL per
+check and ends with "N passed, M failed".
 
-Checks marked [adoption] and [pinhole replication] are the ones ftp-alg's
-HA work is about: a session must keep working on the gateway that did not
-see it start, and a data port announced by one gateway must be usable
-through the other. See docs/HA.md for which of them fail today.
+Checks marked [adoption] and [pinhole replication] are the daemon's HA work:
+a session must keep working on the gateway that did not see it start (or saw
+it before the peer carried it), and a data port announced by one gateway
+must be usable through the other. See docs/HA.md for what passes.
 """
 import argparse
 import json
@@ -35,9 +38,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class Session:
     """tests/ha/session_client.py in the client namespace: one control connection, driven by commands."""
 
-    def __init__(self, sha):
-        self.p = subprocess.Popen(["ip", "netns", "exec", "fh-c", "python3", os.path.join(HERE, "session_client.py"),
-                                   "--host", VIP_WAN, "--path", "/%s/f1M" % DATA_DIR, "--sha256", sha],
+    def __init__(self, sha, ns="fh-c", host=VIP_WAN, path="f1M"):
+        self.p = subprocess.Popen(["ip", "netns", "exec", ns, "python3", os.path.join(HERE, "session_client.py"),
+                                   "--host", host, "--path", "/%s/%s" % (DATA_DIR, path), "--sha256", sha],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         if not json.loads(self.p.stdout.readline() or "{}").get("ready"):
             raise AssertionError("the session did not log in")
@@ -125,14 +128,68 @@ class Test:
                c["orig"].get("sport") == self.sport and c.get("tcp_state") == "ESTABLISHED"]
         return cts[0].get("seqadj_reply") if cts else None
 
+    def set_keys(self, g):
+        """The public keys' first elements (who may connect) in g's once4 set."""
+        r = nsx(halab.GW[g][0], "nft list set inet ftp_alg once4", check=False)
+        if r.returncode != 0:
+            raise AssertionError("nft list set once4 on %s: %s" % (g, r.stderr.strip()))
+        body = r.stdout.split("elements = {", 1)
+        if len(body) < 2:
+            return []
+        return re.findall(r"(\d+\.\d+\.\d+\.\d+) \. \d+\.\d+\.\d+\.\d+ \. \d+", body[1])
+
+    def watch_keys(self):
+        """Every pinhole key on either gateway admits only 203.0.113.10 (the outside client, or the outside
+        server of the LAN client's active session): sampled throughout by check_keys."""
+        for g in ("a", "b"):
+            for k in self.set_keys(g):
+                self.keys_seen += 1
+                if k != halab.CLIENT:
+                    self.bad_keys.append("%s on %s" % (k, g))
+
+    def check_keys(self, when):
+        def t():
+            self.watch_keys()
+            if self.bad_keys:
+                raise AssertionError("pinhole keys for other hosts: %s" % self.bad_keys[:5])
+            print("  %d pinhole keys seen so far, all for %s" % (self.keys_seen, halab.CLIENT), flush=True)
+        self.check("no pinhole admits a host other than the announced peer, on either gateway (%s)" % when, t)
+
+    def many(self, sess, cmds, n):
+        """n rounds of cmds on one session; stops at the first failure."""
+        for i in range(n):
+            for cmd in cmds:
+                r = sess.do(cmd)
+                if r.get("ok") and cmd == "pasv" and not r["reply"].startswith("227 Entering Passive Mode (203,0,113,1,"):
+                    r = {"ok": False, "error": "227 not rewritten: %r" % r["reply"]}
+                if not r.get("ok"):
+                    raise AssertionError("round %d %s: %s" % (i + 1, cmd, r.get("error")))
+            if i % 5 == 0:
+                self.watch_keys()
+
+    def old_sessions(self, where):
+        n = self.a.transfers
+        self.check("[adoption] the passive session made through A keeps working %s: %d PASV and %d EPSV "
+                   "transfers (sha256)" % (where, n, n), lambda: self.many(self.old_p, ("pasv", "epsv"), n))
+        self.check("[adoption] the active session made through A keeps working %s: %d PORT transfers (sha256)"
+                   % (where, n), lambda: self.many(self.old_a, ("port",), n))
+
+    def new_active(self):
+        s = Session(self.files["f1M"], ns="fh-l", host=halab.CLIENT)
+        self.sessions.append(s)
+        self.many(s, ("port",), 2)
+        s.close()
+
     def run(self):
         lab = self.lab
         lab.up()
         lab.start_all(self.a.binary, alg_on=("a", "b"))
         files = self.files
+        self.keys_seen = 0
+        self.bad_keys = []
 
         # --- through A ------------------------------------------------------
-        old = Session(files["f1M"])
+        old = self.old_p = Session(files["f1M"])
         self.sessions = [old]
 
         def through_a():
@@ -156,6 +213,17 @@ class Test:
         self.check("session through A: PASV, EPSV, PASV transfers, two 227 rewrites of +1 byte, offset 2 in A's "
                    "conntrack", through_a)
 
+        def active_a():
+            self.old_a = Session(files["f1M"], ns="fh-l", host=halab.CLIENT)
+            self.sessions.append(self.old_a)
+            self.many(self.old_a, ("port",), 2)
+            rewrites = re.findall(r'event=port old="(PORT 192,0,2,20,[^"]*)" new="([^"]*)"',
+                                  lab.alg_log("a"))
+            if len(rewrites) < 2 or any(len(n) - len(o) != 1 for o, n in rewrites):
+                raise AssertionError("A's log does not show two +1 PORT rewrites: %s" % rewrites)
+        self.check("active session of the LAN client through A: 2 PORT transfers, PORT rewritten +1 byte", active_a)
+        self.check_keys("through A")
+
         if not self.a.external_cache:
             def replicated():
                 adj = None
@@ -167,13 +235,14 @@ class Test:
                     raise AssertionError("B's kernel has seqadj %s for the control connection" % adj)
             self.check("conntrackd: B's kernel holds the control conntrack with A's sequence offset (+2)", replicated)
 
-        # A pinhole armed through A just before the failure, and a transfer in flight.
-        announced = old.do("announce")
         # A second session reads a transfer slowly, so that its data is still crossing the gateways when A fails.
         inflight = Session(files["f1M"])
         self.sessions.append(inflight)
         inflight.send("slowpasv")
         time.sleep(1.5)
+        # A data port announced through A within the last second before the failure.
+        announced = old.do("announce")
+        t_announce = time.time()
 
         # --- A fails --------------------------------------------------------
         t0 = time.time()
@@ -186,6 +255,32 @@ class Test:
                 raise AssertionError("A still holds the VIPs")
             print("  failover: B holds both VIPs %.2f s after A's keepalived was stopped" % times["vip"], flush=True)
         self.check("failover: B takes both VIPs", vips_move)
+
+        def armed():
+            def took_over():
+                log = lab.notify_log("b")
+                i = log.rfind("state primary")
+                return i >= 0 and re.search(r"^(\d+\.\d+) ftp-alg (takeover.*)$", log[i:], re.M)
+            m = lab.wait_for(took_over, 5, "B's notify script did not run ftp-alg takeover on becoming primary")
+            print("  B's notify script: ftp-alg %s (done %.3f s after the failure, %.3f s after B had the VIPs)"
+                  % (m.group(2), float(m.group(1)) - t0, float(m.group(1)) - t0 - times.get("vip", 0)), flush=True)
+            times["rearmed"] = int(re.search(r"(\d+) pinholes re-armed", m.group(2)).group(1))
+            r = old.do("fetch")
+            print("  pinhole: announced %.2f s before the failure, connected %.2f s after it"
+                  % (t0 - t_announce, time.time() - t0), flush=True)
+            if not r.get("ok"):
+                raise AssertionError("data connection to %s:%s announced by A: %s"
+                                     % (announced.get("host"), announced.get("port"), r.get("error")))
+        self.check("[pinhole replication] a data port announced through A within the last second before the "
+                   "failure is usable through B", armed)
+
+        def rearmed_only_unused():
+            # Armed on A before the failure: the announced one (unused), the in-flight transfer's and the active
+            # session's (used over a second earlier, so their records no longer name them).
+            if times.get("rearmed") != 1:
+                raise AssertionError("B re-armed %s pinholes, expected only the announced one" % times.get("rearmed"))
+        self.check("B's takeover re-armed only the pinhole not yet used (used ones are not opened again)",
+                   rearmed_only_unused)
 
         def first_new():
             dt = self.first_transfer_after(t0)
@@ -204,29 +299,9 @@ class Test:
         self.check("a PASV transfer in flight through A completes through B (sha256)", in_flight)
 
         self.check("new session on B: PASV and EPSV transfers", lambda: self.new_session("both"))
-
-        def armed():
-            r = old.do("fetch")
-            if not r.get("ok"):
-                raise AssertionError("data connection to %s:%s announced by A: %s"
-                                     % (announced.get("host"), announced.get("port"), r.get("error")))
-        self.check("[pinhole replication] a data port announced through A just before the failure is usable "
-                   "through B", armed)
-
-        def old_on(g):
-            def t():
-                # All three run whatever the first gives, so that the message tells which step fails.
-                steps = []
-                for cmd in ("pasv", "epsv", "pasv"):
-                    r = old.do(cmd)
-                    if r.get("ok") and cmd == "pasv" and not r["reply"].startswith("227 Entering Passive Mode (203,0,113,1,"):
-                        r = {"ok": False, "error": "227 not rewritten: %r" % r["reply"]}
-                    steps.append("%s %s" % (cmd, "ok" if r.get("ok") else "FAILED (%s)" % r.get("error")))
-                if any("FAILED" in x for x in steps):
-                    raise AssertionError("; ".join(steps))
-            return t
-        self.check("[adoption] the session made through A keeps working on B: PASV, EPSV, PASV transfers "
-                   "with rewrites (the check ftp-alg's session adoption must pass)", old_on("b"))
+        self.check("new active session of the LAN client on B: 2 PORT transfers", self.new_active)
+        self.old_sessions("on B")
+        self.check_keys("after the failover")
 
         # --- fail-back ------------------------------------------------------
         t1 = time.time()
@@ -245,8 +320,9 @@ class Test:
                   flush=True)
         self.check("new session on A after fail-back: first PASV transfer", first_back)
         self.check("new session on A after fail-back: PASV and EPSV transfers", lambda: self.new_session("both"))
-        self.check("[adoption] the session keeps working after fail-back to A: PASV, EPSV, PASV transfers "
-                   "(A's daemon saw its start, B changed its offsets meanwhile)", old_on("a"))
+        self.check("new active session of the LAN client on A after fail-back: 2 PORT transfers", self.new_active)
+        self.old_sessions("after fail-back to A (A's daemon saw their start, B changed the offsets meanwhile)")
+        self.check_keys("after the fail-back")
 
     def main(self):
         self.sessions = []
@@ -269,6 +345,7 @@ class Test:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
+    ap.add_argument("--transfers", type=int, default=20, help="transfers of each kind on the old sessions")
     ap.add_argument("--external-cache", action="store_true",
                     help="run conntrackd with DisableExternalCache Off (commit on failover) instead of the shipped On")
     a = ap.parse_args()

@@ -162,7 +162,13 @@ static void setup_batch_builds_the_owned_table(void **state)
 		const char *name, *type;
 		int prio;
 	} chains[] = {{"control", "filter", -150}, {"pinhole", "nat", -110}, {"publish", "nat", -105}};
-	assert_int_equal(count(s, NFT_MSG_NEWCHAIN), 3);
+	assert_int_equal(count(s, NFT_MSG_NEWCHAIN), 4);
+	/* The fourth, "labels", has no hook: it only makes the kernel give conntracks a label area. */
+	struct nftnl_chain *lc = nftnl_chain_alloc();
+	assert_int_equal(nftnl_chain_nlmsg_parse(nth(s, NFT_MSG_NEWCHAIN, 3), lc), 0);
+	assert_string_equal(nftnl_chain_get_str(lc, NFTNL_CHAIN_NAME), "labels");
+	assert_false(nftnl_chain_is_set(lc, NFTNL_CHAIN_HOOKNUM));
+	nftnl_chain_free(lc);
 	for (unsigned i = 0; i < 3; i++) {
 		struct nftnl_chain *c = nftnl_chain_alloc();
 		assert_int_equal(nftnl_chain_nlmsg_parse(nth(s, NFT_MSG_NEWCHAIN, i), c), 0);
@@ -189,11 +195,15 @@ static void setup_batch_builds_the_owned_table(void **state)
 		nftnl_set_free(st);
 	}
 
-	/* Rules: 2 seqadj, 2 bare-ACK returns, 2 queue (one worker), 2 pinhole, 2 publish. */
-	assert_int_equal(count(s, NFT_MSG_NEWRULE), 10);
+	/* Rules: 2 seqadj, 2 bare-ACK returns, 2 queue (one worker), 2 pinhole, 2 publish, 1 labels. */
+	assert_int_equal(count(s, NFT_MSG_NEWRULE), 11);
 	char shape[512];
 	const char *chain;
 	struct nftnl_rule *r;
+	rule_shape(nth(s, NFT_MSG_NEWRULE, 10), shape, sizeof(shape), &chain, &r);
+	assert_string_equal(chain, "labels");
+	assert_string_equal(shape, "immediate ct");
+	nftnl_rule_free(r);
 	rule_shape(nth(s, NFT_MSG_NEWRULE, 0), shape, sizeof(shape), &chain, &r);
 	assert_string_equal(chain, "control");
 	assert_string_equal(shape, "meta cmp meta cmp payload lookup ct bitwise cmp objref");
@@ -242,7 +252,7 @@ static void native_queue_and_workers(void **state)
 	nft_put_setup(&s->bt, cfg);
 	finish(s);
 	/* Two workers: one rule per worker, family and direction. */
-	assert_int_equal(count(s, NFT_MSG_NEWRULE), 4 + 8 + 4);
+	assert_int_equal(count(s, NFT_MSG_NEWRULE), 4 + 8 + 4 + 1);
 	unsigned seen = 0;
 	for (unsigned i = 0; i < 8; i++) {
 		char shape[512];
