@@ -360,6 +360,8 @@ class HaLab:
         conf = self.path("ftp-alg-%s.conf" % g)
         with open(conf, "w") as f:
             f.write("HighAvailability = yes\n")  # as conf/ha/ftp-alg.conf ships it
+            # 227s change length, so sessions carry sequence offsets across the failover (the case to test).
+            f.write("KeepReplyLength = no\n")
         p = self.spawn((g, "ftp-alg"), GW[g][0], [binary, "-v", "--config", conf, "--control-socket",
                                                   self.path("run/ftp-alg-%s.sock" % g)] + list(args), log)
         self.wait_for(lambda: self.read(log).count("event=privileges ") > starts or p.poll() is not None, 10,
