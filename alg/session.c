@@ -661,10 +661,10 @@ static bool still_tracked(struct alg *a, const struct session *s)
 }
 
 /*
- * A FIN or RST ends the session only if conntrack took it: a stranger's
- * in-window RST that the server ignores (RFC 5961) leaves the conntrack
- * established, and so the session and its pinholes. (TCP_CONNTRACK_FIN_WAIT
- * and later are the closing states.)
+ * A FIN or RST that is not exactly in order ends the session only if
+ * conntrack took it: a stranger's in-window RST that the server ignores
+ * (RFC 5961) leaves the conntrack established, and so the session and its
+ * pinholes. (TCP_CONNTRACK_FIN_WAIT and later are the closing states.)
  */
 static bool closed_by_conntrack(struct alg *a, const struct session *s)
 {
@@ -753,6 +753,8 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 	set_hold_cap(a, s, dir);
 	s->dir[dir].cur_fin = pi.flags & PKT_TCP_FIN;
 	unsigned held_before = s->dir[dir].nheld;
+	/* A FIN or RST exactly where the sender's stream stands is the endpoint's own (RFC 5961). */
+	bool in_order = s->dir[dir].started && pi.seq == s->dir[dir].next_seq;
 	stream_segment(&s->dir[dir], &policy_stream_ops, s, id, pi.seq, pkt, len, pi.payload_off, pi.payload_len, &res);
 	count_held(a, s, (int)s->dir[dir].nheld - (int)held_before);
 	if (res.reason == STREAM_HOLD_FULL) {
@@ -772,7 +774,7 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 	if (pi.flags & (PKT_TCP_RST | PKT_TCP_FIN)) {
 		if (pi.flags & PKT_TCP_FIN)
 			s->fin[dir] = true;
-		if (!s->closing && closed_by_conntrack(a, s)) {
+		if (!s->closing && (in_order || closed_by_conntrack(a, s))) {
 			s->closing = true;
 			s->closed_at = now;
 			holes_remove_all(&a->book, &s->holes, a->now);
