@@ -453,7 +453,13 @@ static void receive(int dir, uint32_t seq, const uint8_t *p, size_t n)
 		if (first_line && p[i] == '\n')
 			d->adopt_open = false;
 		if (d->rhave[at]) {
-			if (d->rbuf[at] != p[i] && at < d->opaque_at) {
+			/*
+			 * Stated exception (ftp-alg(8), SECURITY): a server's bytes from before
+			 * the ring go on as sent. Nothing in them is parsed or opens anything, and
+			 * what a server tells its own client is the server's business.
+			 */
+			bool exempt = dir == 1 && seg_old;
+			if (d->rbuf[at] != p[i] && at < d->opaque_at && !exempt) {
 				/*
 				 * The class says what the ALG may have lost: the session that released the
 				 * first copy, the stream (turned opaque), or the ring's reach.
