@@ -81,7 +81,12 @@ void init_conn(struct conn *c, const uint8_t *client, const uint8_t *dst, const 
 
 void start_conn(struct conn *c, const struct alg_config *cfg)
 {
-	c->alg = alg_new(cfg, &fake_kernel_ops, &c->k);
+	start_on(c, alg_new(cfg, &fake_kernel_ops, &c->k));
+}
+
+void start_on(struct conn *c, struct alg *a)
+{
+	c->alg = a;
 	c->seq[0] = 1000;
 	c->seq[1] = 5000;
 	send_pkt(c, DIR_ORIG, PKT_TCP_SYN, NULL);
@@ -138,4 +143,14 @@ void setup_active(struct conn *c)
 	config_defaults(&cfg);
 	init_conn(c, LAN_CLIENT, OUT_SERVER, OUT_SERVER, GW);
 	start_conn(c, &cfg);
+}
+
+void adopt_conn(struct conn *c, const struct alg_config *cfg)
+{
+	init_conn(c, CLIENT, PUBLIC, SERVER, CLIENT);
+	c->k.ct.seen_reply = true;
+	c->k.predates = true;
+	c->alg = alg_new(cfg, &fake_kernel_ops, &c->k);
+	c->seq[DIR_ORIG] = 1500;
+	c->seq[DIR_REPLY] = 6000;
 }

@@ -43,6 +43,10 @@ void init_conn(struct conn *c, const uint8_t *client, const uint8_t *dst, const 
 	       const uint8_t *reply_dst);
 /* A new alg over c's kernel, then the handshake, the greeting and a login. */
 void start_conn(struct conn *c, const struct alg_config *cfg);
+/* The same on the alg a (which another conn may own). */
+void start_on(struct conn *c, struct alg *a);
+/* CLIENT to PUBLIC, DNATed to SERVER, established before the alg started: the next packets are adopted. */
+void adopt_conn(struct conn *c, const struct alg_config *cfg);
 /* CLIENT to PUBLIC, DNATed to SERVER, logged in, with the seqadj extension. */
 /*
  * Start c's connection on a new daemon mid-stream (adopted: conntrack says it

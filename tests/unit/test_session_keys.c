@@ -23,19 +23,6 @@
 
 static const uint8_t LAN_CLIENT2[4] = {192, 0, 2, 51};
 
-/* The handshake, greeting and login of c on the alg a (which another conn may own). */
-static void start_on(struct conn *c, struct alg *a)
-{
-	c->alg = a;
-	c->seq[0] = 1000;
-	c->seq[1] = 5000;
-	send_pkt(c, DIR_ORIG, PKT_TCP_SYN, NULL);
-	send_pkt(c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
-	send_pkt(c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
-	send_pkt(c, DIR_ORIG, PKT_TCP_ACK, "USER anonymous\r\n");
-	send_pkt(c, DIR_REPLY, PKT_TCP_ACK, "230 Login successful.\r\n");
-}
-
 /* A LAN client behind the gateway's masquerade (GW) to OUT_SERVER, from source port sport. */
 static void init_lan(struct conn *c, const uint8_t *client, uint16_t sport, uint16_t masq_port)
 {
