@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "ct.h"
+#include "nl.h"
 
 #include <netinet/in.h>
 #include <errno.h>
@@ -33,15 +34,11 @@ int ct_open(struct ct **out)
 		free(c);
 		return -(e ? e : EPROTONOSUPPORT);
 	}
-	c->nl = mnl_socket_open(NETLINK_NETFILTER);
-	if (!c->nl || mnl_socket_bind(c->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		int e = errno;
+	int r = nl_open(NETLINK_NETFILTER, 1, &c->nl, &c->portid);
+	if (r < 0) {
 		ct_close(c);
-		return -(e ? e : EPROTONOSUPPORT);
+		return r;
 	}
-	struct timeval tv = {.tv_sec = 1};
-	setsockopt(mnl_socket_get_fd(c->nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	c->portid = mnl_socket_get_portid(c->nl);
 	c->seq = (uint32_t)time(NULL);
 	*out = c;
 	return 0;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "queue.h"
+#include "nl.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -63,13 +64,11 @@ int queue_open(struct queue **out, uint16_t base)
 	q->base = base;
 	q->buflen = 0xffff + 4096;
 	q->buf = malloc(q->buflen);
-	q->nl = mnl_socket_open(NETLINK_NETFILTER);
-	if (!q->buf || !q->nl || mnl_socket_bind(q->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		int e = errno ? errno : ENOMEM;
+	int e = q->buf ? nl_open(NETLINK_NETFILTER, 0, &q->nl, &q->portid) : -ENOMEM;
+	if (e < 0) {
 		queue_close(q);
-		return -e;
+		return e;
 	}
-	q->portid = mnl_socket_get_portid(q->nl);
 	/* Keep packets coming when the receive buffer fills; the kernel drops and TCP resends. */
 	int one = 1;
 	setsockopt(mnl_socket_get_fd(q->nl), SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one));

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "route.h"
+#include "nl.h"
 
 #include <errno.h>
 #include <libmnl/libmnl.h>
@@ -44,15 +45,11 @@ int route_open(struct route **out)
 	struct route *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	r->nl = mnl_socket_open(NETLINK_ROUTE);
-	if (!r->nl || mnl_socket_bind(r->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		int e = errno;
+	int e = nl_open(NETLINK_ROUTE, 1, &r->nl, &r->portid);
+	if (e < 0) {
 		route_close(r);
-		return -(e ? e : EPROTONOSUPPORT);
+		return e;
 	}
-	struct timeval tv = {.tv_sec = 1};
-	setsockopt(mnl_socket_get_fd(r->nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	r->portid = mnl_socket_get_portid(r->nl);
 	r->seq = (uint32_t)time(NULL);
 	*out = r;
 	return 0;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "nft.h"
+#include "../alg/nl.h"
 
 #include <errno.h>
 #include <libmnl/libmnl.h>
@@ -104,15 +105,11 @@ int nft_open(struct nft **out, const struct alg_config *cfg)
 		return -ENOMEM;
 	n->buflen = 1 << 16;
 	n->buf = calloc(1, n->buflen); /* netlink padding the libraries skip must not be stack or heap leftovers */
-	n->nl = mnl_socket_open(NETLINK_NETFILTER);
-	if (!n->buf || !n->nl || mnl_socket_bind(n->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		int e = errno ? errno : ENOMEM;
+	int e = n->buf ? nl_open(NETLINK_NETFILTER, 2, &n->nl, &n->portid) : -ENOMEM;
+	if (e < 0) {
 		nft_close(n);
-		return -e;
+		return e;
 	}
-	struct timeval tv = {.tv_sec = 2};
-	setsockopt(mnl_socket_get_fd(n->nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	n->portid = mnl_socket_get_portid(n->nl);
 	n->seq = (uint32_t)time(NULL);
 	snprintf(n->table, sizeof(n->table), "%s", cfg->table);
 
