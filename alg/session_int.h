@@ -139,6 +139,8 @@ void count_refusal(struct alg *a, const char *reason);
  * NULL); the rest are counted and reported once a second, by alg_tick too.
  */
 bool log_gate(struct alg *a, const struct session *s);
+/* Report the log lines the gate held back, once their second is over. */
+void log_gate_report(struct alg *a);
 /*
  * Whether the kernel adjusts sequence numbers for s, so a rewrite may change
  * a line's length: asked of the kernel the first time it matters.
@@ -161,3 +163,14 @@ void flush_dir(struct alg *a, struct session *s, int dir, alg_emit_fn emit, void
 
 /* policy.c: the FTP policy the streams of a session call for each line. */
 extern const struct stream_ops policy_stream_ops;
+
+/* session.c's table and lifecycle, for packet.c's packet path and timers. */
+struct session *find_orig(struct alg *a, const struct flow *f);
+struct session *find_reply(struct alg *a, const struct flow *f);
+bool server_full(struct alg *a, const struct flow *orig);
+void set_hold_cap(struct alg *a, struct session *s, int dir);
+struct session *session_new(struct alg *a, const struct flow *orig, const char **refuse);
+void session_free(struct alg *a, struct session *s);
+void log_session_start(struct session *s, const char *how);
+/* Learn the reply tuple and the sequence offsets from conntrack. */
+void learn_from_ct(struct alg *a, struct session *s, const struct ct_info *ct);
