@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Second adversarial pass (Hardening II): each test asserts the secure
+ * outcome of one attack on what changed since the first review.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alg/kernel.h"
+#include "alg/log.h"
+#include "alg/session.h"
+#include "tests/common/session_harness.h"
+
+/*
+ * HighAvailability = yes: a session that closes removes its pinholes, but
+ * the record in its conntrack's labels still names the newest one, so a
+ * takeover on the peer gateway within PinholeTimeout (the conntrack lingers
+ * in TIME_WAIT with SEEN_REPLY) re-arms a pinhole this gateway removed.
+ */
+static void closed_session_record_cleared(void **state)
+{
+	(void)state;
+	struct conn c;
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	cfg.high_availability = true;
+	setup_conn(&c, &cfg);
+	epsv(&c, 50000);
+	assert_int_equal(c.k.nadded, 1);
+	struct ct_hole_rec rec = {0};
+	assert_true(ct_rec_decode(c.k.ct.labels, &rec));
+	assert_int_equal(rec.port, 50000);
+	/* The client closes in order: the session's pinholes go. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK | PKT_TCP_FIN, "");
+	assert_int_equal(c.k.ndeleted, 1);
+	/* The record must say "none" now, or the peer's takeover re-arms it. */
+	assert_false(ct_rec_decode(c.k.ct.labels, &rec));
+	alg_free(c.alg);
+}
+
+/* Whether an accepted verdict of the last packet carries the bytes verb as sent (case-insensitive). */
+static bool verb_passed(struct conn *c, const char *sent, const char *verb)
+{
+	for (unsigned i = 0; i < c->v.n; i++) {
+		if (!c->v.v[i].accept)
+			continue;
+		if (!c->v.v[i].data)
+			return strcasestr(sent, verb) != NULL;
+		char buf[2048];
+		size_t n = c->last_out_len < sizeof(buf) - 1 ? c->last_out_len : sizeof(buf) - 1;
+		memcpy(buf, c->last_out, n);
+		buf[n] = 0;
+		/* The rebuilt packet's headers hold no letters of the verb in a row. */
+		if (strcasestr(buf, verb))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A hostile client sends a line over 4096 bytes whose PORT starts in the
+ * last bytes kept (4093..4095) and ends in the tail: scrub_tail fires only
+ * once four tail bytes are seen, so PORT reaches the server intact. A server
+ * whose buffer is char[4096] (4095 bytes and a NUL) takes it as a command.
+ */
+static void tail_verb_straddling_4096(void **state)
+{
+	(void)state;
+	struct conn c;
+	open_conn(&c);
+	char chunk[1600];
+	memset(chunk, 'A', sizeof(chunk));
+	memcpy(chunk, "NOOP ", 5);
+	chunk[1500] = 0;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, chunk);
+	memset(chunk, 'A', sizeof(chunk));
+	chunk[1500] = 0;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, chunk);
+	/* 3000 bytes so far: 1095 more put P at offset 4095, the last one kept. */
+	memset(chunk, 'A', sizeof(chunk));
+	strcpy(chunk + 1095, "PORT 192,0,2,99,0,21\r\n");
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, chunk);
+	assert_false(verb_passed(&c, chunk, "PORT 192"));
+	alg_free(c.alg);
+}
+
+int main(void)
+{
+	log_open("test", LOG_LVL_ERR, false);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(closed_session_record_cleared),
+	    cmocka_unit_test(tail_verb_straddling_4096),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
