@@ -93,12 +93,57 @@ static void tail_verb_straddling_4096(void **state)
 	alg_free(c.alg);
 }
 
+static void ignore(void *ctx, const struct alg_verdicts *v)
+{
+	(void)ctx;
+	(void)v;
+}
+
+/*
+ * A hostile client on an adopted session (daemon restart or failover) sends
+ * its first segment starting 6 bytes before what the server already has
+ * ("NOOP\r\n"): join_stream takes its first byte as a line start and reads
+ * one line "AAAAAAPORT ...", an unknown verb; the server's TCP trims the 6
+ * bytes it has and reads "PORT 192,0,2,99,195,80" at a line start.
+ */
+static void adopted_overlap_hides_port(void **state)
+{
+	(void)state;
+	struct conn c;
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	adopt_conn(&c, &cfg);
+	c.seq[DIR_ORIG] -= 6;
+	static const char seg[] = "AAAAAAPORT 192,0,2,99,195,80\r\n";
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, seg);
+	assert_false(verb_passed(&c, seg, "PORT 192"));
+	alg_free(c.alg);
+}
+
+/* The same after "ftp-alg takeover" on a session followed from its SYN. */
+static void takeover_overlap_hides_port(void **state)
+{
+	(void)state;
+	struct conn c;
+	open_conn(&c);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "NOOP\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "200 ok\r\n");
+	assert_int_equal(alg_takeover(c.alg, 1000, ignore, NULL), 1);
+	c.seq[DIR_ORIG] -= 6;
+	static const char seg[] = "AAAAAAPORT 192,0,2,99,195,80\r\n";
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, seg);
+	assert_false(verb_passed(&c, seg, "PORT 192"));
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", LOG_LVL_ERR, false);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(closed_session_record_cleared),
 	    cmocka_unit_test(tail_verb_straddling_4096),
+	    cmocka_unit_test(adopted_overlap_hides_port),
+	    cmocka_unit_test(takeover_overlap_hides_port),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
