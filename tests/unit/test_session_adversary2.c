@@ -136,14 +136,37 @@ static void takeover_overlap_hides_port(void **state)
 	alg_free(c.alg);
 }
 
+/*
+ * A stranger on the WAN injects a FIN into the client's stream in window but
+ * not in order. Conntrack moves to FIN_WAIT on any in-window FIN (no exact
+ * check, unlike RST), so closed_by_conntrack says "closing" and the session's
+ * pinholes go, though the server drops the FIN once the client's data passes
+ * its sequence number, and the connection goes on.
+ */
+static void forged_in_window_fin_keeps_pinholes(void **state)
+{
+	(void)state;
+	struct conn c;
+	open_conn(&c);
+	c.k.ct.has_tcp_state = true;
+	c.k.ct.tcp_state = 3; /* ESTABLISHED */
+	epsv(&c, 50000);
+	assert_int_equal(c.k.nadded, 1);
+	uint8_t p[256];
+	size_t len = build(&c.k.ct, p, DIR_ORIG, c.seq[DIR_ORIG] + 1000, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
+	c.k.ct.tcp_state = 4; /* FIN_WAIT: conntrack took the in-window FIN */
+	alg_packet(c.alg, DIR_ORIG, c.id++, p, len, 1000, keep, &c);
+	assert_int_equal(c.k.ndeleted, 0);
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", LOG_LVL_ERR, false);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(closed_session_record_cleared),
-	    cmocka_unit_test(tail_verb_straddling_4096),
-	    cmocka_unit_test(adopted_overlap_hides_port),
-	    cmocka_unit_test(takeover_overlap_hides_port),
+	    cmocka_unit_test(closed_session_record_cleared),	   cmocka_unit_test(tail_verb_straddling_4096),
+	    cmocka_unit_test(adopted_overlap_hides_port),	   cmocka_unit_test(takeover_overlap_hides_port),
+	    cmocka_unit_test(forged_in_window_fin_keeps_pinholes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
