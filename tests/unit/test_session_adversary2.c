@@ -160,13 +160,39 @@ static void forged_in_window_fin_keeps_pinholes(void **state)
 	alg_free(c.alg);
 }
 
+/*
+ * A forged in-window RST (not exact) arriving while conntrack cannot be read
+ * (a netlink error such as ENOBUFS under load) is taken as "conntrack took
+ * it": closed_by_conntrack treats any error as gone, and the pinholes go.
+ */
+static void forged_rst_on_ct_error_keeps_pinholes(void **state)
+{
+	(void)state;
+	struct conn c;
+	open_conn(&c);
+	c.k.ct.has_tcp_state = true;
+	c.k.ct.tcp_state = 3; /* ESTABLISHED */
+	epsv(&c, 50000);
+	assert_int_equal(c.k.nadded, 1);
+	uint8_t p[256];
+	size_t len = build(&c.k.ct, p, DIR_ORIG, c.seq[DIR_ORIG] + 1000, PKT_TCP_ACK | PKT_TCP_RST, NULL);
+	c.k.ct_get_err = -ENOBUFS;
+	alg_packet(c.alg, DIR_ORIG, c.id++, p, len, 1000, keep, &c);
+	c.k.ct_get_err = 0;
+	assert_int_equal(c.k.ndeleted, 0);
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", LOG_LVL_ERR, false);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(closed_session_record_cleared),	   cmocka_unit_test(tail_verb_straddling_4096),
-	    cmocka_unit_test(adopted_overlap_hides_port),	   cmocka_unit_test(takeover_overlap_hides_port),
+	    cmocka_unit_test(closed_session_record_cleared),
+	    cmocka_unit_test(tail_verb_straddling_4096),
+	    cmocka_unit_test(adopted_overlap_hides_port),
+	    cmocka_unit_test(takeover_overlap_hides_port),
 	    cmocka_unit_test(forged_in_window_fin_keeps_pinholes),
+	    cmocka_unit_test(forged_rst_on_ct_error_keeps_pinholes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
