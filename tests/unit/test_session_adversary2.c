@@ -183,6 +183,30 @@ static void forged_rst_on_ct_error_keeps_pinholes(void **state)
 	alg_free(c.alg);
 }
 
+/*
+ * A hostile client's SYN carries data (TCP Fast Open, with a cookie the
+ * server gave it before): the SYN path starts the stream after the SYN and
+ * passes the packet unread, so a whole login, a PORT to a foreign host and a
+ * RETR reach a TFO-enabled server. (The client's next segment then starts
+ * past next_seq and is dropped as out of order: the rest of the session
+ * stalls, but the bounce has been sent.)
+ */
+static void syn_payload_unread(void **state)
+{
+	(void)state;
+	struct conn c;
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	init_conn(&c, CLIENT, PUBLIC, SERVER, CLIENT);
+	c.alg = alg_new(&cfg, &fake_kernel_ops, &c.k);
+	c.seq[DIR_ORIG] = 1000;
+	c.seq[DIR_REPLY] = 5000;
+	static const char seg[] = "USER a\r\nPASS b\r\nPORT 192,0,2,99,0,25\r\nRETR x\r\n";
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, seg);
+	assert_false(verb_passed(&c, seg, "PORT 192"));
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", LOG_LVL_ERR, false);
@@ -193,6 +217,7 @@ int main(void)
 	    cmocka_unit_test(takeover_overlap_hides_port),
 	    cmocka_unit_test(forged_in_window_fin_keeps_pinholes),
 	    cmocka_unit_test(forged_rst_on_ct_error_keeps_pinholes),
+	    cmocka_unit_test(syn_payload_unread),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
