@@ -674,3 +674,19 @@ bool ftp_reply_may_be(const struct ftp_reply *r, const char *buf, size_t len)
 			      ' '};
 	return memcmp(buf, want, len < 4 ? len : 4) == 0;
 }
+
+size_t ftp_scrub_verbs(const char *buf, size_t len, size_t from, char *out)
+{
+	static const char verbs[][5] = {"PORT", "EPRT", "LPRT"};
+	size_t n = 0;
+	memcpy(out, buf, len);
+	for (size_t i = from; i + 4 <= len; i++)
+		for (size_t v = 0; v < sizeof(verbs) / sizeof(verbs[0]); v++)
+			if (upper(out[i]) == verbs[v][0] && upper(out[i + 1]) == verbs[v][1] &&
+			    upper(out[i + 2]) == verbs[v][2] && upper(out[i + 3]) == verbs[v][3]) {
+				memcpy(out + i, "XXXX", 4);
+				n++;
+				break;
+			}
+	return n;
+}

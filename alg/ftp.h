@@ -167,3 +167,9 @@ int ftp_splice_keep_len(const char *buf, size_t len, struct ftp_span span, const
  * cap). Servers that speak Telnet on the control connection see this.
  */
 size_t ftp_telnet_strip(const char *in, size_t len, char *out, size_t cap);
+
+/*
+ * Copy buf to out (len bytes, out as large) with every PORT, EPRT and LPRT
+ * (any case) at or after from replaced by XXXX; returns how many.
+ */
+size_t ftp_scrub_verbs(const char *buf, size_t len, size_t from, char *out);

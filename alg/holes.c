@@ -381,6 +381,9 @@ int holes_arm(struct holebook *b, struct holeset *hs, const struct pinhole *p, t
 
 void holes_remove_all(struct holebook *b, struct holeset *hs, time_t now)
 {
+	/* The peer gateway must not re-arm what this one removes. */
+	if (hs->n)
+		record(b, hs, NULL, 0);
 	for (unsigned i = 0; i < hs->n; i++) {
 		if (hs->v[i].expires > now) {
 			int r = b->ops->pinhole_del(b->kernel, &hs->v[i].p);

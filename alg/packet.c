@@ -162,6 +162,10 @@ static void join_stream(struct alg *a, struct session *s, int dir, uint32_t seq)
 	if (!s->dir[dir].started) {
 		stream_syn(&s->dir[dir], seq - 1);
 		s->dir[dir].syn_seen = false;
+		if (dir == DIR_ORIG) {
+			s->join_first_line = true;
+			s->dir[dir].scrub_next = true;
+		}
 	}
 	if (s->dir[DIR_ORIG].started && s->dir[DIR_REPLY].started)
 		s->join_at_start = false;
@@ -186,9 +190,14 @@ static bool closed_by_conntrack(struct alg *a, const struct session *s)
 {
 	struct ct_info ct;
 	int r = a->ops->ct_get(a->kernel, &s->orig, DIR_ORIG, &ct);
-	if (r < 0 || (s->has_ct_id && ct.has_id && ct.id != s->ct_id))
+	if (r == -ENOENT || (r == 0 && s->has_ct_id && ct.has_id && ct.id != s->ct_id))
 		return true;
-	return !ct.has_tcp_state || ct.tcp_state >= 4;
+	/*
+	 * Conntrack moves to FIN_WAIT on any in-window FIN, which the endpoint
+	 * may still drop: only TIME_WAIT (7) and CLOSE (8) are its word that the
+	 * connection is over. An error tells nothing: the session stays.
+	 */
+	return r == 0 && ct.has_tcp_state && ct.tcp_state >= 7;
 }
 
 static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t len, time_t now,
@@ -258,6 +267,17 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 	s->last_seen = now;
 	s->packets++;
 	if (pi.flags & PKT_TCP_SYN) {
+		if (pi.payload_len) {
+			/*
+			 * Data on a SYN (TCP Fast Open) would reach a server that takes it
+			 * before anything here read it: dropped, and the client resends the
+			 * SYN without it.
+			 */
+			count_refusal(a, "data-on-SYN");
+			a->ctr.dropped++;
+			add_verdict(v, id, false, NULL, 0);
+			return NULL;
+		}
 		/* Only the first: a SYN later in the connection never resets the parser (see stream_syn). */
 		stream_syn(&s->dir[dir], pi.seq);
 		syn_verdict(a, id, pkt, len, &pi, v);

@@ -139,6 +139,9 @@ int pkt_rebuild(const uint8_t *p, size_t len, const struct pkt_info *pi, const u
 		put16(out + 4, (uint16_t)(newlen - 40));
 	}
 	size_t l4_len = newlen - pi->l4_off;
+	/* No urgent data leaves a rebuilt segment (see verdict.c): its bytes stay inline. */
+	out[pi->l4_off + 13] &= (uint8_t)~0x20;
+	put16(out + pi->l4_off + 18, 0);
 	put16(out + pi->l4_off + 16, 0);
 	uint16_t c = pkt_checksum(out + pi->l4_off, l4_len, pseudo_sum(pi, l4_len));
 	put16(out + pi->l4_off + 16, c);
@@ -174,4 +177,10 @@ int pkt_clamp_mss(uint8_t *p, size_t len, const struct pkt_info *pi, uint16_t he
 		off += p[off + 1];
 	}
 	return 0;
+}
+
+bool pkt_tcp_urgent(const uint8_t *p, size_t len)
+{
+	struct pkt_info pi;
+	return pkt_parse(p, len, &pi) == 0 && (p[pi.l4_off + 13] & 0x20) && pi.payload_len > 0;
 }

@@ -53,3 +53,6 @@ uint16_t pkt_checksum(const uint8_t *data, size_t len, uint32_t sum);
  * there is no MSS option or it is already small, -EBADMSG for bad options.
  */
 int pkt_clamp_mss(uint8_t *p, size_t len, const struct pkt_info *pi, uint16_t headroom);
+
+/* A TCP segment with data and the URG flag. */
+bool pkt_tcp_urgent(const uint8_t *p, size_t len);

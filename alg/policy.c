@@ -434,6 +434,20 @@ static int client_line(struct session *s, const char *line, size_t len, size_t m
 		go_not_ftp(s, "http-on-control-port", "an HTTP-shaped line before login", line, len);
 	}
 	/*
+	 * The first client line after a join (adoption, takeover) may begin with
+	 * bytes the server already has, which its TCP drops: any PORT/EPRT/LPRT
+	 * inside the line could be the start of the server's line.
+	 */
+	if (s->join_first_line) {
+		s->join_first_line = false;
+		if (may && len <= cap && ftp_scrub_verbs(line, len, 1, out) > 0) {
+			/* The whole line's verbs, its own included: it is no command to check. */
+			ftp_scrub_verbs(line, len, 0, out);
+			log_refusal(s, "verb-inside-first-line-after-join", line, len);
+			return (int)len;
+		}
+	}
+	/*
 	 * Two readings: as sent, and as a server that drops Telnet commands and
 	 * leading white space sees it. Either one naming PORT/EPRT/LPRT counts.
 	 */

@@ -63,6 +63,7 @@ struct session {
 	 * begins a line, and after a rejoin the offsets are read again first.
 	 */
 	bool join_at_start;
+	bool join_first_line; /* the next complete client line is the first after a join */
 	bool reread_adj;
 	bool has_ct_id; /* and ct_id is the id of the conntrack this session follows */
 	uint32_t ct_id;

@@ -172,18 +172,44 @@ static void scrub(struct stream *s, uint32_t seq, size_t n)
  * PORT/EPRT/LPRT in it (any case) becomes XXXX, and one cut by the segment's
  * end loses its first bytes, so the next segment cannot complete it.
  */
+/*
+ * The last k bytes of the line up to p[i] (the tail's in this segment,
+ * before them the kept ones), into w; false if they are not all known here.
+ */
+static bool line_end(const struct stream *s, const uint8_t *p, size_t i, size_t k, uint8_t *w)
+{
+	size_t tail = s->line_tail < i + 1 ? s->line_tail : i + 1; /* tail bytes in this segment */
+	if (tail >= k) {
+		memcpy(w, p + i + 1 - k, k);
+		return true;
+	}
+	if (tail < s->line_tail || s->line_len < k - tail)
+		return false;
+	memcpy(w, s->line + s->line_len - (k - tail), k - tail);
+	memcpy(w + k - tail, p + i + 1 - tail, tail);
+	return true;
+}
+
 static void scrub_tail(struct stream *s, uint32_t seq, const uint8_t *p, size_t i)
 {
-	if (s->line_tail >= 4 && i >= 3 && verb_prefix(p + i - 3, 4))
-		scrub(s, seq + (uint32_t)(i - 3), 4);
+	uint8_t w[4];
+	if (!line_end(s, p, i, 4, w) || !verb_prefix(w, 4))
+		return;
+	/* Its bytes in the tail (a verb that began in the kept part loses its end: "POXX"). */
+	size_t t = s->line_tail < 4 ? s->line_tail : 4;
+	scrub(s, seq + (uint32_t)(i + 1 - t), t);
 }
 
 static void scrub_tail_end(struct stream *s, uint32_t seq, const uint8_t *p, size_t n)
 {
 	size_t in_seg = s->line_tail < n ? s->line_tail : n;
+	uint8_t w[3];
 	for (size_t k = 3; k > 0; k--)
-		if (k <= in_seg && verb_prefix(p + n - k, k)) {
-			scrub(s, seq + (uint32_t)(n - k), k);
+		if (n > 0 && line_end(s, p, n - 1, k, w) && verb_prefix(w, k)) {
+			/* Only the tail's bytes of this segment can still change. */
+			size_t t = k < in_seg ? k : in_seg;
+			if (t)
+				scrub(s, seq + (uint32_t)(n - t), t);
 			return;
 		}
 }
@@ -510,6 +536,20 @@ int stream_segment(struct stream *s, const struct stream_ops *ops, void *ctx, ui
 		return 0;
 	}
 
+	if (s->scrub_next && s->neutralize) {
+		/* Any verb after its first byte could begin the receiver's line: see scrub_tail. */
+		s->scrub_next = false;
+		const uint8_t *p = cur + prefix;
+		size_t n = payload_len - prefix;
+		for (size_t i = 1; i + 4 <= n; i++)
+			if (verb_prefix(p + i, 4))
+				scrub(s, s->next_seq + (uint32_t)i, 4);
+		for (size_t k = 3; k > 0; k--)
+			if (n > k && verb_prefix(p + n - k, k)) {
+				scrub(s, s->next_seq + (uint32_t)(n - k), k);
+				break;
+			}
+	}
 	size_t max_seg = payload_len;
 	for (unsigned i = 0; i < s->nheld; i++)
 		if (s->held[i].len > max_seg)

@@ -79,6 +79,8 @@ struct stream {
 	uint32_t opaque_seq;
 	/* Client direction: a line that may carry an address never leaves unparsed with its verb intact. */
 	bool neutralize;
+	/* Joined mid-stream: the next segment may begin with bytes the receiver has; its verbs go. */
+	bool scrub_next;
 	/* If hold_capped: segments this stream may hold now, its session's share of the limits. */
 	bool hold_capped;
 	unsigned hold_cap;

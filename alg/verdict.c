@@ -62,7 +62,13 @@ void to_verdicts(struct alg *a, struct session *s, int dir, const struct stream_
 		}
 		const uint8_t *base = o->held ? o->held->pkt : cur_pkt;
 		size_t base_len = o->held ? o->held->pkt_len : cur_len;
-		if (!o->modified) {
+		/*
+		 * A client's urgent byte would vanish from the server's stream (no
+		 * SO_OOBINLINE) after being read here as part of the line: "PORXT" with
+		 * the X urgent is "PORT" there. Such a segment goes on without URG.
+		 */
+		bool urgent = dir == DIR_ORIG && pkt_tcp_urgent(base, base_len);
+		if (!o->modified && !urgent) {
 			/* The kernel still has the original packet. */
 			add_verdict(v, o->id, true, NULL, 0);
 			continue;
