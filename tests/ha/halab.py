@@ -23,7 +23,6 @@ per-gateway values substituted.
 Run directly (python3 tests/ha/halab.py) it builds the lab, prints who holds
 the VIPs, makes one transfer and removes everything.
 """
-import hashlib
 import os
 import re
 import shutil
@@ -37,6 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 CONF = os.path.join(ROOT, "conf", "ha")
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from lab import nsx, sh, sha256  # noqa: E402  the integration lab's shell helpers
 
 NS = ["fh-sw", "fh-c", "fh-a", "fh-b", "fh-s", "fh-l"]
 CLIENT = "203.0.113.10"
@@ -71,28 +71,6 @@ table ip lab {
   }
 }
 """
-
-
-def sh(cmd, check=True, timeout=60, input=None):
-    r = subprocess.run(cmd, shell=isinstance(cmd, str), capture_output=True, text=True, timeout=timeout,
-                       input=input)
-    if check and r.returncode != 0:
-        raise RuntimeError("command failed (%d): %s\n%s%s" % (r.returncode, cmd, r.stdout, r.stderr))
-    return r
-
-
-def nsx(ns, cmd, **kw):
-    if isinstance(cmd, str):
-        return sh("ip netns exec %s %s" % (ns, cmd), **kw)
-    return sh(["ip", "netns", "exec", ns] + cmd, **kw)
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
 
 
 def prepare_files():
