@@ -305,7 +305,7 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 		s->held_since[dir] = now;
 	if (!res.hold_current && s->dir[dir].nheld == 0)
 		s->held_since[dir] = 0;
-	to_verdicts(a, s, dir, &res, pkt, len, v);
+	to_verdicts(a, s, dir, &res, pkt, len, (pi.flags & PKT_TCP_URG) && pi.payload_len, v);
 
 	if (pi.flags & (PKT_TCP_RST | PKT_TCP_FIN)) {
 		if (pi.flags & PKT_TCP_FIN)

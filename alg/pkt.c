@@ -182,5 +182,5 @@ int pkt_clamp_mss(uint8_t *p, size_t len, const struct pkt_info *pi, uint16_t he
 bool pkt_tcp_urgent(const uint8_t *p, size_t len)
 {
 	struct pkt_info pi;
-	return pkt_parse(p, len, &pi) == 0 && (p[pi.l4_off + 13] & 0x20) && pi.payload_len > 0;
+	return pkt_parse(p, len, &pi) == 0 && (pi.flags & PKT_TCP_URG) && pi.payload_len > 0;
 }

@@ -9,6 +9,7 @@
 #define PKT_TCP_SYN 0x02
 #define PKT_TCP_RST 0x04
 #define PKT_TCP_ACK 0x10
+#define PKT_TCP_URG 0x20
 
 /* An IPv4 or IPv6 TCP packet as the queue delivers it (from the IP header). */
 struct pkt_info {
@@ -54,5 +55,5 @@ uint16_t pkt_checksum(const uint8_t *data, size_t len, uint32_t sum);
  */
 int pkt_clamp_mss(uint8_t *p, size_t len, const struct pkt_info *pi, uint16_t headroom);
 
-/* A TCP segment with data and the URG flag. */
+/* A TCP segment with data and the URG flag (parsed again: for held copies, not the packet path). */
 bool pkt_tcp_urgent(const uint8_t *p, size_t len);

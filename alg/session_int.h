@@ -155,7 +155,7 @@ void count_held(struct alg *a, struct session *s, int n);
 void add_verdict(struct alg_verdicts *v, uint32_t id, bool accept, const uint8_t *data, size_t len);
 /* Turn a stream result into queue verdicts, rebuilding modified packets. */
 void to_verdicts(struct alg *a, struct session *s, int dir, const struct stream_result *res, const uint8_t *cur_pkt,
-		 size_t cur_len, struct alg_verdicts *v);
+		 size_t cur_len, bool cur_urgent, struct alg_verdicts *v);
 /* A SYN's verdict, its MSS lowered by what rewrites may add. */
 void syn_verdict(struct alg *a, uint32_t id, const uint8_t *pkt, size_t len, const struct pkt_info *pi,
 		 struct alg_verdicts *v);

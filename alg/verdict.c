@@ -38,7 +38,7 @@ void add_verdict(struct alg_verdicts *v, uint32_t id, bool accept, const uint8_t
 }
 
 void to_verdicts(struct alg *a, struct session *s, int dir, const struct stream_result *res, const uint8_t *cur_pkt,
-		 size_t cur_len, struct alg_verdicts *v)
+		 size_t cur_len, bool cur_urgent, struct alg_verdicts *v)
 {
 	if (res->seqadj_changed) {
 		int r = a->ops->seqadj_set(a->kernel, &s->orig, dir, res->corr_pos, res->off_before, res->off_after);
@@ -67,7 +67,7 @@ void to_verdicts(struct alg *a, struct session *s, int dir, const struct stream_
 		 * SO_OOBINLINE) after being read here as part of the line: "PORXT" with
 		 * the X urgent is "PORT" there. Such a segment goes on without URG.
 		 */
-		bool urgent = dir == DIR_ORIG && pkt_tcp_urgent(base, base_len);
+		bool urgent = dir == DIR_ORIG && (o->held ? pkt_tcp_urgent(base, base_len) : cur_urgent);
 		if (!o->modified && !urgent) {
 			/* The kernel still has the original packet. */
 			add_verdict(v, o->id, true, NULL, 0);
@@ -122,7 +122,7 @@ void flush_dir(struct alg *a, struct session *s, int dir, alg_emit_fn emit, void
 	s->held_since[dir] = 0;
 	if (res.nout == 0)
 		return;
-	to_verdicts(a, s, dir, &res, NULL, 0, &v);
+	to_verdicts(a, s, dir, &res, NULL, 0, false, &v);
 	emit(ctx, &v);
 	stream_result_done(&s->dir[dir], &res);
 	a->pktbuf_used = 0;
