@@ -144,6 +144,9 @@ void holebook_free(struct holebook *b)
 	b->keys = NULL;
 	keyset_free(b->armed);
 	b->armed = NULL;
+	free(b->retiring);
+	b->retiring = NULL;
+	b->nretiring = b->capretiring = 0;
 }
 
 int holeset_init(struct holeset *hs, unsigned cap, unsigned *client)
@@ -206,7 +209,8 @@ static unsigned count_kind(const struct hole *v, unsigned n, bool active, unsign
  */
 static void forget(struct holebook *b, struct holeset *hs, unsigned i)
 {
-	key_put(b, &hs->v[i].p);
+	if (hs->v[i].p.family) /* 0: retired, its key still taken */
+		key_put(b, &hs->v[i].p);
 	memmove(&hs->v[i], &hs->v[i + 1], (hs->n - i - 1) * sizeof(hs->v[0]));
 	hs->n--;
 	(*hs->client)--;
@@ -379,28 +383,64 @@ int holes_arm(struct holebook *b, struct holeset *hs, const struct pinhole *p, t
 	return 0;
 }
 
-void holes_remove_all(struct holebook *b, struct holeset *hs, time_t now)
+/* p leaves the kernel now: 1 if it was still armed, 0 if used, or -errno; counted either way. */
+static int remove_now(struct holebook *b, const struct pinhole *p)
+{
+	int r = b->ops->pinhole_del(b->kernel, p);
+	if (r < 0)
+		b->ctr->errors++;
+	else if (r == 0)
+		b->ctr->pinholes_used++; /* gone before its time: its connection took it */
+	else
+		b->ctr->pinholes_closed++;
+	return r;
+}
+
+/* Keep p, whose key stays taken, for the next holes_retired; -ENOMEM if there is no room. */
+static int retire(struct holebook *b, const struct hole *h)
+{
+	if (b->nretiring == b->capretiring) {
+		unsigned cap = b->capretiring ? 2 * b->capretiring : 64;
+		struct hole *v = realloc(b->retiring, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		b->retiring = v;
+		b->capretiring = cap;
+	}
+	b->retiring[b->nretiring++] = *h;
+	return 0;
+}
+
+static void remove_all(struct holebook *b, struct holeset *hs, time_t now, bool defer)
 {
 	/* The peer gateway must not re-arm what this one removes. */
 	if (hs->n)
 		record(b, hs, NULL, 0);
-	for (unsigned i = 0; i < hs->n; i++) {
-		if (hs->v[i].expires > now) {
-			int r = b->ops->pinhole_del(b->kernel, &hs->v[i].p);
-			if (r < 0)
-				b->ctr->errors++;
-			else if (r == 0)
-				b->ctr->pinholes_used++; /* gone before its time: its connection took it */
-			else
-				b->ctr->pinholes_closed++;
-		} else {
+	while (hs->n) {
+		unsigned i = hs->n - 1;
+		const struct hole *h = &hs->v[i];
+		if (h->expires <= now) {
 			b->ctr->pinholes_expired++;
+		} else if (defer && retire(b, h) == 0) {
+			/* Its key stays taken until the kernel has let it go. */
+			hs->v[i].p.family = 0;
+		} else {
+			remove_now(b, &h->p);
 		}
+		forget(b, hs, i);
 	}
-	while (hs->n)
-		forget(b, hs, hs->n - 1);
 	while (hs->nresv)
 		drop_resv(b, hs, hs->nresv - 1);
+}
+
+void holes_remove_all(struct holebook *b, struct holeset *hs, time_t now)
+{
+	remove_all(b, hs, now, false);
+}
+
+void holes_retire_all(struct holebook *b, struct holeset *hs, time_t now)
+{
+	remove_all(b, hs, now, true);
 }
 
 /* Forget the pinholes that expired and, if by_seen, those the kernel no longer had. */
@@ -445,9 +485,10 @@ static void mark_armed(void *ctx, const struct pinhole *k)
 
 bool holes_account_begin(struct holebook *b, time_t now)
 {
-	if (b->n == 0 || !b->ops->pinholes_armed)
+	if ((b->n == 0 && b->nretiring == 0) || !b->ops->pinholes_armed)
 		return false;
-	if (b->n >= ACCOUNT_LARGE && now - b->accounted < ACCOUNT_EVERY_LARGE)
+	/* Retired pinholes are removed at the next tick, which needs to know which were used. */
+	if (b->nretiring == 0 && b->n >= ACCOUNT_LARGE && now - b->accounted < ACCOUNT_EVERY_LARGE)
 		return false;
 	b->accounted = now;
 	/* Allocated first: a kernel with no armed key answers an empty set, and then every pinhole was used. */
@@ -474,4 +515,51 @@ void holes_account_end(struct holebook *b)
 {
 	keyset_free(b->armed);
 	b->armed = NULL;
+}
+
+/*
+ * The pinholes retired since the last tick: those the kernel's list (if it
+ * was read this tick) no longer has were used, those past their time
+ * expired, and the rest go in one change. Without the list, or on a kernel
+ * without DESTROYSETELEM, each is looked up and removed alone.
+ */
+void holes_retired(struct holebook *b, time_t now)
+{
+	unsigned nd = 0;
+	for (unsigned i = 0; i < b->nretiring; i++) {
+		struct hole *h = &b->retiring[i];
+		if (h->expires <= now) {
+			b->ctr->pinholes_expired++;
+			key_put(b, &h->p);
+		} else if (b->armed && !keyset_find(b->armed, &h->p)) {
+			b->ctr->pinholes_used++;
+			key_put(b, &h->p);
+		} else {
+			b->retiring[nd++] = *h;
+		}
+	}
+	b->nretiring = nd;
+	if (nd == 0)
+		return;
+	int r = -EOPNOTSUPP;
+	struct pinhole *v = b->armed && b->ops->pinholes_destroy ? malloc(nd * sizeof(*v)) : NULL;
+	if (v) {
+		for (unsigned i = 0; i < nd; i++)
+			v[i] = b->retiring[i].p;
+		r = b->ops->pinholes_destroy(b->kernel, v, nd);
+		free(v);
+	}
+	if (r == 0) {
+		b->ctr->pinholes_closed += nd;
+	} else if (r == -EOPNOTSUPP) {
+		for (unsigned i = 0; i < nd; i++)
+			remove_now(b, &b->retiring[i].p);
+	} else {
+		/* Kept for the next tick; the kernel times them out meanwhile in any case. */
+		b->ctr->errors++;
+		return;
+	}
+	for (unsigned i = 0; i < nd; i++)
+		key_put(b, &b->retiring[i].p);
+	b->nretiring = 0;
 }

@@ -61,6 +61,8 @@ struct holebook {
 	bool own_keys;		/* keys is this book's own, freed with it */
 	struct keynode **armed; /* keys the kernel still had at the last check (built per tick) */
 	uint16_t next_passive;
+	struct hole *retiring; /* removed with their session, to leave the kernel at the next tick */
+	unsigned nretiring, capretiring;
 };
 
 /* Share k (before the book is used); without it the book makes its own at first use. */
@@ -103,6 +105,14 @@ int holes_arm(struct holebook *b, struct holeset *hs, const struct pinhole *p, t
 
 /* Remove every pinhole of hs, from the kernel where still armed. */
 void holes_remove_all(struct holebook *b, struct holeset *hs, time_t now);
+/*
+ * The same for a session that ended: its pinholes leave the books now and
+ * the kernel at the next tick (holes_retired), all in one change; their
+ * keys stay taken until then.
+ */
+void holes_retire_all(struct holebook *b, struct holeset *hs, time_t now);
+/* After holes_account (the kernel's list, if read, tells which were used): remove the retired pinholes. */
+void holes_retired(struct holebook *b, time_t now);
 
 /* Forget the pinholes of hs whose time has passed. */
 void holes_expire(struct holebook *b, struct holeset *hs, time_t now);

@@ -313,7 +313,8 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 		if (!s->closing && (in_order || closed_by_conntrack(a, s))) {
 			s->closing = true;
 			s->closed_at = now;
-			holes_remove_all(&a->book, &s->holes, a->now);
+			/* Removed at the next tick, with every other session's that ended meanwhile: one change a second. */
+			holes_retire_all(&a->book, &s->holes, a->now);
 			log_msg(LOG_LVL_DEBUG, "session=%llu event=close rewrites=%llu packets=%llu",
 				(unsigned long long)s->id, (unsigned long long)s->rewrites,
 				(unsigned long long)s->packets);
@@ -339,11 +340,13 @@ void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t 
 /* Which pinholes were used: the kernel's list of armed ones, read against every session's. */
 static void account_pinholes(struct alg *a, time_t now)
 {
-	if (!holes_account_begin(&a->book, now))
-		return;
-	for (struct session *s = a->all; s; s = s->next_all)
-		holes_account(&a->book, &s->holes, now);
-	holes_account_end(&a->book);
+	bool read = holes_account_begin(&a->book, now);
+	if (read)
+		for (struct session *s = a->all; s; s = s->next_all)
+			holes_account(&a->book, &s->holes, now);
+	holes_retired(&a->book, now);
+	if (read)
+		holes_account_end(&a->book);
 }
 
 void alg_tick(struct alg *a, time_t now, alg_emit_fn emit, void *ctx)

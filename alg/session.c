@@ -363,7 +363,7 @@ static void unlink_from(struct session **head, struct session *s, bool reply)
 }
 void session_free(struct alg *a, struct session *s)
 {
-	holes_remove_all(&a->book, &s->holes, a->now);
+	holes_retire_all(&a->book, &s->holes, a->now);
 	unlink_from(&a->by_orig[flow_hash(&s->orig)], s, false);
 	if (s->have_reply)
 		unlink_from(&a->by_reply[flow_hash(&s->reply)], s, true);

@@ -89,6 +89,17 @@ static int k_hole_del(void *k, const struct pinhole *p)
 	return r;
 }
 
+static int k_holes_destroy(void *k, const struct pinhole *v, unsigned n)
+{
+	struct worker *w = k;
+	uint64_t t0 = now_ns();
+	pthread_mutex_lock(&w->d->nft_lock);
+	int r = nft_pinholes_destroy(w->d->nft, v, n);
+	pthread_mutex_unlock(&w->d->nft_lock);
+	tally(&w->t[T_NFT], t0);
+	return r;
+}
+
 static int k_via_default(void *k, int family, const uint8_t *addr)
 {
 	struct worker *w = k;
@@ -115,6 +126,7 @@ static const struct alg_kernel_ops kernel_ops = {.ct_get = k_ct_get,
 						 .labels_set = k_labels,
 						 .pinhole_add = k_hole_add,
 						 .pinhole_del = k_hole_del,
+						 .pinholes_destroy = k_holes_destroy,
 						 .via_default = k_via_default,
 						 .pinholes_armed = k_armed};
 

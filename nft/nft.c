@@ -265,6 +265,30 @@ int nft_pinhole_del(struct nft *n, const struct pinhole *p)
 	return r == -ENOENT ? 0 : r < 0 ? r : 1;
 }
 
+/* Two messages of about 100 bytes per pinhole: 128 fill less than half of the 64 KiB batch buffer. */
+#define DESTROY_PER_BATCH 128
+
+int nft_pinholes_destroy(struct nft *n, const struct pinhole *v, unsigned count)
+{
+	if (!n->destroy)
+		return -EOPNOTSUPP;
+	int err = 0;
+	for (unsigned i = 0; i < count; i += DESTROY_PER_BATCH) {
+		struct nft_batch bt;
+		begin(&bt, n);
+		int r = 0;
+		for (unsigned j = i; j < count && j < i + DESTROY_PER_BATCH && r == 0; j++)
+			r = nft_put_pinhole(&bt, &v[j], NFT_ELEM_DESTROY);
+		if (r < 0)
+			nft_batch_abandon(&bt);
+		else
+			r = commit(n, &bt);
+		if (r < 0 && err == 0)
+			err = r;
+	}
+	return err;
+}
+
 struct dump_ctx {
 	int family_index;
 	void (*cb)(void *ctx, const struct pinhole *p);

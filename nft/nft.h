@@ -29,6 +29,12 @@ int nft_apply_config(struct nft *n, const struct alg_config *cfg);
 int nft_pinhole_add(struct nft *n, const struct pinhole *p, const struct pinhole *replaced);
 /* Removes p if still armed: 1 if it was, 0 if it had been used or had expired, or -errno. */
 int nft_pinhole_del(struct nft *n, const struct pinhole *p);
+/*
+ * Removes the n pinholes, whether still armed or not, in as few batches as
+ * fit; -EOPNOTSUPP without DESTROYSETELEM (a delete of a used one would
+ * abort its batch).
+ */
+int nft_pinholes_destroy(struct nft *n, const struct pinhole *v, unsigned count);
 /* Whether removals use NFT_MSG_DESTROYSETELEM (kernel 6.3+), which never aborts a batch. */
 bool nft_has_destroy(const struct nft *n);
 /* How many batches the kernel refused since start (the probe at start aside). */

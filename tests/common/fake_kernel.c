@@ -69,6 +69,22 @@ static int f_del(void *k, const struct pinhole *p)
 	return 1;
 }
 
+/* DESTROYSETELEM: every one goes, armed or not; recorded as deletions. */
+static int f_destroy(void *k, const struct pinhole *v, unsigned n)
+{
+	struct fake_kernel *f = k;
+	if (f->del_err)
+		return f->del_err;
+	f->destroy_calls++;
+	for (unsigned i = 0; i < n; i++) {
+		f->deleted_after[f->ndeleted % FAKE_KERNEL_MAX] = f->nadded;
+		f->deleted[f->ndeleted++ % FAKE_KERNEL_MAX] = v[i];
+		if (f->on_pinhole)
+			f->on_pinhole(f->on_pinhole_ctx, 'd', &v[i]);
+	}
+	return 0;
+}
+
 static bool same_key(const struct pinhole *a, const struct pinhole *b)
 {
 	return a->port == b->port && memcmp(a->client, b->client, 4) == 0 && memcmp(a->local, b->local, 4) == 0;
@@ -158,5 +174,6 @@ const struct alg_kernel_ops fake_kernel_ops = {.ct_get = f_ct_get,
 					       .labels_set = f_labels,
 					       .pinhole_add = f_add,
 					       .pinhole_del = f_del,
+					       .pinholes_destroy = f_destroy,
 					       .via_default = f_via_default,
 					       .pinholes_armed = f_armed};

@@ -47,7 +47,8 @@ struct fake_kernel {
 	/* Called for every pinhole added ('a') or deleted ('d'), if set: not bounded by FAKE_KERNEL_MAX. */
 	void (*on_pinhole)(void *ctx, int what, const struct pinhole *p);
 	void *on_pinhole_ctx;
-	int labels_calls; /* labels_set writes into ct.labels */
+	int labels_calls;  /* labels_set writes into ct.labels */
+	int destroy_calls; /* pinholes_destroy changes (each any number of pinholes) */
 	/* Scripted failures: a nonzero -errno here is what that call returns, and nothing is recorded. */
 	int labels_err, ct_get_err, seqadj_err, add_err, del_err, via_default_err, armed_err;
 };

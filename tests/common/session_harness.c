@@ -154,3 +154,8 @@ void adopt_conn(struct conn *c, const struct alg_config *cfg)
 	c->seq[DIR_ORIG] = 1500;
 	c->seq[DIR_REPLY] = 6000;
 }
+
+void tick(struct conn *c, time_t now)
+{
+	alg_tick(c->alg, now, keep, c);
+}

@@ -31,6 +31,8 @@ struct conn {
 size_t build(const struct ct_info *ct, uint8_t *p, int dir, uint32_t seq, uint8_t flags, const char *payload);
 /* alg_packet's emit callback: keeps the last batch and a copy of its last rebuilt packet. */
 void keep(void *ctx, const struct alg_verdicts *v);
+/* The daemon's one-second tick at time now (the packets are at 1000). */
+void tick(struct conn *c, time_t now);
 /* Send one packet through alg_packet, keep the last rewritten packet, advance the sequence. */
 void send_pkt(struct conn *c, int dir, uint8_t flags, const char *payload);
 /* The payload of the last rewritten packet, or "" if nothing was rewritten. */

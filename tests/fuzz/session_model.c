@@ -249,12 +249,18 @@ void on_pinhole(void *ctx, int what, const struct pinhole *p)
 	} else {
 		fail("a", "pinhole-stranger", "a pinhole for a host that is neither the client nor the server");
 	}
-	/* MaxPinholesPerSession bounds each direction (passive, active) apart, as the kernel helper's max_expected. */
+	/*
+	 * MaxPinholesPerSession bounds each direction (passive, active) apart, as
+	 * the kernel helper's max_expected. An ended session's pinholes leave the
+	 * kernel at the next tick: a new connection on the same ports does not
+	 * count them.
+	 */
 	bool active = memcmp(p->client, m->server, 4) == 0;
 	unsigned armed = 0;
+	uint64_t session = alg_counters(m->a)->sessions;
 	for (unsigned i = 0; i < m->nholes; i++) {
 		struct hole_rec *h = &m->holes[i];
-		if (!h->gone && m->now < h->at + (time_t)h->p.timeout &&
+		if (!h->gone && h->session == session && m->now < h->at + (time_t)h->p.timeout &&
 		    (memcmp(h->p.client, m->server, 4) == 0) == active)
 			armed++;
 	}
@@ -274,7 +280,7 @@ void on_pinhole(void *ctx, int what, const struct pinhole *p)
 	if (trace)
 		fprintf(stderr, "fuzz_session: pinhole %s port %u -> port %u\n",
 			memcmp(p->client, m->client, 4) == 0 ? "passive" : "active", p->port, p->target_port);
-	m->holes[m->nholes++] = (struct hole_rec){.p = *p, .at = m->now};
+	m->holes[m->nholes++] = (struct hole_rec){.p = *p, .at = m->now, .session = alg_counters(m->a)->sessions};
 }
 
 /* (b): a complete line the server received. */

@@ -57,6 +57,7 @@ struct pkt_rec {
 struct hole_rec {
 	struct pinhole p;
 	time_t at;
+	uint64_t session; /* the ALG's session count when it was armed */
 	bool gone;
 };
 

@@ -171,6 +171,7 @@ static void close_taken_by_conntrack_ends_session(void **state)
 	c.k.ct.has_tcp_state = true;
 	c.k.ct.tcp_state = 8; /* TCP_CONNTRACK_CLOSE */
 	send_at(&c, DIR_ORIG, PKT_TCP_RST, NULL, 1000);
+	tick(&c, 1001);
 	assert_int_equal(c.k.ndeleted, 1);
 	/* Kept while its conntrack lingers, gone with it. */
 	alg_tick(c.alg, 1011, keep, &c);

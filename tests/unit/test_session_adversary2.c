@@ -43,6 +43,7 @@ static void closed_session_record_cleared(void **state)
 	assert_int_equal(rec.port, 50000);
 	/* The client closes in order: the session's pinholes go. */
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK | PKT_TCP_FIN, "");
+	tick(&c, 1001);
 	assert_int_equal(c.k.ndeleted, 1);
 	/* The record must say "none" now, or the peer's takeover re-arms it. */
 	assert_false(ct_rec_decode(c.k.ct.labels, &rec));

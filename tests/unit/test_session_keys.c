@@ -108,8 +108,17 @@ static void same_port_two_workers(void **state)
 	send_pkt(&c1, DIR_ORIG, PKT_TCP_ACK, "PORT 192,0,2,50,195,100\r\n");
 	assert_string_equal(out_payload(&c1), "PORT 203,0,113,1,195,100\r\n");
 
-	/* Once the first session ends, its key is free again for the other worker. */
+	/*
+	 * Once the first session ends, its key is free again for the other
+	 * worker, but only when its pinhole has left the kernel, at the tick.
+	 */
 	send_pkt(&c1, DIR_ORIG, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
+	send_pkt(&c2, DIR_ORIG, PKT_TCP_ACK, "PORT 192,0,2,51,195,80\r\n");
+	assert_string_equal(out_payload(&c2), "PORT 203,0,113,1,195,82\r\n");
+	assert_int_equal(c1.k.ndeleted, 0);
+	tick(&c1, 1001);
+	assert_int_equal(c1.k.ndeleted, 1);
+	assert_int_equal(c1.k.deleted[0].port, 50000);
 	send_pkt(&c2, DIR_ORIG, PKT_TCP_ACK, "PORT 192,0,2,51,195,80\r\n");
 	assert_string_equal(out_payload(&c2), "PORT 203,0,113,1,195,80\r\n");
 	alg_free(a1);

@@ -43,9 +43,13 @@ static void pasv_rewritten_with_pinhole(void **state)
 	assert_string_equal(out_payload(&c), "227 (203,0,113,1,195,81).\r\n");
 	assert_int_equal(c.k.last_before, 1);
 	assert_int_equal(c.k.last_after, 2);
-	/* FIN: the armed pinholes go. */
+	/* FIN: the armed pinhole goes at the next tick, in one kernel change. */
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
+	assert_int_equal(c.k.ndeleted, 1);
+	tick(&c, 1001);
 	assert_int_equal(c.k.ndeleted, 2);
+	assert_int_equal(c.k.destroy_calls, 1);
+	assert_int_equal(c.k.deleted[1].port, 50001);
 	alg_free(c.alg);
 }
 

@@ -162,7 +162,8 @@ static void takeover_forgets_gone(void **state)
 	epsv(&c, 50000);
 	assert_int_equal(c.k.nadded, 1);
 	c.k.ct_get_err = -ENOENT;
-	assert_int_equal(alg_takeover(c.alg, 1, ignore, NULL), 0);
+	assert_int_equal(alg_takeover(c.alg, 1001, ignore, NULL), 0);
+	tick(&c, 1002);
 	assert_int_equal(c.k.ndeleted, 1);
 	alg_free(c.alg);
 }

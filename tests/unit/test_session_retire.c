@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * A session's unused pinholes leave the kernel at the tick after it ends,
+ * all sessions' in one change: the used ones are counted used and not
+ * touched, the expired ones expired, and a key stays taken until its
+ * pinhole is gone. Where the kernel cannot destroy, each goes alone.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "alg/session.h"
+#include "tests/common/session_harness.h"
+
+static const uint8_t CLIENT2[4] = {198, 51, 100, 21};
+
+static void close_conn(struct conn *c)
+{
+	send_pkt(c, DIR_ORIG, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
+}
+
+/* Two sessions end within a second: their pinholes go in one change at the tick, none before. */
+static void two_sessions_one_change(void **state)
+{
+	(void)state;
+	struct conn c1, c2;
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	init_conn(&c1, CLIENT, PUBLIC, SERVER, CLIENT);
+	init_conn(&c2, CLIENT2, PUBLIC, SERVER, CLIENT2);
+	/* One alg answers for both conntracks from c1's kernel. */
+	c1.k.has_ct2 = true;
+	c1.k.ct2 = c2.k.ct;
+	struct alg *a = alg_new(&cfg, &fake_kernel_ops, &c1.k);
+	assert_non_null(a);
+	start_on(&c1, a);
+	start_on(&c2, a);
+	epsv(&c1, 50000);
+	epsv(&c2, 50000);
+	close_conn(&c1);
+	close_conn(&c2);
+	/* c2's requests go to c1's fake kernel, the alg's. */
+	assert_int_equal(c1.k.ndeleted, 0);
+	tick(&c1, 1001);
+	assert_int_equal(c1.k.destroy_calls, 1);
+	assert_int_equal(c1.k.ndeleted, 2);
+	const struct alg_counters *ctr = alg_counters(c1.alg);
+	assert_int_equal(ctr->pinholes_closed, 2);
+	assert_int_equal(ctr->pinholes_used, 0);
+	/* Nothing is left for the next tick. */
+	tick(&c1, 1002);
+	assert_int_equal(c1.k.ndeleted, 2);
+	alg_free(c1.alg);
+}
+
+/* A pinhole its data connection used is not in the kernel's list: counted used, not removed. */
+static void used_is_counted_used(void **state)
+{
+	(void)state;
+	struct conn c;
+	open_conn(&c);
+	epsv(&c, 50000);
+	c.k.consumed[0] = true;
+	close_conn(&c);
+	tick(&c, 1001);
+	assert_int_equal(c.k.ndeleted, 0);
+	assert_int_equal(c.k.destroy_calls, 0);
+	assert_int_equal(alg_counters(c.alg)->pinholes_used, 1);
+	assert_int_equal(alg_counters(c.alg)->pinholes_closed, 0);
+	alg_free(c.alg);
+}
+
+/* One past its timeout by the tick expired in the kernel on its own. */
+static void expired_is_counted_expired(void **state)
+{
+	(void)state;
+	struct conn c;
+	open_conn(&c);
+	epsv(&c, 50000);
+	close_conn(&c);
+	tick(&c, 1000 + 61);
+	assert_int_equal(c.k.ndeleted, 0);
+	assert_int_equal(alg_counters(c.alg)->pinholes_expired, 1);
+	alg_free(c.alg);
+}
+
+/* A refused change keeps the pinholes for the next tick; their keys stay taken meanwhile. */
+static void refused_change_is_retried(void **state)
+{
+	(void)state;
+	struct conn c;
+	open_conn(&c);
+	epsv(&c, 50000);
+	close_conn(&c);
+	c.k.del_err = -ENOBUFS;
+	tick(&c, 1001);
+	assert_int_equal(c.k.ndeleted, 0);
+	assert_int_equal(alg_counters(c.alg)->errors, 1);
+	c.k.del_err = 0;
+	tick(&c, 1002);
+	assert_int_equal(c.k.ndeleted, 1);
+	assert_int_equal(c.k.deleted[0].port, 50000);
+	assert_int_equal(alg_counters(c.alg)->pinholes_closed, 1);
+	alg_free(c.alg);
+}
+
+static int no_destroy(void *k, const struct pinhole *v, unsigned n)
+{
+	(void)k;
+	(void)v;
+	(void)n;
+	return -EOPNOTSUPP;
+}
+
+/* Without DESTROYSETELEM (before 6.3) each is looked up and removed alone, as before. */
+static void without_destroy_each_alone(void **state)
+{
+	(void)state;
+	struct conn c;
+	struct alg_config cfg;
+	struct alg_kernel_ops ops = fake_kernel_ops;
+	ops.pinholes_destroy = no_destroy;
+	config_defaults(&cfg);
+	init_conn(&c, CLIENT, PUBLIC, SERVER, CLIENT);
+	struct alg *a = alg_new(&cfg, &ops, &c.k);
+	assert_non_null(a);
+	start_on(&c, a);
+	epsv(&c, 50000);
+	close_conn(&c);
+	tick(&c, 1001);
+	assert_int_equal(c.k.ndeleted, 1);
+	assert_int_equal(c.k.destroy_calls, 0);
+	assert_int_equal(alg_counters(c.alg)->pinholes_closed, 1);
+	alg_free(c.alg);
+}
+
+/* The kernel's list could not be read: each is looked up and removed alone, so the counts stay exact. */
+static void unread_list_each_alone(void **state)
+{
+	(void)state;
+	struct conn c;
+	open_conn(&c);
+	epsv(&c, 50000);
+	close_conn(&c);
+	c.k.armed_err = -ENOBUFS;
+	tick(&c, 1001);
+	assert_int_equal(c.k.ndeleted, 1);
+	assert_int_equal(c.k.destroy_calls, 0);
+	alg_free(c.alg);
+}
+
+/* A session found not to be FTP (a browser's header field before login) loses its pinholes at once. */
+static void not_ftp_removes_at_once(void **state)
+{
+	(void)state;
+	struct conn c;
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	init_conn(&c, CLIENT, PUBLIC, SERVER, CLIENT);
+	c.alg = alg_new(&cfg, &fake_kernel_ops, &c.k);
+	assert_non_null(c.alg);
+	c.seq[0] = 1000;
+	c.seq[1] = 5000;
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	send_pkt(&c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
+	/* Before login, then an HTTP header field. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "USER anonymous\r\n");
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "331 Password?\r\n");
+	epsv(&c, 50000);
+	assert_int_equal(c.k.nadded, 1);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "Host: ftp.example\r\n");
+	assert_int_equal(c.k.ndeleted, 1);
+	alg_free(c.alg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(two_sessions_one_change),   cmocka_unit_test(used_is_counted_used),
+	    cmocka_unit_test(expired_is_counted_expired), cmocka_unit_test(refused_change_is_retried),
+	    cmocka_unit_test(without_destroy_each_alone), cmocka_unit_test(unread_list_each_alone),
+	    cmocka_unit_test(not_ftp_removes_at_once),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
