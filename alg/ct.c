@@ -184,7 +184,8 @@ int ct_get(struct ct *c, const struct flow *seen, int dir, struct ct_info *out)
 	memset(buf, 0, 512);
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	/* No acknowledgement: the answer is one message, the conntrack or the error, so one read. */
+	nlh->nlmsg_flags = NLM_F_REQUEST;
 	nlh->nlmsg_seq = ++c->seq;
 	struct nfgenmsg *nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
 	nfg->nfgen_family = (uint8_t)seen->family;
@@ -203,7 +204,7 @@ int ct_get(struct ct *c, const struct flow *seen, int dir, struct ct_info *out)
 		int rc = mnl_cb_run(buf, (size_t)r, c->seq, c->portid, get_mnl_cb, c);
 		if (rc < 0)
 			return -errno;
-		if (rc == MNL_CB_STOP)
+		if (rc == MNL_CB_STOP || c->found)
 			break;
 	}
 	return c->found ? 0 : -ENOENT;
