@@ -209,11 +209,18 @@ static unsigned count_kind(const struct hole *v, unsigned n, bool active, unsign
  */
 static void forget(struct holebook *b, struct holeset *hs, unsigned i)
 {
-	if (hs->v[i].p.family) /* 0: retired, its key still taken */
-		key_put(b, &hs->v[i].p);
+	key_put(b, &hs->v[i].p);
 	memmove(&hs->v[i], &hs->v[i + 1], (hs->n - i - 1) * sizeof(hs->v[0]));
 	hs->n--;
 	(*hs->client)--;
+	b->n--;
+}
+
+/* A retired pinhole has left the kernel: its key and its place in the counts go. */
+static void forget_retired(struct holebook *b, const struct hole *h)
+{
+	key_put(b, &h->p);
+	(*h->client)--;
 	b->n--;
 }
 
@@ -396,8 +403,8 @@ static int remove_now(struct holebook *b, const struct pinhole *p)
 	return r;
 }
 
-/* Keep p, whose key stays taken, for the next holes_retired; -ENOMEM if there is no room. */
-static int retire(struct holebook *b, const struct hole *h)
+/* Keep h, with its key and counts, for the next holes_retired; -ENOMEM if there is no room. */
+static int retire(struct holebook *b, const struct hole *h, unsigned *client)
 {
 	if (b->nretiring == b->capretiring) {
 		unsigned cap = b->capretiring ? 2 * b->capretiring : 64;
@@ -407,7 +414,8 @@ static int retire(struct holebook *b, const struct hole *h)
 		b->retiring = v;
 		b->capretiring = cap;
 	}
-	b->retiring[b->nretiring++] = *h;
+	b->retiring[b->nretiring] = *h;
+	b->retiring[b->nretiring++].client = client;
 	return 0;
 }
 
@@ -421,9 +429,10 @@ static void remove_all(struct holebook *b, struct holeset *hs, time_t now, bool 
 		const struct hole *h = &hs->v[i];
 		if (h->expires <= now) {
 			b->ctr->pinholes_expired++;
-		} else if (defer && retire(b, h) == 0) {
-			/* Its key stays taken until the kernel has let it go. */
-			hs->v[i].p.family = 0;
+		} else if (defer && retire(b, h, hs->client) == 0) {
+			/* Its key and counts stay until the kernel has let it go. */
+			hs->n--;
+			continue;
 		} else {
 			remove_now(b, &h->p);
 		}
@@ -530,10 +539,10 @@ void holes_retired(struct holebook *b, time_t now)
 		struct hole *h = &b->retiring[i];
 		if (h->expires <= now) {
 			b->ctr->pinholes_expired++;
-			key_put(b, &h->p);
+			forget_retired(b, h);
 		} else if (b->armed && !keyset_find(b->armed, &h->p)) {
 			b->ctr->pinholes_used++;
-			key_put(b, &h->p);
+			forget_retired(b, h);
 		} else {
 			b->retiring[nd++] = *h;
 		}
@@ -560,6 +569,13 @@ void holes_retired(struct holebook *b, time_t now)
 		return;
 	}
 	for (unsigned i = 0; i < nd; i++)
-		key_put(b, &b->retiring[i].p);
+		forget_retired(b, &b->retiring[i]);
+	b->nretiring = 0;
+}
+
+void holes_drop_retired(struct holebook *b)
+{
+	for (unsigned i = 0; i < b->nretiring; i++)
+		forget_retired(b, &b->retiring[i]);
 	b->nretiring = 0;
 }

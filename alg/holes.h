@@ -29,7 +29,8 @@ void holekeys_free(struct holekeys *k);
 struct hole {
 	struct pinhole p;
 	time_t expires;
-	bool seen; /* still armed in the kernel at the last check */
+	bool seen;	  /* still armed in the kernel at the last check */
+	unsigned *client; /* retired: the client's count it still takes part in */
 };
 
 /*
@@ -106,13 +107,17 @@ int holes_arm(struct holebook *b, struct holeset *hs, const struct pinhole *p, t
 /* Remove every pinhole of hs, from the kernel where still armed. */
 void holes_remove_all(struct holebook *b, struct holeset *hs, time_t now);
 /*
- * The same for a session that ended: its pinholes leave the books now and
- * the kernel at the next tick (holes_retired), all in one change; their
- * keys stay taken until then.
+ * The same for a session that ended: its pinholes leave the session now and
+ * the kernel at the next tick (holes_retired), all in one change. Until
+ * then their keys stay taken and they still count against MaxPinholes and
+ * their client's MaxPinholesPerClient (*hs->client must outlive them: its
+ * owner keeps it while it is not zero).
  */
 void holes_retire_all(struct holebook *b, struct holeset *hs, time_t now);
 /* After holes_account (the kernel's list, if read, tells which were used): remove the retired pinholes. */
 void holes_retired(struct holebook *b, time_t now);
+/* Forget the retired pinholes without asking the kernel (the daemon's end: its table goes with it). */
+void holes_drop_retired(struct holebook *b);
 
 /* Forget the pinholes of hs whose time has passed. */
 void holes_expire(struct holebook *b, struct holeset *hs, time_t now);

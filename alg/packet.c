@@ -347,6 +347,7 @@ static void account_pinholes(struct alg *a, time_t now)
 	holes_retired(&a->book, now);
 	if (read)
 		holes_account_end(&a->book);
+	peers_reap(a);
 }
 
 void alg_tick(struct alg *a, time_t now, alg_emit_fn emit, void *ctx)

@@ -225,16 +225,50 @@ static struct peer *peer_get(struct alg *a, int family, const uint8_t *addr, boo
 	return p;
 }
 
-/* Drop p from the table once no session refers to it. */
-static void peer_forget(struct alg *a, struct peer *p)
+static void peer_unlink_free(struct alg *a, struct peer *p)
 {
-	if (p->nsessions > 0)
-		return;
 	struct peer **pp = &a->peers[addr_hash(p->family, p->addr)];
 	while (*pp != p)
 		pp = &(*pp)->next;
 	*pp = p->next;
 	free(p);
+}
+
+/*
+ * Drop p from the table once no session refers to it. Its ended sessions'
+ * pinholes count against it until they leave the kernel (holes_retire_all):
+ * until then it waits among the orphans.
+ */
+static void peer_forget(struct alg *a, struct peer *p)
+{
+	if (p->nsessions > 0 || p->orphan)
+		return;
+	if (p->nholes > 0) {
+		p->orphan = true;
+		p->next_orphan = a->orphans;
+		a->orphans = p;
+		return;
+	}
+	peer_unlink_free(a, p);
+}
+
+void peers_reap(struct alg *a)
+{
+	struct peer *keep = NULL, *next;
+	for (struct peer *p = a->orphans; p; p = next) {
+		next = p->next_orphan;
+		p->orphan = false;
+		if (p->nsessions > 0)
+			continue;
+		if (p->nholes > 0) {
+			p->orphan = true;
+			p->next_orphan = keep;
+			keep = p;
+			continue;
+		}
+		peer_unlink_free(a, p);
+	}
+	a->orphans = keep;
 }
 
 void count_held(struct alg *a, struct session *s, int n)
@@ -508,6 +542,8 @@ void alg_free(struct alg *a)
 		return;
 	while (a->all)
 		session_free(a, a->all);
+	holes_drop_retired(&a->book);
+	peers_reap(a);
 	while (a->pool) {
 		struct session *s = a->pool;
 		a->pool = s->next_all;

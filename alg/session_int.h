@@ -31,6 +31,9 @@ struct peer {
 	time_t rl_second; /* its log lines this second, for the per-client gate */
 	unsigned rl_count;
 	struct peer *next;
+	/* Without sessions but with retired pinholes still in the kernel: kept until they are gone. */
+	bool orphan;
+	struct peer *next_orphan;
 };
 
 struct session {
@@ -111,6 +114,7 @@ struct alg {
 	struct session *all;
 	unsigned nsessions;
 	struct peer *peers[HASH_BUCKETS];
+	struct peer *orphans;
 	unsigned nheld; /* segments all sessions hold */
 	struct holebook book;
 	uint64_t next_id;
@@ -172,6 +176,8 @@ bool server_full(struct alg *a, const struct flow *orig);
 void set_hold_cap(struct alg *a, struct session *s, int dir);
 struct session *session_new(struct alg *a, const struct flow *orig, const char **refuse);
 void session_free(struct alg *a, struct session *s);
+/* Free the clients kept only for their retired pinholes, once those are gone (each tick). */
+void peers_reap(struct alg *a);
 void log_session_start(struct session *s, const char *how);
 /* Learn the reply tuple and the sequence offsets from conntrack. */
 void learn_from_ct(struct alg *a, struct session *s, const struct ct_info *ct);

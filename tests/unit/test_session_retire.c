@@ -180,13 +180,67 @@ static void not_ftp_removes_at_once(void **state)
 	alg_free(c.alg);
 }
 
+/*
+ * A client that ends sessions as fast as it opens them cannot hold more
+ * pinholes than MaxPinholesPerClient: a retired one counts until it has left
+ * the kernel, and its client is kept that long even with no session left.
+ */
+static void retired_count_against_client(void **state)
+{
+	(void)state;
+	struct conn c1, c2;
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	cfg.max_pinholes_per_client = 1;
+	init_conn(&c1, CLIENT, PUBLIC, SERVER, CLIENT);
+	init_conn(&c2, CLIENT, PUBLIC, SERVER, CLIENT);
+	c2.k.ct.orig.sport = c2.k.ct.reply.dport = 40001;
+	c1.k.has_ct2 = true;
+	c1.k.ct2 = c2.k.ct;
+	struct alg *a = alg_new(&cfg, &fake_kernel_ops, &c1.k);
+	assert_non_null(a);
+	start_on(&c1, a);
+	epsv(&c1, 50000);
+	assert_int_equal(c1.k.nadded, 1);
+	close_conn(&c1);
+	/* The first session's pinhole is still in the kernel: the client's next one is refused. */
+	start_on(&c2, a);
+	epsv(&c2, 50001);
+	assert_int_equal(c1.k.nadded, 1);
+	assert_int_equal(refusals_for(&c2, "client-max-pinholes"), 1);
+	tick(&c1, 1001);
+	assert_int_equal(c1.k.ndeleted, 1);
+	epsv(&c2, 50002);
+	assert_int_equal(c1.k.nadded, 2);
+	alg_free(a);
+}
+
+/* A client with no session left but a retired pinhole is freed once the pinhole is gone (no leak). */
+static void orphan_client_freed(void **state)
+{
+	(void)state;
+	struct conn c;
+	open_conn(&c);
+	epsv(&c, 50000);
+	close_conn(&c);
+	/* A takeover forgets the closed session before its pinhole has left the kernel. */
+	assert_int_equal(alg_takeover(c.alg, 1000, keep, &c), 0);
+	assert_int_equal(c.k.ndeleted, 0);
+	/* The tick removes the pinhole, then frees the client (LeakSanitizer would see it otherwise). */
+	tick(&c, 1001);
+	assert_int_equal(c.k.ndeleted, 1);
+	assert_int_equal(alg_counters(c.alg)->pinholes_closed, 1);
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(two_sessions_one_change),   cmocka_unit_test(used_is_counted_used),
 	    cmocka_unit_test(expired_is_counted_expired), cmocka_unit_test(refused_change_is_retried),
 	    cmocka_unit_test(without_destroy_each_alone), cmocka_unit_test(unread_list_each_alone),
-	    cmocka_unit_test(not_ftp_removes_at_once),
+	    cmocka_unit_test(not_ftp_removes_at_once),	 cmocka_unit_test(retired_count_against_client),
+	    cmocka_unit_test(orphan_client_freed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
