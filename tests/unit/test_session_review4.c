@@ -162,6 +162,32 @@ static void retired_missed_by_list_is_still_removed(void **state)
 	alg_free(c.alg);
 }
 
+/*
+ * A client whose only session was forgotten (takeover) waits among the
+ * orphans with its retired pinhole; it opens a new session before the tick
+ * and closes that too: one struct peer throughout, freed once, counts exact.
+ */
+static void orphan_regains_a_session(void **state)
+{
+	(void)state;
+	struct conn c;
+	open_conn(&c);
+	epsv(&c, 50000);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
+	assert_int_equal(alg_takeover(c.alg, 1000, keep, &c), 0);
+	/* The same client again, before the tick: the orphan is its client. */
+	start_on(&c, c.alg);
+	epsv(&c, 50001);
+	assert_int_equal(c.k.nadded, 2);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
+	assert_int_equal(alg_takeover(c.alg, 1000, keep, &c), 0);
+	tick(&c, 1001);
+	assert_int_equal(c.k.ndeleted, 2);
+	assert_int_equal(alg_counters(c.alg)->pinholes_closed, 2);
+	tick(&c, 1002);
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -169,6 +195,7 @@ int main(void)
 	    cmocka_unit_test(fallback_delete_error_is_retried),
 	    cmocka_unit_test(fallback_delete_error_keeps_client_count),
 	    cmocka_unit_test(retired_missed_by_list_is_still_removed),
+	    cmocka_unit_test(orphan_regains_a_session),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
