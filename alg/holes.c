@@ -561,8 +561,16 @@ void holes_retired(struct holebook *b, time_t now)
 	if (r == 0) {
 		b->ctr->pinholes_closed += nd;
 	} else if (r == -EOPNOTSUPP) {
+		/* One the kernel would not delete is still there: it stays, with its key and counts, for the next tick.
+		 */
+		unsigned keep = 0;
 		for (unsigned i = 0; i < nd; i++)
-			remove_now(b, &b->retiring[i].p);
+			if (remove_now(b, &b->retiring[i].p) < 0)
+				b->retiring[keep++] = b->retiring[i];
+			else
+				forget_retired(b, &b->retiring[i]);
+		b->nretiring = keep;
+		return;
 	} else {
 		/* Kept for the next tick; the kernel times them out meanwhile in any case. */
 		b->ctr->errors++;

@@ -313,7 +313,8 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 		if (!s->closing && (in_order || closed_by_conntrack(a, s))) {
 			s->closing = true;
 			s->closed_at = now;
-			/* Removed at the next tick, with every other session's that ended meanwhile: one change a second. */
+			/* Removed at the next tick, with every other session's that ended meanwhile: one change a
+			 * second. */
 			holes_retire_all(&a->book, &s->holes, a->now);
 			log_msg(LOG_LVL_DEBUG, "session=%llu event=close rewrites=%llu packets=%llu",
 				(unsigned long long)s->id, (unsigned long long)s->rewrites,
@@ -340,6 +341,10 @@ void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t 
 /* Which pinholes were used: the kernel's list of armed ones, read against every session's. */
 static void account_pinholes(struct alg *a, time_t now)
 {
+	/* A closed session's server may still answer a PASV sent before the close: that pinhole goes too. */
+	for (struct session *s = a->all; s; s = s->next_all)
+		if (s->closing && (s->holes.n || s->holes.nresv))
+			holes_retire_all(&a->book, &s->holes, now);
 	bool read = holes_account_begin(&a->book, now);
 	if (read)
 		for (struct session *s = a->all; s; s = s->next_all)
