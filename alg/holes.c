@@ -540,12 +540,15 @@ void holes_retired(struct holebook *b, time_t now)
 		if (h->expires <= now) {
 			b->ctr->pinholes_expired++;
 			forget_retired(b, h);
-		} else if (b->armed && !keyset_find(b->armed, &h->p)) {
-			b->ctr->pinholes_used++;
-			forget_retired(b, h);
-		} else {
-			b->retiring[nd++] = *h;
+			continue;
 		}
+		/*
+		 * Absent from the kernel's list: used, as far as the list tells. It is
+		 * destroyed all the same: a dump read in parts can skip an entry that
+		 * another one's removal moved, so the list only decides the counter.
+		 */
+		h->seen = !b->armed || keyset_find(b->armed, &h->p) != NULL;
+		b->retiring[nd++] = *h;
 	}
 	b->nretiring = nd;
 	if (nd == 0)
@@ -558,11 +561,8 @@ void holes_retired(struct holebook *b, time_t now)
 		r = b->ops->pinholes_destroy(b->kernel, v, nd);
 		free(v);
 	}
-	if (r == 0) {
-		b->ctr->pinholes_closed += nd;
-	} else if (r == -EOPNOTSUPP) {
-		/* One the kernel would not delete is still there: it stays, with its key and counts, for the next tick.
-		 */
+	if (r == -EOPNOTSUPP) {
+		/* One by one, each looked up first; one the kernel would not delete stays for the next tick. */
 		unsigned keep = 0;
 		for (unsigned i = 0; i < nd; i++)
 			if (remove_now(b, &b->retiring[i].p) < 0)
@@ -571,13 +571,19 @@ void holes_retired(struct holebook *b, time_t now)
 				forget_retired(b, &b->retiring[i]);
 		b->nretiring = keep;
 		return;
-	} else {
+	}
+	if (r < 0) {
 		/* Kept for the next tick; the kernel times them out meanwhile in any case. */
 		b->ctr->errors++;
 		return;
 	}
-	for (unsigned i = 0; i < nd; i++)
+	for (unsigned i = 0; i < nd; i++) {
+		if (b->retiring[i].seen)
+			b->ctr->pinholes_closed++;
+		else
+			b->ctr->pinholes_used++;
 		forget_retired(b, &b->retiring[i]);
+	}
 	b->nretiring = 0;
 }
 

@@ -313,8 +313,7 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 		if (!s->closing && (in_order || closed_by_conntrack(a, s))) {
 			s->closing = true;
 			s->closed_at = now;
-			/* Removed at the next tick, with every other session's that ended meanwhile: one change a
-			 * second. */
+			/* Removed at the next tick with every other ended session's: one change a second. */
 			holes_retire_all(&a->book, &s->holes, a->now);
 			log_msg(LOG_LVL_DEBUG, "session=%llu event=close rewrites=%llu packets=%llu",
 				(unsigned long long)s->id, (unsigned long long)s->rewrites,

@@ -59,7 +59,7 @@ static void two_sessions_one_change(void **state)
 	alg_free(c1.alg);
 }
 
-/* A pinhole its data connection used is not in the kernel's list: counted used, not removed. */
+/* A pinhole its data connection used is not in the kernel's list: counted used. */
 static void used_is_counted_used(void **state)
 {
 	(void)state;
@@ -69,8 +69,8 @@ static void used_is_counted_used(void **state)
 	c.k.consumed[0] = true;
 	close_conn(&c);
 	tick(&c, 1001);
-	assert_int_equal(c.k.ndeleted, 0);
-	assert_int_equal(c.k.destroy_calls, 0);
+	/* Destroyed all the same (a dump read in parts can miss an entry), and counted as used. */
+	assert_int_equal(c.k.destroy_calls, 1);
 	assert_int_equal(alg_counters(c.alg)->pinholes_used, 1);
 	assert_int_equal(alg_counters(c.alg)->pinholes_closed, 0);
 	alg_free(c.alg);
@@ -236,10 +236,10 @@ static void orphan_client_freed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(two_sessions_one_change),   cmocka_unit_test(used_is_counted_used),
+	    cmocka_unit_test(two_sessions_one_change),	  cmocka_unit_test(used_is_counted_used),
 	    cmocka_unit_test(expired_is_counted_expired), cmocka_unit_test(refused_change_is_retried),
 	    cmocka_unit_test(without_destroy_each_alone), cmocka_unit_test(unread_list_each_alone),
-	    cmocka_unit_test(not_ftp_removes_at_once),	 cmocka_unit_test(retired_count_against_client),
+	    cmocka_unit_test(not_ftp_removes_at_once),	  cmocka_unit_test(retired_count_against_client),
 	    cmocka_unit_test(orphan_client_freed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
