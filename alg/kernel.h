@@ -125,7 +125,10 @@ struct alg_kernel_ops {
 	int (*pinhole_add)(void *k, const struct pinhole *p, const struct pinhole *replaced);
 	/* Removes p if still armed: 1 if it was, 0 if it had been used or had expired, or -errno. */
 	int (*pinhole_del)(void *k, const struct pinhole *p);
-	/* Removes the n pinholes in one change, whether still armed or not; -EOPNOTSUPP where it cannot. NULL: not kept. */
+	/*
+	 * Removes the n pinholes in one change, whether still armed or not;
+	 * -EOPNOTSUPP where it cannot. NULL: not kept.
+	 */
 	int (*pinholes_destroy)(void *k, const struct pinhole *v, unsigned n);
 	/* 1 if addr lies beyond a default route (outside), 0 if not, -errno if unknown. */
 	int (*via_default)(void *k, int family, const uint8_t *addr);
