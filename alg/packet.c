@@ -311,8 +311,7 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 		if (pi.flags & PKT_TCP_FIN)
 			s->fin[dir] = true;
 		if (!s->closing && (in_order || closed_by_conntrack(a, s))) {
-			s->closing = true;
-			s->closed_at = now;
+			session_mark_closed(a, s, now);
 			/* Removed at the next tick with every other ended session's: one change a second. */
 			holes_retire_all(&a->book, &s->holes, a->now);
 			log_msg(LOG_LVL_DEBUG, "session=%llu event=close rewrites=%llu packets=%llu",

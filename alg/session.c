@@ -341,19 +341,74 @@ static void session_release(struct alg *a, struct session *s)
 	a->npool++;
 }
 
+void session_mark_closed(struct alg *a, struct session *s, time_t now)
+{
+	if (s->closing)
+		return;
+	s->closing = true;
+	s->closed_at = now;
+	a->nclosed++;
+	s->peer->nclosed++;
+	s->next_closed = NULL;
+	s->prev_closed = a->closed_tail;
+	if (a->closed_tail)
+		a->closed_tail->next_closed = s;
+	else
+		a->closed_head = s;
+	a->closed_tail = s;
+}
+
+static void unlink_closed(struct alg *a, struct session *s)
+{
+	if (!s->closing)
+		return;
+	if (s->prev_closed)
+		s->prev_closed->next_closed = s->next_closed;
+	else
+		a->closed_head = s->next_closed;
+	if (s->next_closed)
+		s->next_closed->prev_closed = s->prev_closed;
+	else
+		a->closed_tail = s->prev_closed;
+	a->nclosed--;
+	s->peer->nclosed--;
+}
+
+/*
+ * Room for one more session: under MaxSessions counting open sessions only;
+ * when closed ones fill the table, the oldest of them without held segments
+ * gives way (a stray segment of it then finds no session and is not adopted).
+ */
+static bool make_room(struct alg *a, const char **refuse)
+{
+	unsigned max = share(a, a->cfg.max_sessions);
+	if (a->nsessions - a->nclosed >= max) {
+		*refuse = "max-sessions";
+		return false;
+	}
+	if (a->nsessions < max)
+		return true;
+	for (struct session *s = a->closed_head; s; s = s->next_closed)
+		if (s->dir[0].nheld == 0 && s->dir[1].nheld == 0) {
+			session_free(a, s);
+			return true;
+		}
+	*refuse = "max-sessions";
+	return false;
+}
+
 /* A new session, or NULL and why (its packet is dropped: no control connection passes unread). */
 struct session *session_new(struct alg *a, const struct flow *orig, const char **refuse)
 {
-	if (a->nsessions >= share(a, a->cfg.max_sessions)) {
-		*refuse = "max-sessions";
+	if (!make_room(a, refuse))
 		return NULL;
-	}
 	struct peer *peer = peer_get(a, orig->family, orig->saddr, true);
 	if (!peer) {
 		*refuse = "out-of-memory";
 		return NULL;
 	}
-	if (peer->nsessions >= a->cfg.max_sessions_per_client) {
+	/* A client's closed sessions wait for their conntrack's TIME_WAIT: only its open ones count. */
+	if (peer->nsessions - peer->nclosed >= a->cfg.max_sessions_per_client) {
 		peer_forget(a, peer);
 		*refuse = "client-max-sessions";
 		return NULL;
@@ -398,6 +453,7 @@ static void unlink_from(struct session **head, struct session *s, bool reply)
 void session_free(struct alg *a, struct session *s)
 {
 	holes_retire_all(&a->book, &s->holes, a->now);
+	unlink_closed(a, s);
 	unlink_from(&a->by_orig[flow_hash(&s->orig)], s, false);
 	if (s->have_reply)
 		unlink_from(&a->by_reply[flow_hash(&s->reply)], s, true);

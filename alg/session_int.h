@@ -26,6 +26,7 @@ struct peer {
 	int family;
 	uint8_t addr[16];
 	unsigned nsessions;
+	unsigned nclosed; /* of those, closed (they no longer count against MaxSessionsPerClient) */
 	unsigned nholes;
 	unsigned nheld;	  /* segments its sessions hold */
 	time_t rl_second; /* its log lines this second, for the per-client gate */
@@ -101,6 +102,7 @@ struct session {
 	struct session *next_reply;
 	struct session *next_all;
 	struct session *prev_all;
+	struct session *next_closed, *prev_closed; /* closed ones, oldest first */
 	struct alg *alg;
 	int cur_dir;
 };
@@ -113,6 +115,13 @@ struct alg {
 	struct session *by_reply[HASH_BUCKETS];
 	struct session *all;
 	unsigned nsessions;
+	/*
+	 * Of those, closed: kept until their conntrack goes (TIME_WAIT, two
+	 * minutes) for stray segments, but not counted against the session
+	 * limits; the oldest gives way when the table is full.
+	 */
+	unsigned nclosed;
+	struct session *closed_head, *closed_tail;
 	struct peer *peers[HASH_BUCKETS];
 	struct peer *orphans;
 	unsigned nheld; /* segments all sessions hold */
@@ -176,6 +185,8 @@ bool server_full(struct alg *a, const struct flow *orig);
 void set_hold_cap(struct alg *a, struct session *s, int dir);
 struct session *session_new(struct alg *a, const struct flow *orig, const char **refuse);
 void session_free(struct alg *a, struct session *s);
+/* s has closed (in-order FIN or RST, or conntrack's word): it leaves the limits and joins the closed list. */
+void session_mark_closed(struct alg *a, struct session *s, time_t now);
 /* Free the clients kept only for their retired pinholes, once those are gone (each tick). */
 void peers_reap(struct alg *a);
 void log_session_start(struct session *s, const char *how);

@@ -36,7 +36,8 @@ static void gather(struct alg *const *v, unsigned nv, time_t now, const char *ve
 	sum->last_queue = v[0]->cfg.queue + 2 * nv - 1;
 	for (unsigned w = 0; w < nv; w++) {
 		const struct alg_counters *c = &v[w]->ctr;
-		sum->nsessions += v[w]->nsessions;
+		/* Closed sessions wait for their conntrack's TIME_WAIT; they are not followed, nor counted in the limits. */
+		sum->nsessions += v[w]->nsessions - v[w]->nclosed;
 		sum->nholes += v[w]->book.n;
 		sum->c.packets += c->packets;
 		sum->c.sessions += c->sessions;
@@ -141,7 +142,7 @@ static void render_json(FILE *f, const struct summary *sum, const char *extra)
 	fprintf(f, "}},\"per_worker\":[");
 	for (unsigned w = 0; w < sum->nv; w++)
 		fprintf(f, "%s{\"sessions\":%u,\"sessions_opened\":%llu,\"packets\":%llu}", w ? "," : "",
-			sum->v[w]->nsessions, (unsigned long long)sum->v[w]->ctr.sessions,
+			sum->v[w]->nsessions - sum->v[w]->nclosed, (unsigned long long)sum->v[w]->ctr.sessions,
 			(unsigned long long)sum->v[w]->ctr.packets);
 	fprintf(f, "],");
 	if (extra)
@@ -279,7 +280,7 @@ void alg_totals(struct alg *const *v, unsigned nv, unsigned *sessions, unsigned 
 {
 	*sessions = *pinholes = 0;
 	for (unsigned w = 0; w < nv; w++) {
-		*sessions += v[w]->nsessions;
+		*sessions += v[w]->nsessions - v[w]->nclosed;
 		*pinholes += v[w]->book.n;
 	}
 }

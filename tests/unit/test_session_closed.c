@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * A closed session is kept until its conntrack goes (TIME_WAIT: two
+ * minutes), for stray segments, but it no longer counts against
+ * MaxSessions or MaxSessionsPerClient: a client that opens a connection per
+ * file is limited by its open ones. When closed ones fill the table, the
+ * oldest gives way.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "alg/log.h"
+#include "alg/session.h"
+#include "tests/common/session_harness.h"
+
+static unsigned open_sessions(struct alg *a)
+{
+	unsigned sessions, pinholes;
+	struct alg *const v[1] = {a};
+	alg_totals(v, 1, &sessions, &pinholes);
+	return sessions;
+}
+
+static void on_port(struct conn *c, uint16_t port)
+{
+	c->k.ct.orig.sport = port;
+	c->k.ct.reply.dport = port;
+}
+
+/* MaxSessionsPerClient 1: after the first connection closes, the next is followed; a third is not. */
+static void closed_leaves_client_limit(void **state)
+{
+	struct conn c;
+	struct alg_config cfg;
+	(void)state;
+	config_defaults(&cfg);
+	cfg.max_sessions_per_client = 1;
+	setup_conn(&c, &cfg);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
+	assert_int_equal(open_sessions(c.alg), 0);
+	on_port(&c, 40001);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	assert_int_equal(refusals_for(&c, "client-max-sessions"), 0);
+	assert_int_equal(alg_counters(c.alg)->sessions, 2);
+	assert_int_equal(open_sessions(c.alg), 1);
+	on_port(&c, 40002);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	assert_int_equal(refusals_for(&c, "client-max-sessions"), 1);
+	alg_free(c.alg);
+}
+
+/* MaxSessions 2, one closed and one open: a new one takes the closed one's place; then the table is full. */
+static void full_table_evicts_oldest_closed(void **state)
+{
+	struct conn c;
+	struct alg_config cfg;
+	(void)state;
+	config_defaults(&cfg);
+	cfg.max_sessions = 2;
+	setup_conn(&c, &cfg);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
+	on_port(&c, 40001);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	on_port(&c, 40002);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	assert_int_equal(refusals_for(&c, "max-sessions"), 0);
+	assert_int_equal(open_sessions(c.alg), 2);
+	struct alg *v[1] = {c.alg};
+	char *j = alg_status(v, 1, 1000, true, "test", "xt", NULL, NULL);
+	/* The closed first session (id 1) gave way. */
+	assert_null(strstr(j, "{\"id\":1,"));
+	free(j);
+	on_port(&c, 40003);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	assert_int_equal(refusals_for(&c, "max-sessions"), 1);
+	alg_free(c.alg);
+}
+
+int main(void)
+{
+	log_open("test", 0, 0);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(closed_leaves_client_limit),
+	    cmocka_unit_test(full_table_evicts_oldest_closed),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
