@@ -23,8 +23,8 @@ static void prom_clocks(const struct daemon *d, FILE *f)
 			sum[k].n += d->w[i].t[k].n;
 			sum[k].ns += d->w[i].t[k].ns;
 		}
-	fputs("# HELP ftp_alg_operations_total Operations timed, by kind (a queued packet, a verdict, an nftables "
-	      "batch, a ctnetlink or rtnetlink request).\n# TYPE ftp_alg_operations_total counter\n",
+	fputs("# HELP ftp_alg_operations_total Operations timed, by kind (a queued packet, the verdicts of a burst, "
+	      "an nftables batch, a ctnetlink or rtnetlink request).\n# TYPE ftp_alg_operations_total counter\n",
 	      f);
 	for (int k = 0; k < T_MAX; k++)
 		fprintf(f, "ftp_alg_operations_total{op=\"%s\"} %llu\n", names[k], (unsigned long long)sum[k].n);

@@ -22,7 +22,12 @@ struct queue {
 	size_t buflen;
 	queue_handler h;
 	void *ctx;
+	char *vbuf; /* verdicts not yet sent */
+	size_t vlen;
 };
+
+/* Room for 64 verdicts with rewritten packets of a full MSS, and then some. */
+#define VBUF_SIZE (256 * 1024)
 
 static int send_cfg(struct queue *q, uint16_t num, int (*fill)(struct nlmsghdr *, const void *), const void *arg)
 {
@@ -64,7 +69,9 @@ int queue_open(struct queue **out, uint16_t base)
 	q->base = base;
 	q->buflen = 0xffff + 4096;
 	q->buf = malloc(q->buflen);
-	int e = q->buf ? nl_open(NETLINK_NETFILTER, 0, &q->nl, &q->portid) : -ENOMEM;
+	/* Zeroed: the padding the libraries skip goes to the kernel as it is. */
+	q->vbuf = calloc(1, VBUF_SIZE);
+	int e = q->buf && q->vbuf ? nl_open(NETLINK_NETFILTER, 0, &q->nl, &q->portid) : -ENOMEM;
 	if (e < 0) {
 		queue_close(q);
 		return e;
@@ -96,6 +103,7 @@ void queue_close(struct queue *q)
 	if (q->nl)
 		mnl_socket_close(q->nl);
 	free(q->buf);
+	free(q->vbuf);
 	free(q);
 }
 
@@ -136,20 +144,30 @@ int queue_receive(struct queue *q, queue_handler h, void *ctx)
 	return rc < 0 ? -errno : 1;
 }
 
+int queue_flush(struct queue *q)
+{
+	if (q->vlen == 0)
+		return 0;
+	int r = mnl_socket_sendto(q->nl, q->vbuf, q->vlen) < 0 ? -errno : 1;
+	/* Only what was written is cleared again: the buffer stays zeroed past vlen. */
+	memset(q->vbuf, 0, q->vlen);
+	q->vlen = 0;
+	return r;
+}
+
 int queue_verdict(struct queue *q, int dir, uint32_t id, int accept, const uint8_t *data, size_t len)
 {
-	char buf[0xffff + 512];
 	if (data && len > 0xffff)
 		return -EMSGSIZE;
 	/* Headers, and the attribute padding after a replacement packet, which libmnl may leave. */
-	size_t used = 256 + (data ? len + 8 : 0);
-	memset(buf, 0, used < sizeof(buf) ? used : sizeof(buf));
-	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT, (uint16_t)(q->base + dir));
-
+	size_t need = 256 + (data ? len + 8 : 0);
+	int r = 0;
+	if (q->vlen + need > VBUF_SIZE && (r = queue_flush(q)) > 0)
+		r = 0;
+	struct nlmsghdr *nlh = nfq_nlmsg_put(q->vbuf + q->vlen, NFQNL_MSG_VERDICT, (uint16_t)(q->base + dir));
 	nfq_nlmsg_verdict_put(nlh, (int)id, accept ? NF_ACCEPT : NF_DROP);
 	if (accept && data)
 		nfq_nlmsg_verdict_put_pkt(nlh, data, (uint32_t)len);
-	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	return 0;
+	q->vlen += NLMSG_ALIGN(nlh->nlmsg_len);
+	return r;
 }

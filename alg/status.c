@@ -36,7 +36,7 @@ static void gather(struct alg *const *v, unsigned nv, time_t now, const char *ve
 	sum->last_queue = v[0]->cfg.queue + 2 * nv - 1;
 	for (unsigned w = 0; w < nv; w++) {
 		const struct alg_counters *c = &v[w]->ctr;
-		/* Closed sessions wait for their conntrack's TIME_WAIT; they are not followed, nor counted in the limits. */
+		/* Closed sessions wait for their conntrack's TIME_WAIT: not followed, nor counted in the limits. */
 		sum->nsessions += v[w]->nsessions - v[w]->nclosed;
 		sum->nholes += v[w]->book.n;
 		sum->c.packets += c->packets;

@@ -134,22 +134,29 @@ static void emit(void *ctx, const struct alg_verdicts *v)
 {
 	struct worker *w = ctx;
 	for (unsigned i = 0; i < v->n; i++) {
-		uint64_t t0 = now_ns();
 		int r = queue_verdict(w->q, v->dir, v->v[i].id, v->v[i].accept, v->v[i].data, v->v[i].len);
-		tally(&w->t[T_VERDICT], t0);
 		if (r < 0)
 			log_msg(LOG_LVL_ERR, "event=verdict-failed id=%u error=\"%s\"", v->v[i].id, strerror(-r));
 	}
 }
 
+/* The verdicts emit kept go to the kernel, in one message. */
+static void flush(struct worker *w)
+{
+	uint64_t t0 = now_ns();
+	int r = queue_flush(w->q);
+	if (r > 0)
+		tally(&w->t[T_VERDICT], t0);
+	if (r < 0)
+		log_msg(LOG_LVL_ERR, "event=verdict-failed error=\"%s\"", strerror(-r));
+}
+
 static void on_packet(void *ctx, int dir, uint32_t id, const uint8_t *pkt, size_t len)
 {
 	struct worker *w = ctx;
-	uint64_t t0 = now_ns(), verdict_ns = w->t[T_VERDICT].ns;
+	uint64_t t0 = now_ns();
 	alg_packet(w->alg, dir, id, pkt, len, alg_clock(), emit, w);
 	tally(&w->t[T_PACKET], t0);
-	/* The packet's own time, without that of the verdicts it handed out. */
-	w->t[T_PACKET].ns -= w->t[T_VERDICT].ns - verdict_ns;
 }
 
 /* The workers' operation clocks, for status: a JSON member and a text line. Called with their locks held. */
@@ -207,6 +214,7 @@ void *worker_main(void *arg)
 					break;
 				}
 			}
+			flush(w);
 			pthread_mutex_unlock(&w->lock);
 		}
 		if (pfd[1].revents & POLLIN) {
@@ -214,6 +222,7 @@ void *worker_main(void *arg)
 			if (read(w->timer_fd, &n, sizeof(n)) > 0) {
 				pthread_mutex_lock(&w->lock);
 				alg_tick(w->alg, alg_clock(), emit, w);
+				flush(w);
 				pthread_mutex_unlock(&w->lock);
 			}
 		}
@@ -221,6 +230,7 @@ void *worker_main(void *arg)
 	/* Release what it holds while its queues are still bound; its pinholes go too. */
 	pthread_mutex_lock(&w->lock);
 	alg_shutdown(w->alg, emit, w);
+	flush(w);
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
 }
@@ -232,8 +242,10 @@ struct ct_snapshot *workers_takeover(struct daemon *d, struct ct_snapshot *sn, u
 		pthread_mutex_lock(&d->w[i].lock);
 	struct ct_snapshot *old = d->snap;
 	d->snap = sn;
-	for (unsigned i = 0; i < d->nw; i++)
+	for (unsigned i = 0; i < d->nw; i++) {
 		*kept += alg_takeover(d->w[i].alg, alg_clock(), emit, &d->w[i]);
+		flush(&d->w[i]);
+	}
 	for (unsigned i = d->nw; i-- > 0;)
 		pthread_mutex_unlock(&d->w[i].lock);
 	return old;

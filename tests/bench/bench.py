@@ -388,8 +388,8 @@ def main():
     print("\nwhere ftp-alg's time went in the latency runs (its own clocks; average per operation, count per round):")
     print("  " + ", ".join("%s %.1f us (%d)" % (k, med["ftp-alg"]["us_per_" + k], med["ftp-alg"]["count_" + k])
                            for k in ops))
-    print("  (packet: handling one queued packet, its nft and ctnetlink calls included; verdict: one verdict,\n"
-          "   in which the kernel carries the packet on through the stack)")
+    print("  (packet: handling one queued packet, its nft and ctnetlink calls included; verdict: the verdicts\n"
+          "   of one burst of packets, sent in one message, in which the kernel carries each packet on)")
     # A session that failed was left out of its rate; none should fail (a port-reuse bug once hid here).
     failed_sessions = {k: sum(v) for m in b.res for k, v in b.res[m].items() if k.startswith("session_errors")}
     print("\nsessions that failed in the rate runs: %s" % failed_sessions)
