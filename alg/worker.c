@@ -49,9 +49,26 @@ static bool k_ct_predates(void *k, const struct ct_info *ct)
 	return ct_snapshot_has(w->d->snap, ct);
 }
 
+/* The verdicts emit kept go to the kernel, in one message. */
+static void flush(struct worker *w)
+{
+	uint64_t t0 = now_ns();
+	int r = queue_flush(w->q);
+	if (r > 0)
+		tally(&w->t[T_VERDICT], t0);
+	if (r < 0)
+		log_msg(LOG_LVL_ERR, "event=verdict-failed error=\"%s\"", strerror(-r));
+}
+
 static int k_seqadj(void *k, const struct flow *orig, int dir, uint32_t pos, int32_t before, int32_t after)
 {
 	struct worker *w = k;
+	/*
+	 * The kernel keeps one correction point per direction: a packet handled
+	 * before this change must pass with the offsets it was handled under, so
+	 * the verdicts kept so far go first.
+	 */
+	flush(w);
 	uint64_t t0 = now_ns();
 	int r = ct_seqadj_set(w->ct, orig, dir, pos, before, after);
 	tally(&w->t[T_CT], t0);
@@ -138,17 +155,6 @@ static void emit(void *ctx, const struct alg_verdicts *v)
 		if (r < 0)
 			log_msg(LOG_LVL_ERR, "event=verdict-failed id=%u error=\"%s\"", v->v[i].id, strerror(-r));
 	}
-}
-
-/* The verdicts emit kept go to the kernel, in one message. */
-static void flush(struct worker *w)
-{
-	uint64_t t0 = now_ns();
-	int r = queue_flush(w->q);
-	if (r > 0)
-		tally(&w->t[T_VERDICT], t0);
-	if (r < 0)
-		log_msg(LOG_LVL_ERR, "event=verdict-failed error=\"%s\"", strerror(-r));
 }
 
 static void on_packet(void *ctx, int dir, uint32_t id, const uint8_t *pkt, size_t len)
