@@ -283,8 +283,19 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 		syn_verdict(a, id, pkt, len, &pi, v);
 		return NULL;
 	}
-	if (s->join_at_start && pi.payload_len > 0)
+	/*
+	 * The server's bare SYN-ACK does not cross the queue (the kernel lowers
+	 * its MSS): its stream starts at the first byte seen. If an earlier
+	 * segment of the greeting arrives later, it goes on as sent (a server's
+	 * bytes before the ring are never parsed again), and at worst the first
+	 * line is misread; no PASV has been sent yet for it to answer.
+	 */
+	if (s->join_at_start && pi.payload_len > 0) {
 		join_stream(a, s, dir, pi.seq);
+	} else if (dir == DIR_REPLY && !s->dir[dir].started && pi.payload_len > 0) {
+		stream_syn(&s->dir[dir], pi.seq - 1);
+		s->dir[dir].syn_seen = false;
+	}
 	s->cur_dir = dir;
 	set_hold_cap(a, s, dir);
 	s->dir[dir].cur_fin = pi.flags & PKT_TCP_FIN;

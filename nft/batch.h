@@ -16,6 +16,7 @@
 #define NFT_SET_CTL_PORTS "ctl_ports"
 #define NFT_SET_PURE4	  "pure_ack4"
 #define NFT_SET_PURE6	  "pure_ack6"
+#define NFT_MAP_MSS	  "mss_clamp"
 #define NFT_SET_ONCE4	  "once4"
 #define NFT_MAP_PASV4	  "pasv4"
 #define NFT_SET_ONCE6	  "once6"
@@ -36,8 +37,13 @@ struct nft_batch {
 	uint32_t first_seq;
 	const char *table;
 	enum nft_queue_path path;
+	bool overflow; /* a message did not fit: the batch must not be sent */
 };
 
+/*
+ * buf holds twice what the batch may carry (libmnl writes the message that
+ * does not fit before it finds out), so an overflow stays inside buf.
+ */
 void nft_batch_begin(struct nft_batch *bt, void *buf, size_t buflen, uint32_t *seq, const char *table,
 		     enum nft_queue_path path);
 /* Closes the batch; returns the last message's sequence number, or 0 if the batch is empty. */

@@ -23,14 +23,6 @@
 #define OBJ_SEQADJ4 "seqadj4"
 #define OBJ_SEQADJ6 "seqadj6"
 
-/* nft's datatype ids, so that "nft list" shows our sets readably. */
-#define TYPE_IPADDR	  7
-#define TYPE_IP6ADDR	  8
-#define TYPE_INTEGER	  4
-#define TYPE_INET_SERVICE 13
-#define TYPE_BITS	  6
-#define KEY_TYPE(a)	  ((((a) << TYPE_BITS | (a)) << TYPE_BITS) | TYPE_INET_SERVICE)
-
 /* After conntrack (-200), before DNAT (-100): the tuple is still the one the client sent to. */
 #define PRIO_CONTROL -150
 /* Before the admin's DNAT rules, so an armed pinhole wins for exactly its client. */
@@ -46,7 +38,8 @@ void nft_batch_begin(struct nft_batch *bt, void *buf, size_t buflen, uint32_t *s
 	bt->first_seq = *seq;
 	bt->table = table;
 	bt->path = path;
-	bt->b = mnl_nlmsg_batch_start(buf, buflen);
+	bt->overflow = false;
+	bt->b = mnl_nlmsg_batch_start(buf, buflen / 2);
 	nftnl_batch_begin(mnl_nlmsg_batch_current(bt->b), (*seq)++);
 	mnl_nlmsg_batch_next(bt->b);
 }
@@ -61,7 +54,8 @@ struct nlmsghdr *batch_msg(struct nft_batch *bt, uint16_t type, uint16_t flags)
 
 void batch_next(struct nft_batch *bt)
 {
-	mnl_nlmsg_batch_next(bt->b);
+	if (!mnl_nlmsg_batch_next(bt->b))
+		bt->overflow = true;
 }
 
 /*
@@ -121,115 +115,6 @@ const struct pinhole_layout layout6 = {
     .map = NFT_MAP_PASV6,
 };
 
-static void add_expr(struct nftnl_rule *r, struct nftnl_expr *e)
-{
-	nftnl_rule_add_expr(r, e);
-}
-
-static void e_meta(struct nftnl_rule *r, uint32_t key, uint32_t dreg)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("meta");
-	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
-	add_expr(r, e);
-}
-
-static void e_cmp(struct nftnl_rule *r, uint32_t sreg, uint32_t op, const void *data, uint32_t len)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("cmp");
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
-	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
-	add_expr(r, e);
-}
-
-static void e_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len, uint32_t dreg)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("payload");
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
-	add_expr(r, e);
-}
-
-static void e_ct(struct nftnl_rule *r, uint32_t key, int dir, uint32_t dreg)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("ct");
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
-	if (dir >= 0)
-		nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, (uint8_t)dir);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, dreg);
-	add_expr(r, e);
-}
-
-static void e_lookup(struct nftnl_rule *r, const char *set, uint32_t sreg, int dreg)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("lookup");
-	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, sreg);
-	if (dreg >= 0)
-		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, (uint32_t)dreg);
-	add_expr(r, e);
-}
-
-static void e_l4proto_tcp(struct nftnl_rule *r)
-{
-	uint8_t tcp = IPPROTO_TCP;
-	e_meta(r, NFT_META_L4PROTO, NFT_REG_1);
-	e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &tcp, 1);
-}
-
-static void e_nfproto(struct nftnl_rule *r, uint8_t proto)
-{
-	e_meta(r, NFT_META_NFPROTO, NFT_REG_1);
-	e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &proto, 1);
-}
-
-static void e_bitwise(struct nftnl_rule *r, uint32_t reg, uint32_t len, const void *mask)
-{
-	static const uint8_t zero[16];
-	struct nftnl_expr *e = nftnl_expr_alloc("bitwise");
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, reg);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, reg);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
-	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
-	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, len);
-	add_expr(r, e);
-}
-
-/* ct state new */
-static void e_ct_new(struct nftnl_rule *r)
-{
-	uint32_t mask = NF_CT_STATE_BIT(IP_CT_NEW), zero = 0;
-	e_ct(r, NFT_CT_STATE, -1, NFT_REG_1);
-	struct nftnl_expr *e = nftnl_expr_alloc("bitwise");
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 4);
-	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
-	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
-	add_expr(r, e);
-	e_cmp(r, NFT_REG_1, NFT_CMP_NEQ, &zero, 4);
-}
-
-static struct nftnl_rule *rule_new(const struct nft_batch *bt, const char *chain)
-{
-	struct nftnl_rule *r = nftnl_rule_alloc();
-	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, bt->table);
-	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
-	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
-	return r;
-}
-
-static void rule_put(struct nft_batch *bt, struct nftnl_rule *r)
-{
-	struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
-	nftnl_rule_nlmsg_build_payload(nlh, r);
-	nftnl_rule_free(r);
-	batch_next(bt);
-}
-
 /* meta nfproto ipv4 meta l4proto tcp tcp dport @ctl_ports ct state new ct expectation set "seqadj4" */
 static void rule_seqadj(struct nft_batch *bt, uint8_t nfproto, const char *obj)
 {
@@ -253,26 +138,6 @@ static void rule_seqadj(struct nft_batch *bt, uint8_t nfproto, const char *obj)
  * IP length is exactly the headers, so it never crosses the queue. The kernel
  * still applies any sequence offset to it.
  */
-static void rule_pure_ack(struct nft_batch *bt, uint8_t nfproto, const char *set)
-{
-	static const uint8_t flags_mask = 0x07, doff_mask = 0xf0, zero = 0;
-	struct nftnl_rule *r = rule_new(bt, "control");
-	e_nfproto(r, nfproto);
-	e_l4proto_tcp(r);
-	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1, NFT_REG_1);
-	e_bitwise(r, NFT_REG_1, 1, &flags_mask);
-	e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &zero, 1);
-	e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, nfproto == NFPROTO_IPV4 ? 2 : 4, 2, NFT_REG32_00);
-	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 12, 1, NFT_REG32_01);
-	e_bitwise(r, NFT_REG32_01, 1, &doff_mask);
-	e_lookup(r, set, NFT_REG32_00, -1);
-	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
-	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, NFT_RETURN);
-	add_expr(r, e);
-	rule_put(bt, r);
-}
-
 /*
  * meta l4proto tcp ct original proto-dst @ctl_ports ct direction DIR queue num Q bypass
  * With W > 1 workers, one rule per family and worker k, Q = base + 2k + DIR:
@@ -482,30 +347,6 @@ struct nftnl_set *set_new(const char *table, const char *name)
 	return s;
 }
 
-/*
- * nft's typeof description of the pure_ack sets, as the nft CLI (1.0.6) stores it
- * in the set's userdata for "typeof ip length . @th,96,8" (and ip6 length): the
- * kernel keeps it for nft alone, which needs it to print the keys as
- * "40 . 0x50" and the set as syntax it reads back. The two differ in one byte,
- * the payload field (0x0c ip length, 0x0d ip6 length). Read back from a set
- * the CLI made, with libnftnl's NFTNL_SET_USERDATA.
- */
-static const uint8_t pure_ack4_typeof[] = {
-    0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x03, 0x4c, 0x00, 0x04, 0x0d, 0x00, 0x00, 0x00, 0x01, 0x44, 0x00,
-    0x1a, 0x00, 0x04, 0x07, 0x00, 0x00, 0x00, 0x01, 0x12, 0x00, 0x04, 0x0c, 0x00, 0x00, 0x00, 0x01, 0x04,
-    0x05, 0x00, 0x00, 0x00, 0x04, 0x04, 0x10, 0x00, 0x00, 0x00, 0x01, 0x26, 0x00, 0x04, 0x07, 0x00, 0x00,
-    0x00, 0x01, 0x1e, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00, 0x02, 0x04,
-    0x03, 0x00, 0x00, 0x00, 0x03, 0x04, 0x60, 0x00, 0x00, 0x00, 0x04, 0x04, 0x08, 0x00, 0x00, 0x00,
-};
-static const uint8_t pure_ack6_typeof[] = {
-    0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x03, 0x4c, 0x00, 0x04, 0x0d, 0x00, 0x00, 0x00, 0x01, 0x44, 0x00,
-    0x1a, 0x00, 0x04, 0x07, 0x00, 0x00, 0x00, 0x01, 0x12, 0x00, 0x04, 0x0d, 0x00, 0x00, 0x00, 0x01, 0x04,
-    0x05, 0x00, 0x00, 0x00, 0x04, 0x04, 0x10, 0x00, 0x00, 0x00, 0x01, 0x26, 0x00, 0x04, 0x07, 0x00, 0x00,
-    0x00, 0x01, 0x1e, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00, 0x02, 0x04,
-    0x03, 0x00, 0x00, 0x00, 0x03, 0x04, 0x60, 0x00, 0x00, 0x00, 0x04, 0x04, 0x08, 0x00, 0x00, 0x00,
-};
-_Static_assert(sizeof(pure_ack4_typeof) == 84 && sizeof(pure_ack6_typeof) == 84, "nft's typeof userdata");
-
 static void put_sets(struct nft_batch *bt)
 {
 	struct nftnl_set *s = set_new(bt->table, NFT_SET_CTL_PORTS);
@@ -517,37 +358,7 @@ static void put_sets(struct nft_batch *bt)
 	batch_next(bt);
 	nftnl_set_free(s);
 
-	/*
-	 * set pure_ack4 { IP length . TCP data offset of a segment without payload }:
-	 * { 40 . 0x50, 44 . 0x60, ..., 80 . 0xf0 }; pure_ack6 with the IPv6
-	 * payload length { 20 . 0x50, ... }.
-	 */
-	for (int i = 0; i < 2; i++) {
-		s = set_new(bt->table, i ? NFT_SET_PURE6 : NFT_SET_PURE4);
-		/* integer . integer, with nft's description, so nft list prints syntax nft reads back */
-		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, TYPE_INTEGER << TYPE_BITS | TYPE_INTEGER);
-		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 8);
-		nftnl_set_set_data(s, NFTNL_SET_USERDATA, i ? pure_ack6_typeof : pure_ack4_typeof,
-				   sizeof(pure_ack4_typeof));
-		nftnl_set_set_u32(s, NFTNL_SET_ID, 20 + (uint32_t)i);
-		nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
-		nftnl_set_nlmsg_build_payload(nlh, s);
-		batch_next(bt);
-		for (unsigned doff = 5; doff <= 15; doff++) {
-			uint8_t key[8] = {0};
-			uint16_t len = (uint16_t)((i ? 0 : 20) + 4 * doff);
-			key[0] = (uint8_t)(len >> 8);
-			key[1] = (uint8_t)len;
-			key[4] = (uint8_t)(doff << 4);
-			struct nftnl_set_elem *e = nftnl_set_elem_alloc();
-			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, sizeof(key));
-			nftnl_set_elem_add(s, e);
-		}
-		nlh = batch_msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
-		nftnl_set_elems_nlmsg_build_payload(nlh, s);
-		batch_next(bt);
-		nftnl_set_free(s);
-	}
+	nft_put_bypass_sets(bt);
 
 	/* set once4 { type ipv4_addr . ipv4_addr . inet_service; flags dynamic, timeout; size 65535 } */
 	/* map pasv4 { type ipv4_addr . ipv4_addr . inet_service : ipv4_addr . inet_service; flags timeout } */
@@ -617,8 +428,7 @@ void nft_put_setup(struct nft_batch *bt, const struct alg_config *cfg)
 	put_chain(bt, "publish", "nat", NF_INET_PRE_ROUTING, PRIO_PUBLISH);
 	rule_seqadj(bt, NFPROTO_IPV4, OBJ_SEQADJ4);
 	rule_seqadj(bt, NFPROTO_IPV6, OBJ_SEQADJ6);
-	rule_pure_ack(bt, NFPROTO_IPV4, NFT_SET_PURE4);
-	rule_pure_ack(bt, NFPROTO_IPV6, NFT_SET_PURE6);
+	nft_put_bypass_rules(bt);
 	for (unsigned k = 0; k < cfg->workers; k++)
 		for (int fam = 0; fam < (cfg->workers > 1 ? 2 : 1); fam++)
 			for (uint8_t dir = 0; dir < 2; dir++)

@@ -44,6 +44,10 @@ static int commit(struct nft *n, struct nft_batch *bt)
 	int err = 0;
 
 	uint32_t last_seq = nft_batch_end(bt);
+	if (bt->overflow) {
+		nft_batch_abandon(bt);
+		return -EMSGSIZE;
+	}
 	if (last_seq == 0) {
 		nft_batch_abandon(bt);
 		return 0;
@@ -103,7 +107,7 @@ int nft_open(struct nft **out, const struct alg_config *cfg)
 	struct nft *n = calloc(1, sizeof(*n));
 	if (!n)
 		return -ENOMEM;
-	n->buflen = 1 << 16;
+	n->buflen = 1 << 18;	       /* batches of up to 128 KiB: the table with its MSS map is about 60 */
 	n->buf = calloc(1, n->buflen); /* netlink padding the libraries skip must not be stack or heap leftovers */
 	int e = n->buf ? nl_open(NETLINK_NETFILTER, 2, &n->nl, &n->portid) : -ENOMEM;
 	if (e < 0) {

@@ -31,7 +31,7 @@
 #define MAX_MSGS 128
 
 struct sent {
-	char buf[1 << 16];
+	char buf[1 << 18];
 	uint32_t seq;
 	struct nft_batch bt;
 	const struct nlmsghdr *msg[MAX_MSGS];
@@ -49,6 +49,7 @@ static void start(struct sent *s, enum nft_queue_path path)
 static void finish(struct sent *s)
 {
 	assert_int_not_equal(nft_batch_end(&s->bt), 0);
+	assert_false(s->bt.overflow);
 	int len = (int)nft_batch_size(&s->bt);
 	for (const struct nlmsghdr *nlh = nft_batch_head(&s->bt); mnl_nlmsg_ok(nlh, len);
 	     nlh = mnl_nlmsg_next(nlh, &len)) {
@@ -180,10 +181,10 @@ static void setup_batch_builds_the_owned_table(void **state)
 	}
 
 	/* Sets: the pinhole set and map have timeouts and the nft key type of addr . addr . port. */
-	static const char *sets[] = {"ctl_ports", "pure_ack4", "pure_ack6", "once4", "publish4",
-				     "pasv4",	  "once6",     "publish6",  "pasv6"};
-	assert_int_equal(count(s, NFT_MSG_NEWSET), 9);
-	for (unsigned i = 0; i < 9; i++) {
+	static const char *sets[] = {"ctl_ports", "pure_ack4", "pure_ack6", "mss_clamp", "once4",
+				     "publish4",  "pasv4",     "once6",	    "publish6",	 "pasv6"};
+	assert_int_equal(count(s, NFT_MSG_NEWSET), 10);
+	for (unsigned i = 0; i < 10; i++) {
 		struct nftnl_set *st = nftnl_set_alloc();
 		assert_int_equal(nftnl_set_nlmsg_parse(nth(s, NFT_MSG_NEWSET, i), st), 0);
 		const char *name = nftnl_set_get_str(st, NFTNL_SET_NAME);
@@ -195,12 +196,16 @@ static void setup_batch_builds_the_owned_table(void **state)
 		nftnl_set_free(st);
 	}
 
-	/* Rules: 2 seqadj, 2 bare-ACK returns, 2 queue (one worker), 2 pinhole, 2 publish, 1 labels. */
-	assert_int_equal(count(s, NFT_MSG_NEWRULE), 11);
+	/*
+	 * Rules: 2 seqadj, 2 bare-ACK returns, 2 server bare-FIN returns, 2
+	 * SYN-ACK MSS-and-returns, 2 queue (one worker), 2 pinhole, 2 publish, 1
+	 * labels.
+	 */
+	assert_int_equal(count(s, NFT_MSG_NEWRULE), 15);
 	char shape[512];
 	const char *chain;
 	struct nftnl_rule *r;
-	rule_shape(nth(s, NFT_MSG_NEWRULE, 10), shape, sizeof(shape), &chain, &r);
+	rule_shape(nth(s, NFT_MSG_NEWRULE, 14), shape, sizeof(shape), &chain, &r);
 	assert_string_equal(chain, "labels");
 	assert_string_equal(shape, "immediate ct");
 	nftnl_rule_free(r);
@@ -209,8 +214,32 @@ static void setup_batch_builds_the_owned_table(void **state)
 	assert_string_equal(shape, "meta cmp meta cmp payload lookup ct bitwise cmp objref");
 	nftnl_rule_free(r);
 
+	/* The server's bare FIN returns: reply direction, FIN alone among FIN/SYN/RST, no payload. */
+	rule_shape(nth(s, NFT_MSG_NEWRULE, 4), shape, sizeof(shape), &chain, &r);
+	assert_string_equal(shape,
+			    "meta cmp meta cmp ct cmp payload bitwise cmp payload payload bitwise lookup immediate");
+	assert_int_equal(*(const uint8_t *)nftnl_expr_get(expr_at(r, 5), NFTNL_EXPR_CMP_DATA, &(uint32_t){0}),
+			 1); /* IP_CT_DIR_REPLY */
+	assert_int_equal(*(const uint8_t *)nftnl_expr_get(expr_at(r, 8), NFTNL_EXPR_CMP_DATA, &(uint32_t){0}), 0x01);
+	assert_string_equal(nftnl_expr_get_str(expr_at(r, 12), NFTNL_EXPR_LOOKUP_SET), "pure_ack4");
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r, 13), NFTNL_EXPR_IMM_VERDICT), (uint32_t)NFT_RETURN);
+	nftnl_rule_free(r);
+	/* The server's bare SYN-ACK of a control connection: its MSS through the map, written back, and return. */
+	rule_shape(nth(s, NFT_MSG_NEWRULE, 6), shape, sizeof(shape), &chain, &r);
+	assert_string_equal(shape, "meta cmp meta cmp ct lookup ct cmp payload bitwise cmp payload payload bitwise "
+				   "lookup exthdr lookup exthdr immediate");
+	assert_string_equal(nftnl_expr_get_str(expr_at(r, 5), NFTNL_EXPR_LOOKUP_SET), "ctl_ports");
+	assert_int_equal(*(const uint8_t *)nftnl_expr_get(expr_at(r, 10), NFTNL_EXPR_CMP_DATA, &(uint32_t){0}), 0x12);
+	assert_int_equal(nftnl_expr_get_u8(expr_at(r, 15), NFTNL_EXPR_EXTHDR_TYPE), 2);
+	assert_string_equal(nftnl_expr_get_str(expr_at(r, 16), NFTNL_EXPR_LOOKUP_SET), "mss_clamp");
+	/* What the map lookup wrote is what goes back into the option. */
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r, 17), NFTNL_EXPR_EXTHDR_SREG),
+			 nftnl_expr_get_u32(expr_at(r, 16), NFTNL_EXPR_LOOKUP_DREG));
+	assert_int_equal(nftnl_expr_get_u32(expr_at(r, 18), NFTNL_EXPR_IMM_VERDICT), (uint32_t)NFT_RETURN);
+	nftnl_rule_free(r);
+
 	for (unsigned dir = 0; dir < 2; dir++) {
-		rule_shape(nth(s, NFT_MSG_NEWRULE, 4 + dir), shape, sizeof(shape), &chain, &r);
+		rule_shape(nth(s, NFT_MSG_NEWRULE, 8 + dir), shape, sizeof(shape), &chain, &r);
 		assert_string_equal(chain, "control");
 		assert_string_equal(shape, "meta cmp ct lookup ct cmp target");
 		struct nftnl_expr *tg = expr_at(r, 6);
@@ -223,7 +252,7 @@ static void setup_batch_builds_the_owned_table(void **state)
 	}
 
 	/* The pinhole rule: the key is looked up, both entries deleted, the target DNATed to. */
-	rule_shape(nth(s, NFT_MSG_NEWRULE, 6), shape, sizeof(shape), &chain, &r);
+	rule_shape(nth(s, NFT_MSG_NEWRULE, 10), shape, sizeof(shape), &chain, &r);
 	assert_string_equal(chain, "pinhole");
 	assert_string_equal(shape, "meta cmp meta cmp ct bitwise cmp payload payload payload lookup lookup dynset "
 				   "dynset nat");
@@ -252,13 +281,13 @@ static void native_queue_and_workers(void **state)
 	nft_put_setup(&s->bt, cfg);
 	finish(s);
 	/* Two workers: one rule per worker, family and direction. */
-	assert_int_equal(count(s, NFT_MSG_NEWRULE), 4 + 8 + 4 + 1);
+	assert_int_equal(count(s, NFT_MSG_NEWRULE), 8 + 8 + 4 + 1);
 	unsigned seen = 0;
 	for (unsigned i = 0; i < 8; i++) {
 		char shape[512];
 		const char *chain;
 		struct nftnl_rule *r;
-		rule_shape(nth(s, NFT_MSG_NEWRULE, 4 + i), shape, sizeof(shape), &chain, &r);
+		rule_shape(nth(s, NFT_MSG_NEWRULE, 8 + i), shape, sizeof(shape), &chain, &r);
 		assert_string_equal(shape, "meta cmp ct lookup ct cmp meta cmp ct hash cmp queue");
 		assert_int_equal(nftnl_expr_get_u32(expr_at(r, 9), NFTNL_EXPR_HASH_MODULUS), 2);
 		uint16_t q = nftnl_expr_get_u16(expr_at(r, 11), NFTNL_EXPR_QUEUE_NUM);
@@ -486,6 +515,93 @@ static void config_batch_replaces_ports_and_servers(void **state)
 	free(cfg);
 }
 
+/*
+ * The MSS map's elements, read with libmnl (libnftnl 1.2.4 cannot parse
+ * several in one message): interval starts in ascending order, each mapped
+ * to at least 64 (STREAM_GROW_MAX) below every MSS its range holds.
+ */
+static void mss_map_lowers_by_the_growth(void **state)
+{
+	(void)state;
+	struct sent *s = malloc(sizeof(*s));
+	struct alg_config *cfg = cfg_new(1);
+	start(s, NFT_QUEUE_XT);
+	nft_put_setup(&s->bt, cfg);
+	finish(s);
+	const struct nlmsghdr *nlh = NULL;
+	for (unsigned i = 0; i < count(s, NFT_MSG_NEWSETELEM); i++) {
+		const struct nlattr *a;
+		mnl_attr_for_each(a, nth(s, NFT_MSG_NEWSETELEM, i), sizeof(struct nfgenmsg))
+		{
+			if (mnl_attr_get_type(a) == NFTA_SET_ELEM_LIST_SET &&
+			    strcmp(mnl_attr_get_str(a), "mss_clamp") == 0)
+				nlh = nth(s, NFT_MSG_NEWSETELEM, i);
+		}
+	}
+	assert_non_null(nlh);
+	/* Each range as nft writes it: an end element where the last one ends (0 first), then its start and value. */
+	unsigned n = 0, nend = 0, prev = 0, starts[2048], vals[2048], ends[2048];
+	const struct nlattr *a, *el, *f, *v;
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+	{
+		if (mnl_attr_get_type(a) != NFTA_SET_ELEM_LIST_ELEMENTS)
+			continue;
+		mnl_attr_for_each_nested(el, a)
+		{
+			unsigned key = 0, val = 0, flags = 0;
+			bool has_val = false;
+			mnl_attr_for_each_nested(f, el)
+			{
+				if (mnl_attr_get_type(f) == NFTA_SET_ELEM_FLAGS)
+					flags = ntohl(mnl_attr_get_u32(f));
+				if (mnl_attr_get_type(f) != NFTA_SET_ELEM_KEY &&
+				    mnl_attr_get_type(f) != NFTA_SET_ELEM_DATA)
+					continue;
+				mnl_attr_for_each_nested(v, f)
+				{
+					assert_int_equal(mnl_attr_get_payload_len(v), 2);
+					const uint8_t *p = mnl_attr_get_payload(v);
+					if (mnl_attr_get_type(f) == NFTA_SET_ELEM_KEY) {
+						key = (unsigned)(p[0] << 8 | p[1]);
+					} else {
+						val = (unsigned)(p[0] << 8 | p[1]);
+						has_val = true;
+					}
+				}
+			}
+			assert_true(n < 2048 && nend < 2048);
+			if (flags & NFT_SET_ELEM_INTERVAL_END) {
+				assert_false(has_val);
+				assert_int_equal(nend, n); /* an end before each start */
+				ends[nend++] = key;
+			} else {
+				assert_true(has_val);
+				starts[n] = key;
+				vals[n++] = val;
+			}
+		}
+	}
+	assert_true(n > 100);
+	assert_int_equal(nend, n);
+	assert_int_equal(ends[0], 0);
+	assert_int_equal(starts[0], 256 + 64 + 1);
+	for (unsigned i = 0; i < n; i++) {
+		assert_true(starts[i] > prev);
+		assert_int_equal(ends[i], i ? starts[i - 1] + 16 : 0);
+		assert_int_equal(starts[i], i ? ends[i] : starts[0]);
+		prev = starts[i];
+		/* The lowest MSS of the range is the start: it and every one above get at least 64 less. */
+		assert_true(vals[i] + 64 <= starts[i]);
+		assert_true(vals[i] > 256);
+		/* And not much more than needed: at most the range's width more. */
+		assert_true(starts[i] + 15 - vals[i] < 64 + 16);
+	}
+	assert_true(starts[n - 1] >= 9000);
+	done(s);
+	free(s);
+	free(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -496,6 +612,7 @@ int main(void)
 	    cmocka_unit_test(pinhole_lookup_request),
 	    cmocka_unit_test(ipv6_pinhole_key),
 	    cmocka_unit_test(config_batch_replaces_ports_and_servers),
+	    cmocka_unit_test(mss_map_lowers_by_the_growth),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
