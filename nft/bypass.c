@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * What never crosses the queue: segments without payload (bare ACKs, the
- * server's bare FIN, the server's bare SYN-ACK, whose MSS the kernel lowers
- * as the daemon would), and the sets those rules look up.
+ * What never crosses the queue: segments without payload (bare ACKs, and
+ * the server's bare SYN-ACK, whose MSS the kernel lowers as the daemon
+ * would), and the sets those rules look up. A bare FIN still crosses: one
+ * that did not would overtake the data still in the queue before it, and
+ * the receiver's dup ACK would make the sender resend that data.
  */
 #include "build_int.h"
 
@@ -49,28 +51,6 @@ static void rule_pure_ack(struct nft_batch *bt, uint8_t nfproto, const char *set
 	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1, NFT_REG_1);
 	e_bitwise(r, NFT_REG_1, 1, &flags_mask);
 	e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &zero, 1);
-	e_bare(r, nfproto, set);
-	e_return(r);
-	rule_put(bt, r);
-}
-
-/*
- * meta nfproto ipv4 meta l4proto tcp ct direction reply tcp flags & (fin | syn | rst) == fin
- *   ip length . @th,96,4 @pure_ack4 return
- * (IPv6: ip6 length) The server's bare FIN carries nothing to parse, and the
- * session ends at its client's FIN or either side's RST, which still cross.
- */
-static void rule_reply_fin(struct nft_batch *bt, uint8_t nfproto, const char *set)
-{
-	static const uint8_t flags_mask = 0x07, fin = 0x01, reply = IP_CT_DIR_REPLY;
-	struct nftnl_rule *r = rule_new(bt, "control");
-	e_nfproto(r, nfproto);
-	e_l4proto_tcp(r);
-	e_ct(r, NFT_CT_DIRECTION, -1, NFT_REG_1);
-	e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &reply, 1);
-	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1, NFT_REG_1);
-	e_bitwise(r, NFT_REG_1, 1, &flags_mask);
-	e_cmp(r, NFT_REG_1, NFT_CMP_EQ, &fin, 1);
 	e_bare(r, nfproto, set);
 	e_return(r);
 	rule_put(bt, r);
@@ -244,8 +224,6 @@ void nft_put_bypass_rules(struct nft_batch *bt)
 {
 	rule_pure_ack(bt, NFPROTO_IPV4, NFT_SET_PURE4);
 	rule_pure_ack(bt, NFPROTO_IPV6, NFT_SET_PURE6);
-	rule_reply_fin(bt, NFPROTO_IPV4, NFT_SET_PURE4);
-	rule_reply_fin(bt, NFPROTO_IPV6, NFT_SET_PURE6);
 	rule_synack(bt, NFPROTO_IPV4, NFT_SET_PURE4);
 	rule_synack(bt, NFPROTO_IPV6, NFT_SET_PURE6);
 }

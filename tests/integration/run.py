@@ -24,7 +24,7 @@ from lab import Lab, T, prepare_files, valgrind_clean
 
 ORDER = ["no_alg", "passive", "active", "hairpin", "ipv6", "rewrite", "loss", "pinhole", "datapath", "bounce",
          "hostile", "hold_flood", "slipstream", "privilege", "shutdown", "restart", "status", "publish",
-         "kernel_helper", "workers", "masq_collision", "long_session", "churn", "offsets", "config", "sigpipe", "reload_privs", "ruleset_save", "notify",
+         "kernel_helper", "workers", "masq_collision", "long_session", "churn", "crossings", "offsets", "config", "sigpipe", "reload_privs", "ruleset_save", "notify",
          "prometheus", "ipv6_onlink", "flowtable"]
 SETUPS = ["none", "kernel", "ftp-alg", "own"]
 LABELS = {"none": "no ALG", "kernel": "kernel helper", "ftp-alg": "ftp-alg", "own": ""}
