@@ -66,6 +66,8 @@ struct alg_config {
 	uint16_t min_data_port;	  /* PORT/EPRT below this are refused */
 	bool keep_reply_length;	  /* 227/229 rewritten at their own length where their text allows */
 	bool high_availability;	  /* pinholes recorded in conntrack labels for a peer gateway */
+	/* Not a setting: the bench's floor queues the server's SYN-ACK too, every control packet but bare ACKs. */
+	bool queue_synack;
 	unsigned max_pinholes_per_session;
 	unsigned max_pinholes_per_client;
 	unsigned max_pinholes; /* all sessions together */

@@ -428,7 +428,7 @@ void nft_put_setup(struct nft_batch *bt, const struct alg_config *cfg)
 	put_chain(bt, "publish", "nat", NF_INET_PRE_ROUTING, PRIO_PUBLISH);
 	rule_seqadj(bt, NFPROTO_IPV4, OBJ_SEQADJ4);
 	rule_seqadj(bt, NFPROTO_IPV6, OBJ_SEQADJ6);
-	nft_put_bypass_rules(bt);
+	nft_put_bypass_rules(bt, cfg);
 	for (unsigned k = 0; k < cfg->workers; k++)
 		for (int fam = 0; fam < (cfg->workers > 1 ? 2 : 1); fam++)
 			for (uint8_t dir = 0; dir < 2; dir++)

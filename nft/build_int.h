@@ -60,4 +60,4 @@ void rule_put(struct nft_batch *bt, struct nftnl_rule *r);
 
 /* bypass.c: the sets (pure_ack4/6, mss_clamp) and control-chain rules for what never crosses the queue. */
 void nft_put_bypass_sets(struct nft_batch *bt);
-void nft_put_bypass_rules(struct nft_batch *bt);
+void nft_put_bypass_rules(struct nft_batch *bt, const struct alg_config *cfg);

@@ -220,10 +220,12 @@ void nft_put_bypass_sets(struct nft_batch *bt)
 	put_mss_map(bt);
 }
 
-void nft_put_bypass_rules(struct nft_batch *bt)
+void nft_put_bypass_rules(struct nft_batch *bt, const struct alg_config *cfg)
 {
 	rule_pure_ack(bt, NFPROTO_IPV4, NFT_SET_PURE4);
 	rule_pure_ack(bt, NFPROTO_IPV6, NFT_SET_PURE6);
+	if (cfg->queue_synack)
+		return;
 	rule_synack(bt, NFPROTO_IPV4, NFT_SET_PURE4);
 	rule_synack(bt, NFPROTO_IPV6, NFT_SET_PURE6);
 }

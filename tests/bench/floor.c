@@ -6,7 +6,9 @@
  *   floor [--config FILE] [--queue N] [--batch]
  *
  * It creates ftp-alg's own nftables table through nft/nft.c (the same
- * chains, queue rules and pure-ACK skip, from the same configuration file),
+ * chains, queue rules and pure-ACK skip, from the same configuration file;
+ * the server's SYN-ACK crosses too, as every control packet but bare ACKs
+ * did when the floor was defined, where ftp-alg keeps it in the kernel),
  * binds the same two queues with the same copy mode, and accepts every
  * packet unread: one recv and one NF_ACCEPT verdict per packet, in one
  * thread. It parses nothing, rewrites nothing, opens no pinhole and sets no
@@ -233,6 +235,8 @@ int main(int argc, char **argv)
 		return 2;
 	/* One consumer thread: the queue rules send everything to queues N and N+1. */
 	cfg.workers = 1;
+	/* The floor as the performance issue defined it: every control packet but bare ACKs crosses. */
+	cfg.queue_synack = true;
 	f.base = cfg.queue;
 
 	struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: recv returns EINTR */
