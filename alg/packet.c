@@ -300,8 +300,13 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 	set_hold_cap(a, s, dir);
 	s->dir[dir].cur_fin = pi.flags & PKT_TCP_FIN;
 	unsigned held_before = s->dir[dir].nheld;
-	/* A FIN or RST exactly where the sender's stream stands is the endpoint's own (RFC 5961). */
-	bool in_order = s->dir[dir].started && pi.seq == s->dir[dir].next_seq;
+	/*
+	 * A FIN or RST exactly where the receiver's stream stands is one the
+	 * endpoint itself takes (RFC 5961): that is the first held byte, if any,
+	 * since held bytes have not reached it.
+	 */
+	const struct stream *st = &s->dir[dir];
+	bool in_order = st->started && pi.seq == (st->nheld ? st->held[0].seq : st->next_seq);
 	stream_segment(&s->dir[dir], &policy_stream_ops, s, id, pi.seq, pkt, len, pi.payload_off, pi.payload_len, &res);
 	count_held(a, s, (int)s->dir[dir].nheld - (int)held_before);
 	if (res.reason == STREAM_HOLD_FULL) {
