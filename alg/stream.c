@@ -62,13 +62,14 @@ void stream_recycle(struct stream *s)
 			      .outbuf = s->outbuf,
 			      .outbuf_cap = s->outbuf_cap,
 			      .seen = s->seen,
+			      .seen_cap = s->seen_cap,
 			      .line = s->line,
 			      .line_cap = s->line_cap,
 			      .held = s->held,
 			      .released = s->released};
 	/* Every start sets seen_start to an empty ring; zeroed anyway so no session's bytes outlive it. */
 	if (keep.seen)
-		memset(keep.seen, 0, STREAM_SEEN);
+		memset(keep.seen, 0, keep.seen_cap);
 	*s = keep;
 }
 

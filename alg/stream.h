@@ -26,7 +26,8 @@
  */
 #define STREAM_GROW_MAX 64
 /* The newest original bytes kept per direction, so a retransmission carries the first copy (power of 2). */
-#define STREAM_SEEN 2048
+#define STREAM_SEEN	2048
+#define STREAM_SEEN_MIN 256
 
 struct stream_ops {
 	/* May the incomplete line (so far) be one that gets rewritten? */
@@ -136,7 +137,13 @@ struct stream {
 	size_t curbuf_cap;
 	uint8_t *outbuf;
 	size_t outbuf_cap;
-	uint8_t *seen;	     /* ring: byte at seq x is seen[x % STREAM_SEEN] */
+	/*
+	 * Ring: byte at seq x is seen[x % seen_cap]. It grows from
+	 * STREAM_SEEN_MIN to STREAM_SEEN as the stream does: a quiet control
+	 * connection (most of those a gateway holds) keeps a small one.
+	 */
+	uint8_t *seen;
+	uint32_t seen_cap;
 	uint32_t seen_start; /* oldest seq the ring may hold; it ends at next_seq */
 };
 

@@ -77,26 +77,53 @@ void rec_remember(struct stream *s, uint32_t seq, uint32_t len, const uint8_t *o
 	s->emit_next = (s->emit_next + 1) % STREAM_EMIT_RING;
 }
 
+/*
+ * A ring of cap bytes (a power of two) holding [seen_start, next_seq) of
+ * the old one at the same sequence numbers; false if out of memory.
+ */
+static bool seen_grow(struct stream *s, uint32_t cap)
+{
+	uint8_t *v = calloc(1, cap);
+	if (!v)
+		return false;
+	for (uint32_t x = s->seen_start; x != s->next_seq; x++)
+		v[x & (cap - 1)] = s->seen[x & (s->seen_cap - 1)];
+	free(s->seen);
+	s->seen = v;
+	s->seen_cap = cap;
+	return true;
+}
+
 /* Record bytes [next_seq, next_seq + n) as first seen; call before next_seq moves past them. */
 void rec_seen_add(struct stream *s, const uint8_t *p, size_t n)
 {
 	if (!s->seen) {
-		s->seen = malloc(STREAM_SEEN);
+		s->seen = calloc(1, STREAM_SEEN_MIN);
 		if (!s->seen)
 			return;
+		s->seen_cap = STREAM_SEEN_MIN;
 		s->seen_start = s->next_seq;
 	}
-	uint32_t seq = s->next_seq;
-	if (n > STREAM_SEEN) {
-		seq += (uint32_t)(n - STREAM_SEEN);
-		p += n - STREAM_SEEN;
-		n = STREAM_SEEN;
+	/* The window the ring must hold after these bytes, at most STREAM_SEEN. */
+	uint64_t want = (uint64_t)(uint32_t)(s->next_seq - s->seen_start) + n;
+	if (want > s->seen_cap && s->seen_cap < STREAM_SEEN) {
+		uint32_t cap = s->seen_cap;
+		while (cap < want && cap < STREAM_SEEN)
+			cap *= 2;
+		/* Out of memory: the ring keeps its size and forgets its oldest bytes. */
+		seen_grow(s, cap);
+	}
+	uint32_t cap = s->seen_cap, seq = s->next_seq;
+	if (n > cap) {
+		seq += (uint32_t)(n - cap);
+		p += n - cap;
+		n = cap;
 	}
 	for (size_t i = 0; i < n; i++)
-		s->seen[(seq + (uint32_t)i) & (STREAM_SEEN - 1)] = p[i];
-	uint32_t end = s->next_seq + (uint32_t)n;
-	if (sdiff(end, s->seen_start) > STREAM_SEEN)
-		s->seen_start = end - STREAM_SEEN;
+		s->seen[(seq + (uint32_t)i) & (cap - 1)] = p[i];
+	uint32_t end = seq + (uint32_t)n;
+	if (sdiff(end, s->seen_start) > (int32_t)cap)
+		s->seen_start = end - cap;
 }
 
 /* Forget what was seen (resynchronised or gone opaque): nothing before next_seq can be checked. */
@@ -212,7 +239,7 @@ uint32_t rec_replay(struct stream *s, uint32_t seq, const uint8_t *payload, uint
 		if (reserve(&s->outbuf, &s->outbuf_cap, o + (stop - x)) < 0)
 			break;
 		for (; x != stop; x++)
-			s->outbuf[o++] = s->seen[x & (STREAM_SEEN - 1)];
+			s->outbuf[o++] = s->seen[x & (s->seen_cap - 1)];
 	}
 	*out_len = o;
 	return x - seq;

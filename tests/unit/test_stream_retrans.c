@@ -158,6 +158,43 @@ static void retransmission_before_ring_dropped(void **state)
 	stream_free(&m->s);
 	free(m);
 }
+/*
+ * The ring grows from STREAM_SEEN_MIN as the stream does: a client's old
+ * bytes resent after each growth are still proven (they pass as they are),
+ * and a forgery of them is still dropped.
+ */
+static void ring_growth_keeps_proof(void **state)
+{
+	(void)state;
+	struct sim *m = client_sim();
+	enum { N = STREAM_SEEN + 64 };
+	static char in[N + 1], forged[N + 1];
+	for (size_t i = 0; i < N; i += 8)
+		snprintf(in + i, 9, "NOOP %02zu\r", (i / 8) % 100);
+	for (size_t i = 7; i < N; i += 8)
+		in[i] = '\n';
+	size_t sent = 0;
+	/* Up to each size the ring takes (256, 512, 1024, 2048 and past it), then the oldest bytes again. */
+	static const size_t upto[] = {200, 400, 800, 1600, N};
+	for (size_t k = 0; k < sizeof(upto) / sizeof(upto[0]); k++) {
+		for (; sent < upto[k]; sent += 8)
+			sim_send(m, in, sent, 8);
+		unsigned drops = m->drops;
+		size_t oldest = sent > STREAM_SEEN ? sent - STREAM_SEEN + 8 : 0;
+		sim_send(m, in, oldest, 8);
+		assert_int_equal(m->drops, drops);
+		assert_int_equal(m->rx.conflicts, 0);
+		/* The same bytes forged: the receiver still gets only the first version. */
+		memcpy(forged, in, N);
+		memcpy(forged + oldest, "PORT", 4);
+		sim_send(m, forged, oldest, 8);
+		assert_int_equal(m->rx.conflicts, 0);
+	}
+	assert_int_equal(m->s.seen_cap, STREAM_SEEN);
+	stream_free(&m->s);
+	free(m);
+}
+
 /* The server's bytes from before the ring go on as sent: a lost segment of a long reply must not stall. */
 static void server_retransmission_before_ring_passes(void **state)
 {
@@ -235,6 +272,7 @@ int main(void)
 	    cmocka_unit_test(overlap_first_copy_wins),
 	    cmocka_unit_test(retransmission_after_records_lost),
 	    cmocka_unit_test(retransmission_before_ring_dropped),
+	    cmocka_unit_test(ring_growth_keeps_proof),
 	    cmocka_unit_test(server_retransmission_before_ring_passes),
 	    cmocka_unit_test(lost_rewrite_retransmitted_in_any_cut),
 	};
