@@ -324,16 +324,29 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 	to_verdicts(a, s, dir, &res, pkt, len, (pi.flags & PKT_TCP_URG) && pi.payload_len, v);
 
 	if (pi.flags & (PKT_TCP_RST | PKT_TCP_FIN)) {
-		if (pi.flags & PKT_TCP_FIN)
+		if (pi.flags & PKT_TCP_FIN) {
 			s->fin[dir] = true;
-		if (!s->closing && (in_order || closed_by_conntrack(a, s))) {
-			session_mark_closed(a, s, now);
+			s->fin_taken[dir] |= in_order;
+		}
+		bool ct_closed = false;
+		bool taken = in_order || (!(s->closing && s->released) && (ct_closed = closed_by_conntrack(a, s)));
+		if (!s->closing && taken) {
+			s->closing = true;
+			s->closed_at = now;
 			/* Removed at the next tick with every other ended session's: one change a second. */
 			holes_retire_all(&a->book, &s->holes, a->now);
 			log_msg(LOG_LVL_DEBUG, "session=%llu event=close rewrites=%llu packets=%llu",
 				(unsigned long long)s->id, (unsigned long long)s->rewrites,
 				(unsigned long long)s->packets);
 		}
+		/*
+		 * Out of the session limits only once it is over for both ends: one
+		 * in-order FIN may still be refused by its endpoint (PAWS drops one
+		 * with an old timestamp, which conntrack does not check), and a
+		 * client could then keep a live connection outside its limit.
+		 */
+		if (taken && (ct_closed || (pi.flags & PKT_TCP_RST) || (s->fin_taken[0] && s->fin_taken[1])))
+			session_leave_limits(a, s);
 	}
 	return s;
 }

@@ -341,12 +341,11 @@ static void session_release(struct alg *a, struct session *s)
 	a->npool++;
 }
 
-void session_mark_closed(struct alg *a, struct session *s, time_t now)
+void session_leave_limits(struct alg *a, struct session *s)
 {
-	if (s->closing)
+	if (s->released)
 		return;
-	s->closing = true;
-	s->closed_at = now;
+	s->released = true;
 	a->nclosed++;
 	s->peer->nclosed++;
 	s->next_closed = NULL;
@@ -360,7 +359,7 @@ void session_mark_closed(struct alg *a, struct session *s, time_t now)
 
 static void unlink_closed(struct alg *a, struct session *s)
 {
-	if (!s->closing)
+	if (!s->released)
 		return;
 	if (s->prev_closed)
 		s->prev_closed->next_closed = s->next_closed;

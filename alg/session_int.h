@@ -93,10 +93,12 @@ struct session {
 	struct holeset holes;
 	uint64_t rewrites;
 	uint64_t packets;
-	bool closing;
+	bool closing; /* a FIN or RST the endpoint takes: its pinholes are retired */
 	time_t closed_at;
 	time_t checked_at; /* when alg_tick last asked whether its conntrack is gone */
 	bool fin[2];
+	bool fin_taken[2]; /* a FIN exactly in order, per direction */
+	bool released;	   /* over for both ends: out of the session limits, on the closed list */
 
 	struct session *next_orig;
 	struct session *next_reply;
@@ -185,8 +187,11 @@ bool server_full(struct alg *a, const struct flow *orig);
 void set_hold_cap(struct alg *a, struct session *s, int dir);
 struct session *session_new(struct alg *a, const struct flow *orig, const char **refuse);
 void session_free(struct alg *a, struct session *s);
-/* s has closed (in-order FIN or RST, or conntrack's word): it leaves the limits and joins the closed list. */
-void session_mark_closed(struct alg *a, struct session *s, time_t now);
+/*
+ * s is over for both ends (both FINs in order, an in-order RST, or
+ * conntrack's word): it leaves the session limits and joins the closed list.
+ */
+void session_leave_limits(struct alg *a, struct session *s);
 /* Free the clients kept only for their retired pinholes, once those are gone (each tick). */
 void peers_reap(struct alg *a);
 void log_session_start(struct session *s, const char *how);

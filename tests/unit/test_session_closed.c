@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * A closed session is kept until its conntrack goes (TIME_WAIT: two
- * minutes), for stray segments, but it no longer counts against
- * MaxSessions or MaxSessionsPerClient: a client that opens a connection per
- * file is limited by its open ones. When closed ones fill the table, the
- * oldest gives way.
+ * A closed session (both FINs in order, an in-order RST, or conntrack's
+ * word) is kept until its conntrack goes (TIME_WAIT: two minutes), for
+ * stray segments, but it no longer counts against MaxSessions or
+ * MaxSessionsPerClient: a client that opens a connection per file is
+ * limited by its open ones. When closed ones fill the table, the oldest
+ * gives way.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,16 +43,28 @@ static void closed_leaves_client_limit(void **state)
 	config_defaults(&cfg);
 	cfg.max_sessions_per_client = 1;
 	setup_conn(&c, &cfg);
+	/*
+	 * The client's FIN alone does not end it for the limits: its server may
+	 * refuse it (PAWS drops a FIN with an old timestamp, conntrack does not
+	 * look), and the connection would live on outside them.
+	 */
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
+	assert_int_equal(open_sessions(c.alg), 1);
+	on_port(&c, 40001);
+	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	assert_int_equal(refusals_for(&c, "client-max-sessions"), 1);
+	/* The server's FIN in order too: over for both ends. */
+	on_port(&c, 40000);
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
 	assert_int_equal(open_sessions(c.alg), 0);
 	on_port(&c, 40001);
 	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
-	assert_int_equal(refusals_for(&c, "client-max-sessions"), 0);
+	assert_int_equal(refusals_for(&c, "client-max-sessions"), 1);
 	assert_int_equal(alg_counters(c.alg)->sessions, 2);
 	assert_int_equal(open_sessions(c.alg), 1);
 	on_port(&c, 40002);
 	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
-	assert_int_equal(refusals_for(&c, "client-max-sessions"), 1);
+	assert_int_equal(refusals_for(&c, "client-max-sessions"), 2);
 	alg_free(c.alg);
 }
 
@@ -65,6 +78,7 @@ static void full_table_evicts_oldest_closed(void **state)
 	cfg.max_sessions = 2;
 	setup_conn(&c, &cfg);
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
+	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
 	on_port(&c, 40001);
 	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
 	on_port(&c, 40002);
