@@ -84,7 +84,7 @@ void start_conn(struct conn *c, const struct alg_config *cfg)
 	start_on(c, alg_new(cfg, &fake_kernel_ops, &c->k));
 }
 
-void start_on(struct conn *c, struct alg *a)
+void greet_on(struct conn *c, struct alg *a)
 {
 	c->alg = a;
 	c->seq[0] = 1000;
@@ -92,6 +92,11 @@ void start_on(struct conn *c, struct alg *a)
 	send_pkt(c, DIR_ORIG, PKT_TCP_SYN, NULL);
 	send_pkt(c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
 	send_pkt(c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
+}
+
+void start_on(struct conn *c, struct alg *a)
+{
+	greet_on(c, a);
 	send_pkt(c, DIR_ORIG, PKT_TCP_ACK, "USER anonymous\r\n");
 	send_pkt(c, DIR_REPLY, PKT_TCP_ACK, "230 Login successful.\r\n");
 }

@@ -46,6 +46,8 @@ void init_conn(struct conn *c, const uint8_t *client, const uint8_t *dst, const 
 /* A new alg over c's kernel, then the handshake, the greeting and a login. */
 void start_conn(struct conn *c, const struct alg_config *cfg);
 /* The same on the alg a (which another conn may own). */
+/* The handshake and the 220 greeting on alg a (the client has not spoken yet). */
+void greet_on(struct conn *c, struct alg *a);
 void start_on(struct conn *c, struct alg *a);
 /* CLIENT to PUBLIC, DNATed to SERVER, established before the alg started: the next packets are adopted. */
 void adopt_conn(struct conn *c, const struct alg_config *cfg);

@@ -25,12 +25,7 @@ static void greeted_active(struct conn *c)
 	struct alg_config cfg;
 	config_defaults(&cfg);
 	init_conn(c, LAN_CLIENT, OUT_SERVER, OUT_SERVER, GW);
-	c->alg = alg_new(&cfg, &fake_kernel_ops, &c->k);
-	c->seq[0] = 1000;
-	c->seq[1] = 5000;
-	send_pkt(c, DIR_ORIG, PKT_TCP_SYN, NULL);
-	send_pkt(c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
-	send_pkt(c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
+	greet_on(c, alg_new(&cfg, &fake_kernel_ops, &c->k));
 }
 
 /* The line as it leaves the gateway: rewritten, or as sent. */

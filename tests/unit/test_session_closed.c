@@ -96,12 +96,62 @@ static void full_table_evicts_oldest_closed(void **state)
 	alg_free(c.alg);
 }
 
+/*
+ * A client holds a partial "POR" (held, not yet sent to the server), then
+ * sends flags just after it: in order for the daemon's stream, but the
+ * server's next expected byte is the held "P". A RST gets a challenge ACK
+ * (RFC 5961) and conntrack, whose RST must match the server's last ACK,
+ * stays ESTABLISHED; a FIN waits for the held bytes. The session stays open
+ * and keeps counting against MaxSessionsPerClient 1.
+ */
+static void after_held_bytes(struct conn *c, uint8_t flags)
+{
+	struct alg_config cfg;
+	config_defaults(&cfg);
+	cfg.max_sessions_per_client = 1;
+	setup_conn(c, &cfg);
+	send_pkt(c, DIR_ORIG, PKT_TCP_ACK, "POR");
+	send_pkt(c, DIR_ORIG, flags | PKT_TCP_ACK, NULL);
+	assert_int_equal(open_sessions(c->alg), 1);
+}
+
+static void second_connection_refused(struct conn *c)
+{
+	on_port(c, 40001);
+	send_pkt(c, DIR_ORIG, PKT_TCP_SYN, NULL);
+	assert_int_equal(refusals_for(c, "client-max-sessions"), 1);
+}
+
+static void rst_after_held_bytes_keeps_session(void **state)
+{
+	struct conn c;
+	(void)state;
+	after_held_bytes(&c, PKT_TCP_RST);
+	/* The line goes on and is still checked. */
+	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "T 198,51,100,7,4,1\r\n");
+	/* "POR" left held as "XXX": this segment is the verb's last byte. */
+	assert_memory_equal(out_payload(&c), "X 198", 5);
+	second_connection_refused(&c);
+	alg_free(c.alg);
+}
+
+static void fin_after_held_bytes_keeps_session(void **state)
+{
+	struct conn c;
+	(void)state;
+	after_held_bytes(&c, PKT_TCP_FIN);
+	second_connection_refused(&c);
+	alg_free(c.alg);
+}
+
 int main(void)
 {
 	log_open("test", 0, 0);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(closed_leaves_client_limit),
 	    cmocka_unit_test(full_table_evicts_oldest_closed),
+	    cmocka_unit_test(rst_after_held_bytes_keeps_session),
+	    cmocka_unit_test(fin_after_held_bytes_keeps_session),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

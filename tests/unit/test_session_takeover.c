@@ -138,12 +138,7 @@ static void takeover_keeps_not_ftp(void **state)
 	struct alg_config cfg;
 	config_defaults(&cfg);
 	init_conn(&c, CLIENT, PUBLIC, SERVER, CLIENT);
-	c.alg = alg_new(&cfg, &fake_kernel_ops, &c.k);
-	c.seq[0] = 1000;
-	c.seq[1] = 5000;
-	send_pkt(&c, DIR_ORIG, PKT_TCP_SYN, NULL);
-	send_pkt(&c, DIR_REPLY, PKT_TCP_SYN | PKT_TCP_ACK, NULL);
-	send_pkt(&c, DIR_REPLY, PKT_TCP_ACK, "220 ready\r\n");
+	greet_on(&c, alg_new(&cfg, &fake_kernel_ops, &c.k));
 	send_pkt(&c, DIR_ORIG, PKT_TCP_ACK, "GET / HTTP/1.1\r\n");
 	assert_int_equal(refusals_for(&c, "http-on-control-port"), 1);
 	assert_int_equal(alg_takeover(c.alg, 1, ignore, NULL), 1);
