@@ -148,6 +148,13 @@ static bool is_new_incarnation(struct alg *a, const struct session *s, int dir, 
  * one is checked or neutralized) and a server fragment opens a pinhole
  * only as the answer to a PASV/EPSV this daemon saw.
  */
+/* Direction dir's stream starts at seq, taken as a line start, its SYN unseen. */
+static void start_at(struct session *s, int dir, uint32_t seq)
+{
+	stream_syn(&s->dir[dir], seq - 1);
+	s->dir[dir].syn_seen = false;
+}
+
 static void join_stream(struct alg *a, struct session *s, int dir, uint32_t seq)
 {
 	if (s->reread_adj) {
@@ -160,8 +167,7 @@ static void join_stream(struct alg *a, struct session *s, int dir, uint32_t seq)
 					stream_set_adj(&s->dir[d], ct.corr_pos[d], ct.off_before[d], ct.off_after[d]);
 	}
 	if (!s->dir[dir].started) {
-		stream_syn(&s->dir[dir], seq - 1);
-		s->dir[dir].syn_seen = false;
+		start_at(s, dir, seq);
 		if (dir == DIR_ORIG) {
 			s->join_first_line = true;
 			s->dir[dir].scrub_next = true;
@@ -293,8 +299,7 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 	if (s->join_at_start && pi.payload_len > 0) {
 		join_stream(a, s, dir, pi.seq);
 	} else if (dir == DIR_REPLY && !s->dir[dir].started && pi.payload_len > 0) {
-		stream_syn(&s->dir[dir], pi.seq - 1);
-		s->dir[dir].syn_seen = false;
+		start_at(s, dir, pi.seq);
 	}
 	s->cur_dir = dir;
 	set_hold_cap(a, s, dir);
@@ -323,13 +328,11 @@ static struct session *packet(struct alg *a, int dir, uint32_t id, const uint8_t
 		s->held_since[dir] = 0;
 	to_verdicts(a, s, dir, &res, pkt, len, (pi.flags & PKT_TCP_URG) && pi.payload_len, v);
 
-	if (pi.flags & (PKT_TCP_RST | PKT_TCP_FIN)) {
-		if (pi.flags & PKT_TCP_FIN) {
-			s->fin[dir] = true;
+	if ((pi.flags & (PKT_TCP_RST | PKT_TCP_FIN)) && !s->released) {
+		if (pi.flags & PKT_TCP_FIN)
 			s->fin_taken[dir] |= in_order;
-		}
-		bool ct_closed = false;
-		bool taken = in_order || (!(s->closing && s->released) && (ct_closed = closed_by_conntrack(a, s)));
+		bool ct_closed = !in_order && closed_by_conntrack(a, s);
+		bool taken = in_order || ct_closed;
 		if (!s->closing && taken) {
 			s->closing = true;
 			s->closed_at = now;
@@ -368,10 +371,6 @@ void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t 
 /* Which pinholes were used: the kernel's list of armed ones, read against every session's. */
 static void account_pinholes(struct alg *a, time_t now)
 {
-	/* A closed session's server may still answer a PASV sent before the close: that pinhole goes too. */
-	for (struct session *s = a->all; s; s = s->next_all)
-		if (s->closing && (s->holes.n || s->holes.nresv))
-			holes_retire_all(&a->book, &s->holes, now);
 	bool read = holes_account_begin(&a->book, now);
 	if (read)
 		for (struct session *s = a->all; s; s = s->next_all)

@@ -96,7 +96,6 @@ struct session {
 	bool closing; /* a FIN or RST the endpoint takes: its pinholes are retired */
 	time_t closed_at;
 	time_t checked_at; /* when alg_tick last asked whether its conntrack is gone */
-	bool fin[2];
 	bool fin_taken[2]; /* a FIN exactly in order, per direction */
 	bool released;	   /* over for both ends: out of the session limits, on the closed list */
 
