@@ -381,7 +381,7 @@ static void unlink_closed(struct alg *a, struct session *s)
 static bool make_room(struct alg *a, const char **refuse)
 {
 	unsigned max = share(a, a->cfg.max_sessions);
-	if (a->nsessions - a->nclosed >= max) {
+	if (open_sessions(a) >= max) {
 		*refuse = "max-sessions";
 		return false;
 	}

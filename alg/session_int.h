@@ -191,6 +191,12 @@ void session_free(struct alg *a, struct session *s);
  * conntrack's word): it leaves the session limits and joins the closed list.
  */
 void session_leave_limits(struct alg *a, struct session *s);
+
+/* Closed sessions wait for their conntrack's TIME_WAIT: not followed, nor counted in the limits. */
+static inline unsigned open_sessions(const struct alg *a)
+{
+	return a->nsessions - a->nclosed;
+}
 /* Free the clients kept only for their retired pinholes, once those are gone (each tick). */
 void peers_reap(struct alg *a);
 void log_session_start(struct session *s, const char *how);

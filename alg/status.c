@@ -36,8 +36,7 @@ static void gather(struct alg *const *v, unsigned nv, time_t now, const char *ve
 	sum->last_queue = v[0]->cfg.queue + 2 * nv - 1;
 	for (unsigned w = 0; w < nv; w++) {
 		const struct alg_counters *c = &v[w]->ctr;
-		/* Closed sessions wait for their conntrack's TIME_WAIT: not followed, nor counted in the limits. */
-		sum->nsessions += v[w]->nsessions - v[w]->nclosed;
+		sum->nsessions += open_sessions(v[w]);
 		sum->nholes += v[w]->book.n;
 		sum->c.packets += c->packets;
 		sum->c.sessions += c->sessions;
@@ -142,7 +141,7 @@ static void render_json(FILE *f, const struct summary *sum, const char *extra)
 	fprintf(f, "}},\"per_worker\":[");
 	for (unsigned w = 0; w < sum->nv; w++)
 		fprintf(f, "%s{\"sessions\":%u,\"sessions_opened\":%llu,\"packets\":%llu}", w ? "," : "",
-			sum->v[w]->nsessions - sum->v[w]->nclosed, (unsigned long long)sum->v[w]->ctr.sessions,
+			open_sessions(sum->v[w]), (unsigned long long)sum->v[w]->ctr.sessions,
 			(unsigned long long)sum->v[w]->ctr.packets);
 	fprintf(f, "],");
 	if (extra)
@@ -280,7 +279,7 @@ void alg_totals(struct alg *const *v, unsigned nv, unsigned *sessions, unsigned 
 {
 	*sessions = *pinholes = 0;
 	for (unsigned w = 0; w < nv; w++) {
-		*sessions += v[w]->nsessions - v[w]->nclosed;
+		*sessions += open_sessions(v[w]);
 		*pinholes += v[w]->book.n;
 	}
 }

@@ -54,15 +54,21 @@ static int f_seqadj(void *k, const struct flow *orig, int dir, uint32_t pos, int
 	return 0;
 }
 
+/* p leaves the kernel: recorded, after the adds so far. */
+static void record_deleted(struct fake_kernel *f, const struct pinhole *p)
+{
+	f->deleted_after[f->ndeleted % FAKE_KERNEL_MAX] = f->nadded;
+	f->deleted[f->ndeleted++ % FAKE_KERNEL_MAX] = *p;
+	if (f->on_pinhole)
+		f->on_pinhole(f->on_pinhole_ctx, 'd', p);
+}
+
 static int f_del(void *k, const struct pinhole *p)
 {
 	struct fake_kernel *f = k;
 	if (f->del_err)
 		return f->del_err;
-	f->deleted_after[f->ndeleted % FAKE_KERNEL_MAX] = f->nadded;
-	f->deleted[f->ndeleted++ % FAKE_KERNEL_MAX] = *p;
-	if (f->on_pinhole)
-		f->on_pinhole(f->on_pinhole_ctx, 'd', p);
+	record_deleted(f, p);
 	for (int i = 0; i < f->nadded && i < FAKE_KERNEL_MAX; i++)
 		if (f->added[i].port == p->port && f->consumed[i])
 			return 0;
@@ -76,12 +82,8 @@ static int f_destroy(void *k, const struct pinhole *v, unsigned n)
 	if (f->del_err)
 		return f->del_err;
 	f->destroy_calls++;
-	for (unsigned i = 0; i < n; i++) {
-		f->deleted_after[f->ndeleted % FAKE_KERNEL_MAX] = f->nadded;
-		f->deleted[f->ndeleted++ % FAKE_KERNEL_MAX] = v[i];
-		if (f->on_pinhole)
-			f->on_pinhole(f->on_pinhole_ctx, 'd', &v[i]);
-	}
+	for (unsigned i = 0; i < n; i++)
+		record_deleted(f, &v[i]);
 	return 0;
 }
 
