@@ -338,6 +338,18 @@ static void put_seqadj_obj(struct nft_batch *bt, const char *name, uint16_t l3)
 	batch_next(bt);
 }
 
+void put_set(struct nft_batch *bt, struct nftnl_set *s)
+{
+	nftnl_set_nlmsg_build_payload(batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE), s);
+	batch_next(bt);
+}
+
+void put_set_elems(struct nft_batch *bt, struct nftnl_set *s)
+{
+	nftnl_set_elems_nlmsg_build_payload(batch_msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE), s);
+	batch_next(bt);
+}
+
 struct nftnl_set *set_new(const char *table, const char *name)
 {
 	struct nftnl_set *s = nftnl_set_alloc();
@@ -353,9 +365,7 @@ static void put_sets(struct nft_batch *bt)
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, TYPE_INET_SERVICE);
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 2);
 	nftnl_set_set_u32(s, NFTNL_SET_ID, 1);
-	struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
-	nftnl_set_nlmsg_build_payload(nlh, s);
-	batch_next(bt);
+	put_set(bt, s);
 	nftnl_set_free(s);
 
 	nft_put_bypass_sets(bt);
@@ -372,10 +382,8 @@ static void put_sets(struct nft_batch *bt)
 		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, klen);
 		nftnl_set_set_u32(s, NFTNL_SET_ID, 2 + 2 * (uint32_t)i);
 		nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, 65535);
-		nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
-		nftnl_set_nlmsg_build_payload(nlh, s);
+		put_set(bt, s);
 		nftnl_set_free(s);
-		batch_next(bt);
 
 		/* map publish4 { type ipv4_addr . inet_service : ipv4_addr . inet_service } */
 		s = set_new(bt->table, i ? NFT_MAP_PUBLISH6 : NFT_MAP_PUBLISH4);
@@ -385,10 +393,8 @@ static void put_sets(struct nft_batch *bt)
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, atype << TYPE_BITS | TYPE_INET_SERVICE);
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, l->alen + 4);
 		nftnl_set_set_u32(s, NFTNL_SET_ID, 10 + (uint32_t)i);
-		nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
-		nftnl_set_nlmsg_build_payload(nlh, s);
+		put_set(bt, s);
 		nftnl_set_free(s);
-		batch_next(bt);
 
 		s = set_new(bt->table, l->map);
 		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP | NFT_SET_TIMEOUT);
@@ -397,10 +403,8 @@ static void put_sets(struct nft_batch *bt)
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, atype << TYPE_BITS | TYPE_INET_SERVICE);
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, l->alen + 4);
 		nftnl_set_set_u32(s, NFTNL_SET_ID, 3 + 2 * (uint32_t)i);
-		nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
-		nftnl_set_nlmsg_build_payload(nlh, s);
+		put_set(bt, s);
 		nftnl_set_free(s);
-		batch_next(bt);
 	}
 }
 

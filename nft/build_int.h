@@ -39,6 +39,9 @@ extern const struct pinhole_layout layout4, layout6;
 /* The next message of an open batch, and the step past it once its payload is written. */
 struct nlmsghdr *batch_msg(struct nft_batch *bt, uint16_t type, uint16_t flags);
 void batch_next(struct nft_batch *bt);
+/* The set s, as created (NEWSET), and its elements added (NEWSETELEM), as messages of an open batch. */
+void put_set(struct nft_batch *bt, struct nftnl_set *s);
+void put_set_elems(struct nft_batch *bt, struct nftnl_set *s);
 /* A set of ours, by name, for a set or element message. */
 struct nftnl_set *set_new(const char *table, const char *name);
 

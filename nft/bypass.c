@@ -151,9 +151,7 @@ static void put_mss_map(struct nft_batch *bt)
 	nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, 2);
 	nftnl_set_set_data(s, NFTNL_SET_USERDATA, mss_typeof, sizeof(mss_typeof));
 	nftnl_set_set_u32(s, NFTNL_SET_ID, 30);
-	struct nlmsghdr *nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
-	nftnl_set_nlmsg_build_payload(nlh, s);
-	batch_next(bt);
+	put_set(bt, s);
 	/*
 	 * As nft writes intervals: an end element where each range ends (at the
 	 * next one's start, and at 0 before the first), then the range's start
@@ -174,16 +172,13 @@ static void put_mss_map(struct nft_batch *bt)
 		nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, val, sizeof(val));
 		nftnl_set_elem_add(s, e);
 	}
-	nlh = batch_msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
-	nftnl_set_elems_nlmsg_build_payload(nlh, s);
-	batch_next(bt);
+	put_set_elems(bt, s);
 	nftnl_set_free(s);
 }
 
 void nft_put_bypass_sets(struct nft_batch *bt)
 {
 	struct nftnl_set *s;
-	struct nlmsghdr *nlh;
 
 	/*
 	 * set pure_ack4 { IP length . TCP data offset of a segment without payload }:
@@ -198,9 +193,7 @@ void nft_put_bypass_sets(struct nft_batch *bt)
 		nftnl_set_set_data(s, NFTNL_SET_USERDATA, i ? pure_ack6_typeof : pure_ack4_typeof,
 				   sizeof(pure_ack4_typeof));
 		nftnl_set_set_u32(s, NFTNL_SET_ID, 20 + (uint32_t)i);
-		nlh = batch_msg(bt, NFT_MSG_NEWSET, NLM_F_CREATE);
-		nftnl_set_nlmsg_build_payload(nlh, s);
-		batch_next(bt);
+		put_set(bt, s);
 		for (unsigned doff = 5; doff <= 15; doff++) {
 			uint8_t key[8] = {0};
 			uint16_t len = (uint16_t)((i ? 0 : 20) + 4 * doff);
@@ -211,9 +204,7 @@ void nft_put_bypass_sets(struct nft_batch *bt)
 			nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, sizeof(key));
 			nftnl_set_elem_add(s, e);
 		}
-		nlh = batch_msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
-		nftnl_set_elems_nlmsg_build_payload(nlh, s);
-		batch_next(bt);
+		put_set_elems(bt, s);
 		nftnl_set_free(s);
 	}
 

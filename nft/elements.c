@@ -30,9 +30,7 @@ static void put_elements(struct nft_batch *bt, const char *set, const uint8_t (*
 				nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, data[i], dlen);
 			nftnl_set_elem_add(s, e);
 		}
-		nlh = batch_msg(bt, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
-		nftnl_set_elems_nlmsg_build_payload(nlh, s);
-		batch_next(bt);
+		put_set_elems(bt, s);
 	}
 	nftnl_set_free(s);
 }
