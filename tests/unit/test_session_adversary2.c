@@ -140,6 +140,26 @@ static void takeover_overlap_hides_port(void **state)
 }
 
 /*
+ * After an EPSV, a segment with flags from the client, in window but 1000
+ * bytes past its stream; the caller's fake kernel answers for conntrack.
+ * Returns the pinholes deleted once a tick has passed (a closed session's go
+ * then).
+ */
+static int forged_in_window(struct conn *c, uint8_t flags, uint8_t ct_state_after, int ct_err)
+{
+	epsv(c, 50000);
+	assert_int_equal(c->k.nadded, 1);
+	uint8_t p[256];
+	size_t len = build(&c->k.ct, p, DIR_ORIG, c->seq[DIR_ORIG] + 1000, PKT_TCP_ACK | flags, NULL);
+	c->k.ct.tcp_state = ct_state_after;
+	c->k.ct_get_err = ct_err;
+	alg_packet(c->alg, DIR_ORIG, c->id++, p, len, 1000, keep, c);
+	c->k.ct_get_err = 0;
+	tick(c, 1001);
+	return c->k.ndeleted;
+}
+
+/*
  * A stranger on the WAN injects a FIN into the client's stream in window but
  * not in order. Conntrack moves to FIN_WAIT on any in-window FIN (no exact
  * check, unlike RST), so closed_by_conntrack says "closing" and the session's
@@ -153,13 +173,8 @@ static void forged_in_window_fin_keeps_pinholes(void **state)
 	open_conn(&c);
 	c.k.ct.has_tcp_state = true;
 	c.k.ct.tcp_state = 3; /* ESTABLISHED */
-	epsv(&c, 50000);
-	assert_int_equal(c.k.nadded, 1);
-	uint8_t p[256];
-	size_t len = build(&c.k.ct, p, DIR_ORIG, c.seq[DIR_ORIG] + 1000, PKT_TCP_ACK | PKT_TCP_FIN, NULL);
-	c.k.ct.tcp_state = 4; /* FIN_WAIT: conntrack took the in-window FIN */
-	alg_packet(c.alg, DIR_ORIG, c.id++, p, len, 1000, keep, &c);
-	assert_int_equal(c.k.ndeleted, 0);
+	/* FIN_WAIT: conntrack took the in-window FIN */
+	assert_int_equal(forged_in_window(&c, PKT_TCP_FIN, 4, 0), 0);
 	alg_free(c.alg);
 }
 
@@ -175,14 +190,7 @@ static void forged_rst_on_ct_error_keeps_pinholes(void **state)
 	open_conn(&c);
 	c.k.ct.has_tcp_state = true;
 	c.k.ct.tcp_state = 3; /* ESTABLISHED */
-	epsv(&c, 50000);
-	assert_int_equal(c.k.nadded, 1);
-	uint8_t p[256];
-	size_t len = build(&c.k.ct, p, DIR_ORIG, c.seq[DIR_ORIG] + 1000, PKT_TCP_ACK | PKT_TCP_RST, NULL);
-	c.k.ct_get_err = -ENOBUFS;
-	alg_packet(c.alg, DIR_ORIG, c.id++, p, len, 1000, keep, &c);
-	c.k.ct_get_err = 0;
-	assert_int_equal(c.k.ndeleted, 0);
+	assert_int_equal(forged_in_window(&c, PKT_TCP_RST, 3, -ENOBUFS), 0);
 	alg_free(c.alg);
 }
 
