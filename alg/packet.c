@@ -369,23 +369,15 @@ void alg_packet(struct alg *a, int dir, uint32_t id, const uint8_t *pkt, size_t 
 }
 
 /* Which pinholes were used: the kernel's list of armed ones, read against every session's. */
-static void account_pinholes(struct alg *a, time_t now)
-{
-	bool read = holes_account_begin(&a->book, now);
-	if (read)
-		for (struct session *s = a->all; s; s = s->next_all)
-			holes_account(&a->book, &s->holes, now);
-	holes_retired(&a->book, now);
-	if (read)
-		holes_account_end(&a->book);
-	peers_reap(a);
-}
-
 void alg_tick(struct alg *a, time_t now, alg_emit_fn emit, void *ctx)
 {
 	a->now = now;
 	log_gate_report(a);
-	account_pinholes(a, now);
+	/* Which pinholes were used: the kernel's list of armed ones, read against every session's. */
+	bool read = holes_account_begin(&a->book, now);
+	if (read)
+		for (struct session *s = a->all; s; s = s->next_all)
+			holes_account(&a->book, &s->holes, now);
 	struct session *next;
 	for (struct session *s = a->all; s; s = next) {
 		next = s->next_all;
@@ -408,6 +400,13 @@ void alg_tick(struct alg *a, time_t now, alg_emit_fn emit, void *ctx)
 			}
 		holes_expire(&a->book, &s->holes, now);
 		/*
+		 * A closed session's server may still have answered a PASV sent before
+		 * the close; kept in the session until now, that pinhole replaced any
+		 * older one of it (MaxPinholesPerSession), and goes with the others.
+		 */
+		if (s->closing && (s->holes.n || s->holes.nresv))
+			holes_retire_all(&a->book, &s->holes, now);
+		/*
 		 * A session goes with its conntrack, never before: one whose client
 		 * is quiet through a long transfer could not be adopted again. Quiet
 		 * sessions (half-open ones of a SYN flood among them) and closed
@@ -421,6 +420,11 @@ void alg_tick(struct alg *a, time_t now, alg_emit_fn emit, void *ctx)
 				session_free(a, s);
 		}
 	}
+	/* Every pinhole retired up to now leaves the kernel in one change. */
+	holes_retired(&a->book, now);
+	if (read)
+		holes_account_end(&a->book);
+	peers_reap(a);
 }
 
 /*

@@ -76,9 +76,6 @@ static int choose_pinhole(struct session *s, bool active, const uint8_t *target,
 static int arm_pinhole(struct session *s, const struct pinhole *p)
 {
 	int r = holes_arm(&s->alg->book, &s->holes, p, s->alg->now);
-	/* The answer to a PASV sent before the client's FIN: it goes at the next tick, as the session's others did. */
-	if (r == 0 && s->closing)
-		holes_retire_all(&s->alg->book, &s->holes, s->alg->now);
 	if (r == -ESTALE || r == -ENOSPC) {
 		/* A peer can cause these: gated. */
 		if (log_gate(s->alg, s))
